@@ -1,0 +1,137 @@
+//! The running application: its shared state, and starting and stopping the
+//! HTTP server and the background jobs around it.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+use crate::clock::Clock;
+use crate::config::Config;
+use crate::db::{Db, DatabaseUrl};
+use crate::jobs;
+use crate::mail::Mailer;
+use crate::web;
+use crate::web::metrics::Metrics;
+
+/// What every handler and job shares. Cheap to clone.
+#[derive(Clone, Debug)]
+pub struct AppState {
+    pub config: Arc<Config>,
+    pub db: Db,
+    pub mailer: Arc<Mailer>,
+    pub clock: Clock,
+    pub metrics: Arc<Metrics>,
+}
+
+/// Why the server could not start, in one line an operator can act on.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct StartError(pub String);
+
+impl AppState {
+    /// Connects to the database and prepares the mailer; applies migrations
+    /// when `migrate` is set.
+    pub async fn build(config: Config, clock: Clock, migrate: bool) -> Result<AppState, StartError> {
+        let db = connect(&config).await?;
+        if migrate {
+            let applied = db
+                .migrate()
+                .await
+                .map_err(|e| StartError(format!("database {}: {e}", db_name(&config))))?;
+            if applied > 0 {
+                tracing::info!(applied, "database migrations applied");
+            }
+        }
+        let mailer = Mailer::from_config(&config, clock.clone()).map_err(StartError)?;
+        Ok(AppState {
+            config: Arc::new(config),
+            db,
+            mailer: Arc::new(mailer),
+            clock,
+            metrics: Arc::default(),
+        })
+    }
+}
+
+/// Opens the pool off the async runtime: the first connect may take a while.
+pub async fn connect(config: &Config) -> Result<Db, StartError> {
+    let url = DatabaseUrl::parse(&config.database.url)
+        .map_err(|reason| StartError(format!("database.url: {reason}")))?;
+    let pool_size = config.database.pool_size;
+    let busy_timeout = config.database.busy_timeout_ms;
+    tokio::task::spawn_blocking(move || Db::connect(&url, pool_size, busy_timeout))
+        .await
+        .map_err(|e| StartError(format!("database connection task failed: {e}")))?
+        .map_err(StartError)
+}
+
+fn db_name(config: &Config) -> String {
+    DatabaseUrl::parse(&config.database.url)
+        .map(|u| u.display())
+        .unwrap_or_default()
+}
+
+pub async fn bind(addr: SocketAddr) -> Result<TcpListener, StartError> {
+    TcpListener::bind(addr).await.map_err(|e| {
+        let why = match e.kind() {
+            std::io::ErrorKind::AddrInUse => "the address is already in use".to_string(),
+            std::io::ErrorKind::PermissionDenied => "permission denied".to_string(),
+            _ => e.to_string(),
+        };
+        StartError(format!("server.bind: cannot listen on {addr}: {why}"))
+    })
+}
+
+/// Serves HTTP on `listener` and runs the background jobs until `shutdown`
+/// resolves, then lets in-flight requests finish.
+pub async fn serve(
+    listener: TcpListener,
+    state: AppState,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let (stop_jobs, stopped) = watch::channel(false);
+    let jobs = state
+        .config
+        .scheduler
+        .enabled
+        .then(|| tokio::spawn(jobs::run_scheduler(state.clone(), stopped)));
+    let app = web::router(state);
+    let outcome = axum::serve(listener, app)
+        .with_graceful_shutdown(async move {
+            shutdown.await;
+            tracing::info!("shutting down: finishing requests in flight");
+        })
+        .await;
+    let _ = stop_jobs.send(true);
+    if let Some(jobs) = jobs {
+        let _ = jobs.await;
+    }
+    outcome
+}
+
+/// Resolves on SIGINT (Ctrl-C) or SIGTERM.
+pub async fn shutdown_signal() {
+    let interrupt = async {
+        if tokio::signal::ctrl_c().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = interrupt => {},
+        () = terminate => {},
+    }
+}

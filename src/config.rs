@@ -1,0 +1,477 @@
+//! Typed configuration: where it comes from, what it may contain, and whether
+//! it makes sense before anything starts.
+//!
+//! Layers, later ones winning: the defaults compiled into the binary (the same
+//! text as `config/default.toml`), `config/default.toml` on disk,
+//! `config/<SHOULDER_ENV>.toml` (default `development`), a file given with
+//! `--config`, then environment variables `SHOULDER_<SECTION>__<KEY>`.
+//! Unknown keys are rejected so a typo never silently means "default".
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use figment::Figment;
+use figment::providers::{Env, Format, Toml};
+use serde::{Deserialize, Serialize};
+use url::Url;
+
+use crate::db::DatabaseUrl;
+
+/// The defaults, compiled in so the binary runs even without its `config/` folder.
+const DEFAULTS: &str = include_str!("../config/default.toml");
+
+pub const DEFAULT_ENVIRONMENT: &str = "development";
+pub const MAX_POOL_SIZE: u32 = 64;
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    pub server: ServerConfig,
+    pub database: DatabaseConfig,
+    pub mail: MailConfig,
+    pub scheduler: SchedulerConfig,
+    pub circles: CirclesConfig,
+    pub log: LogConfig,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServerConfig {
+    pub bind: String,
+    pub public_url: String,
+    pub request_timeout_secs: u64,
+    pub max_body_bytes: usize,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct DatabaseConfig {
+    pub url: String,
+    pub pool_size: u32,
+    pub migrate_on_start: bool,
+    pub busy_timeout_ms: u32,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum MailTransportKind {
+    File,
+    Smtp,
+    Memory,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct MailConfig {
+    pub transport: MailTransportKind,
+    pub from: String,
+    pub file_dir: String,
+    pub smtp_url: String,
+    pub smtp_pool_size: u32,
+    pub send_timeout_secs: u64,
+    pub templates_dir: String,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct SchedulerConfig {
+    pub enabled: bool,
+    pub interval_secs: u64,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct CirclesConfig {
+    pub default_time_zone: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct LogConfig {
+    pub format: LogFormat,
+    pub filter: String,
+}
+
+/// A configuration problem, naming the key so the operator knows where to look.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError {
+    pub key: String,
+    pub reason: String,
+}
+
+impl ConfigError {
+    fn new(key: &str, reason: impl Into<String>) -> Self {
+        ConfigError {
+            key: key.to_string(),
+            reason: reason.into(),
+        }
+    }
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.key.is_empty() {
+            write!(f, "{}", self.reason)
+        } else {
+            write!(f, "{}: {}", self.key, self.reason)
+        }
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+/// Where to read configuration from; `from_env` is what the binary uses.
+#[derive(Debug, Clone, Default)]
+pub struct ConfigSources {
+    pub config_dir: PathBuf,
+    pub environment: String,
+    pub extra_file: Option<PathBuf>,
+    pub read_env_vars: bool,
+}
+
+impl ConfigSources {
+    pub fn from_env(extra_file: Option<PathBuf>) -> Self {
+        ConfigSources {
+            config_dir: PathBuf::from("config"),
+            environment: std::env::var("SHOULDER_ENV")
+                .unwrap_or_else(|_| DEFAULT_ENVIRONMENT.to_string()),
+            extra_file,
+            read_env_vars: true,
+        }
+    }
+}
+
+impl Config {
+    /// Reads every layer and validates the result.
+    pub fn load(sources: &ConfigSources) -> Result<Config, ConfigError> {
+        let env = sources.environment.as_str();
+        if !env
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+            || env.is_empty()
+        {
+            return Err(ConfigError::new(
+                "SHOULDER_ENV",
+                format!("{env:?} is not a valid environment name"),
+            ));
+        }
+        let mut figment = Figment::from(Toml::string(DEFAULTS))
+            .merge(Toml::file(sources.config_dir.join("default.toml")))
+            .merge(Toml::file(sources.config_dir.join(format!("{env}.toml"))));
+        if let Some(extra) = &sources.extra_file {
+            if !extra.is_file() {
+                return Err(ConfigError::new(
+                    "--config",
+                    format!("{} is not a readable file", extra.display()),
+                ));
+            }
+            figment = figment.merge(Toml::file(extra));
+        }
+        if sources.read_env_vars {
+            // Only `SECTION__KEY` variables are configuration; SHOULDER_ENV and
+            // the test switches share the prefix but are not keys.
+            figment = figment.merge(
+                Env::prefixed("SHOULDER_")
+                    .filter(|key| key.as_str().contains("__"))
+                    .split("__"),
+            );
+        }
+        let config: Config = figment.extract().map_err(from_figment)?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Checks every value that serde's types cannot: addresses, URLs, zones, sizes.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        self.server
+            .bind
+            .parse::<SocketAddr>()
+            .map_err(|_| ConfigError::new("server.bind", "expected an address like 127.0.0.1:3000"))?;
+        let public = Url::parse(&self.server.public_url).map_err(|e| {
+            ConfigError::new("server.public_url", format!("not a valid URL ({e})"))
+        })?;
+        if !matches!(public.scheme(), "http" | "https") || public.host_str().is_none() {
+            return Err(ConfigError::new(
+                "server.public_url",
+                "expected an http:// or https:// URL with a host",
+            ));
+        }
+        if public.query().is_some() || public.fragment().is_some() {
+            return Err(ConfigError::new(
+                "server.public_url",
+                "must not have a query or a fragment",
+            ));
+        }
+        if self.server.request_timeout_secs == 0 {
+            return Err(ConfigError::new(
+                "server.request_timeout_secs",
+                "must be at least 1",
+            ));
+        }
+        if self.server.max_body_bytes < 1024 {
+            return Err(ConfigError::new(
+                "server.max_body_bytes",
+                "must be at least 1024",
+            ));
+        }
+
+        DatabaseUrl::parse(&self.database.url)
+            .map_err(|reason| ConfigError::new("database.url", reason))?;
+        if !(1..=MAX_POOL_SIZE).contains(&self.database.pool_size) {
+            return Err(ConfigError::new(
+                "database.pool_size",
+                format!("must be between 1 and {MAX_POOL_SIZE}"),
+            ));
+        }
+
+        crate::mail::parse_from(&self.mail.from)
+            .map_err(|reason| ConfigError::new("mail.from", reason))?;
+        if self.mail.file_dir.trim().is_empty() {
+            return Err(ConfigError::new("mail.file_dir", "must not be empty"));
+        }
+        if self.mail.transport == MailTransportKind::Smtp || !self.mail.smtp_url.is_empty() {
+            validate_smtp_url(&self.mail.smtp_url)
+                .map_err(|reason| ConfigError::new("mail.smtp_url", reason))?;
+        }
+        if !(1..=MAX_POOL_SIZE).contains(&self.mail.smtp_pool_size) {
+            return Err(ConfigError::new(
+                "mail.smtp_pool_size",
+                format!("must be between 1 and {MAX_POOL_SIZE}"),
+            ));
+        }
+        if self.mail.send_timeout_secs == 0 {
+            return Err(ConfigError::new("mail.send_timeout_secs", "must be at least 1"));
+        }
+
+        if !(1..=86_400).contains(&self.scheduler.interval_secs) {
+            return Err(ConfigError::new(
+                "scheduler.interval_secs",
+                "must be between 1 and 86400",
+            ));
+        }
+
+        self.circles
+            .default_time_zone
+            .parse::<chrono_tz::Tz>()
+            .map_err(|_| {
+                ConfigError::new(
+                    "circles.default_time_zone",
+                    format!(
+                        "{:?} is not an IANA time zone name (e.g. America/Toronto)",
+                        self.circles.default_time_zone
+                    ),
+                )
+            })?;
+
+        tracing_subscriber::EnvFilter::try_new(&self.log.filter)
+            .map_err(|e| ConfigError::new("log.filter", e.to_string()))?;
+        Ok(())
+    }
+
+    pub fn bind_addr(&self) -> SocketAddr {
+        // validate() has parsed it already; fall back to the documented default.
+        self.server
+            .bind
+            .parse()
+            .unwrap_or_else(|_| SocketAddr::from(([127, 0, 0, 1], 3000)))
+    }
+
+    pub fn public_url_is_https(&self) -> bool {
+        self.server.public_url.starts_with("https://")
+    }
+
+    /// The public URL without a trailing slash, ready for `format!("{base}/path")`.
+    pub fn public_base(&self) -> &str {
+        self.server.public_url.trim_end_matches('/')
+    }
+
+    pub fn mail_file_dir(&self) -> &Path {
+        Path::new(&self.mail.file_dir)
+    }
+
+    /// The effective configuration as TOML, with passwords replaced.
+    pub fn redacted_toml(&self) -> String {
+        let mut shown = self.clone();
+        shown.database.url = redact_url_password(&shown.database.url);
+        shown.mail.smtp_url = redact_url_password(&shown.mail.smtp_url);
+        toml::to_string_pretty(&shown).unwrap_or_else(|e| format!("# cannot print: {e}\n"))
+    }
+}
+
+fn validate_smtp_url(raw: &str) -> Result<(), String> {
+    if raw.is_empty() {
+        return Err("must be set when mail.transport is \"smtp\"".into());
+    }
+    let url = Url::parse(raw).map_err(|e| format!("not a valid URL ({e})"))?;
+    if !matches!(url.scheme(), "smtp" | "smtps") {
+        return Err("expected smtp://host:port or smtps://host:port".into());
+    }
+    if url.host_str().is_none_or(str::is_empty) {
+        return Err("has no host".into());
+    }
+    for (key, value) in url.query_pairs() {
+        match (key.as_ref(), value.as_ref()) {
+            ("tls", "required" | "opportunistic") => {}
+            ("tls", other) => {
+                return Err(format!(
+                    "tls={other} is not one of required, opportunistic (leave it out for plain SMTP)"
+                ));
+            }
+            (other, _) => return Err(format!("unknown query parameter {other:?}")),
+        }
+    }
+    Ok(())
+}
+
+/// Hides the password of a URL (`postgres://user:***@host/db`).
+pub fn redact_url_password(raw: &str) -> String {
+    match Url::parse(raw) {
+        Ok(mut url) if url.password().is_some() => {
+            let _ = url.set_password(Some("***"));
+            url.to_string()
+        }
+        _ => raw.to_string(),
+    }
+}
+
+fn from_figment(error: figment::Error) -> ConfigError {
+    use figment::error::Kind;
+    let key = error.path.join(".");
+    let reason = match &error.kind {
+        Kind::UnknownField(field, _) => {
+            let full = if key.is_empty() {
+                field.clone()
+            } else {
+                format!("{key}.{field}")
+            };
+            return ConfigError::new(&full, "unknown key");
+        }
+        Kind::MissingField(field) => {
+            let full = if key.is_empty() {
+                field.to_string()
+            } else {
+                format!("{key}.{field}")
+            };
+            return ConfigError::new(&full, "missing");
+        }
+        Kind::InvalidType(actual, expected) => format!("expected {expected}, found {actual}"),
+        Kind::InvalidValue(actual, expected) => format!("expected {expected}, found {actual}"),
+        Kind::UnknownVariant(value, expected) => {
+            format!("{value:?} is not one of {}", expected.join(", "))
+        }
+        Kind::Message(message) => message.clone(),
+        other => other.to_string(),
+    };
+    let origin = error
+        .metadata
+        .as_ref()
+        .map(|m| format!(" (from {})", m.name))
+        .unwrap_or_default();
+    ConfigError::new(&key, format!("{reason}{origin}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sources_in(dir: &Path) -> ConfigSources {
+        ConfigSources {
+            config_dir: dir.to_path_buf(),
+            environment: "development".into(),
+            extra_file: None,
+            read_env_vars: false,
+        }
+    }
+
+    fn load_with(extra: &str) -> Result<Config, ConfigError> {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let file = dir.path().join("extra.toml");
+        std::fs::write(&file, extra).expect("write extra config");
+        let mut sources = sources_in(dir.path());
+        sources.extra_file = Some(file);
+        Config::load(&sources)
+    }
+
+    #[test]
+    fn compiled_defaults_are_valid() {
+        let config = load_with("").expect("defaults load");
+        assert_eq!(config.server.bind, "127.0.0.1:3000");
+        assert_eq!(config.database.url, "data/shoulder.db");
+        assert_eq!(config.mail.transport, MailTransportKind::File);
+        assert_eq!(config.mail.file_dir, "data/mail");
+    }
+
+    #[test]
+    fn unknown_keys_are_rejected_with_their_name() {
+        let error = load_with("[server]\nbnd = \"x\"\n").expect_err("typo rejected");
+        assert_eq!(error.key, "server.bnd");
+        let error = load_with("[servr]\nbind = \"x\"\n").expect_err("typo rejected");
+        assert_eq!(error.key, "servr");
+    }
+
+    #[test]
+    fn bad_values_name_their_key() {
+        let cases = [
+            ("[server]\nbind = \"localhost\"", "server.bind"),
+            ("[server]\npublic_url = \"ftp://x\"", "server.public_url"),
+            ("[database]\npool_size = 0", "database.pool_size"),
+            ("[database]\nurl = \"mysql://x/y\"", "database.url"),
+            ("[mail]\nfrom = \"not an address\"", "mail.from"),
+            ("[mail]\ntransport = \"smtp\"", "mail.smtp_url"),
+            ("[mail]\ntransport = \"pigeon\"", "mail.transport"),
+            ("[mail]\nsmtp_url = \"smtp://h:25?tls=maybe\"", "mail.smtp_url"),
+            ("[mail]\nsmtp_url = \"http://h\"", "mail.smtp_url"),
+            ("[circles]\ndefault_time_zone = \"Mars/Olympus\"", "circles.default_time_zone"),
+            ("[scheduler]\ninterval_secs = 0", "scheduler.interval_secs"),
+            ("[database]\npool_size = \"many\"", "database.pool_size"),
+        ];
+        for (text, key) in cases {
+            let error = load_with(text).expect_err(text);
+            assert_eq!(error.key, key, "{text}: {error}");
+        }
+    }
+
+    #[test]
+    fn environment_file_overrides_defaults() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        std::fs::write(
+            dir.path().join("staging.toml"),
+            "[server]\nbind = \"0.0.0.0:8080\"\n",
+        )
+        .expect("write env file");
+        let mut sources = sources_in(dir.path());
+        sources.environment = "staging".into();
+        let config = Config::load(&sources).expect("loads");
+        assert_eq!(config.server.bind, "0.0.0.0:8080");
+    }
+
+    #[test]
+    fn missing_extra_file_is_an_error() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let mut sources = sources_in(dir.path());
+        sources.extra_file = Some(dir.path().join("nope.toml"));
+        let error = Config::load(&sources).expect_err("missing file");
+        assert_eq!(error.key, "--config");
+    }
+
+    #[test]
+    fn passwords_are_redacted() {
+        let config = load_with(
+            "[mail]\nsmtp_url = \"smtp://user:hunter2@mail.example.org:587?tls=required\"\n\
+             [database]\nurl = \"postgres://app:s3cret@db.example.org/shoulder\"\n",
+        )
+        .expect("loads");
+        let shown = config.redacted_toml();
+        assert!(!shown.contains("hunter2"), "{shown}");
+        assert!(!shown.contains("s3cret"), "{shown}");
+        assert!(shown.contains("smtp://user:***@mail.example.org:587"), "{shown}");
+    }
+}

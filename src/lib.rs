@@ -1,0 +1,24 @@
+//! Shoulder: a self-hosted server that keeps small peer-accountability
+//! circles going, on SQLite or PostgreSQL.
+//!
+//! Module map:
+//! - [`config`]: typed configuration, its layers and validation.
+//! - [`clock`]: the one source of "now"; tests fix it.
+//! - [`db`]: the connection over both backends, the pool, migrations, `schema`.
+//! - [`mail`]: addresses, email templates, and the transports that send.
+//! - [`jobs`]: the background scheduler and what it runs.
+//! - [`web`]: router, middleware, thin handlers and maud views.
+//! - [`app`]: the shared state, serving and shutting down.
+//! - [`error`]: the error type at the HTTP edge.
+//!
+//! Rule of the house: `web` does not touch diesel; domain modules do not
+//! touch axum.
+
+pub mod app;
+pub mod clock;
+pub mod config;
+pub mod db;
+pub mod error;
+pub mod jobs;
+pub mod mail;
+pub mod web;

@@ -1,0 +1,139 @@
+//! HTTP: the router, the middleware every request passes through, and the
+//! handlers, which stay thin: extract, call one domain function, render.
+//! Nothing under `web/` touches diesel.
+
+pub mod assets;
+mod health;
+pub mod metrics;
+pub mod views;
+
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::Body;
+use axum::extract::Request;
+use axum::http::{HeaderName, HeaderValue, StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use tower::ServiceBuilder;
+use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::compression::CompressionLayer;
+use tower_http::limit::RequestBodyLimitLayer;
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::set_header::SetResponseHeaderLayer;
+use tower_http::timeout::TimeoutLayer;
+use tower_http::trace::TraceLayer;
+
+use crate::app::AppState;
+use crate::error::AppError;
+
+const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+
+/// Pages may load only our own stylesheet and images, post forms only to us,
+/// and may not be framed.
+const CONTENT_SECURITY_POLICY: &str = "default-src 'none'; style-src 'self'; img-src 'self' data:; \
+     form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
+
+pub fn router(state: AppState) -> Router {
+    let config = &state.config;
+    let timeout = Duration::from_secs(config.server.request_timeout_secs);
+    let max_body = config.server.max_body_bytes;
+    let https = config.public_url_is_https();
+
+    let routes = Router::new()
+        .route("/", get(home))
+        .route("/healthz", get(health::healthz))
+        .route("/readyz", get(health::readyz))
+        .route("/metrics", get(metrics::metrics))
+        .route("/static/{name}", get(assets::serve_static))
+        .fallback(not_found)
+        .layer(middleware::from_fn_with_state(state.clone(), metrics::track))
+        .with_state(state);
+
+    let security = ServiceBuilder::new()
+        .layer(SetResponseHeaderLayer::if_not_present(
+            header::CONTENT_SECURITY_POLICY,
+            HeaderValue::from_static(CONTENT_SECURITY_POLICY),
+        ))
+        .layer(SetResponseHeaderLayer::overriding(
+            header::X_CONTENT_TYPE_OPTIONS,
+            HeaderValue::from_static("nosniff"),
+        ))
+        .layer(SetResponseHeaderLayer::overriding(
+            header::X_FRAME_OPTIONS,
+            HeaderValue::from_static("DENY"),
+        ))
+        // Emailed links carry tokens in their path; no Referer may leak them.
+        .layer(SetResponseHeaderLayer::overriding(
+            header::REFERRER_POLICY,
+            HeaderValue::from_static("no-referrer"),
+        ))
+        .layer(SetResponseHeaderLayer::overriding(
+            header::STRICT_TRANSPORT_SECURITY,
+            https.then(|| HeaderValue::from_static("max-age=31536000")),
+        ));
+
+    routes.layer(
+        ServiceBuilder::new()
+            .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
+            .layer(TraceLayer::new_for_http().make_span_with(request_span))
+            .layer(PropagateRequestIdLayer::new(REQUEST_ID))
+            .layer(security)
+            .layer(CatchPanicLayer::custom(panic_page))
+            .layer(CompressionLayer::new())
+            .layer(middleware::from_fn(plain_error_pages))
+            .layer(TimeoutLayer::with_status_code(StatusCode::REQUEST_TIMEOUT, timeout))
+            .layer(RequestBodyLimitLayer::new(max_body)),
+    )
+}
+
+/// The span names the route pattern, never the raw path: paths carry tokens.
+fn request_span(request: &Request<Body>) -> tracing::Span {
+    let route = request
+        .extensions()
+        .get::<axum::extract::MatchedPath>()
+        .map(|p| p.as_str().to_string())
+        .unwrap_or_else(|| "unmatched".into());
+    let request_id = request
+        .headers()
+        .get(REQUEST_ID)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("-");
+    tracing::info_span!("request", method = %request.method(), route = %route, request_id = %request_id)
+}
+
+async fn home() -> maud::Markup {
+    views::home::welcome()
+}
+
+async fn not_found() -> AppError {
+    AppError::NotFound
+}
+
+/// Gives the bodiless answers of the middleware (408, 413, 405) a real page.
+async fn plain_error_pages(request: Request, next: Next) -> Response {
+    let response = next.run(request).await;
+    if response.headers().contains_key(header::CONTENT_TYPE) {
+        return response;
+    }
+    let status = response.status();
+    let page = match status {
+        StatusCode::REQUEST_TIMEOUT => views::errors::timed_out(),
+        StatusCode::PAYLOAD_TOO_LARGE => views::errors::too_large(),
+        StatusCode::METHOD_NOT_ALLOWED | StatusCode::NOT_FOUND => views::errors::not_found(),
+        _ => return response,
+    };
+    let (mut parts, _) = response.into_parts();
+    parts.headers.remove(header::CONTENT_LENGTH);
+    let mut page = (status, page).into_response();
+    for (name, value) in parts.headers.iter() {
+        page.headers_mut().insert(name, value.clone());
+    }
+    page
+}
+
+fn panic_page(_panic: Box<dyn std::any::Any + Send + 'static>) -> Response {
+    tracing::error!("a request handler panicked");
+    (StatusCode::INTERNAL_SERVER_ERROR, views::errors::internal()).into_response()
+}

@@ -1,0 +1,6 @@
+//! Pages as maud functions: a shared layout, small components, and one
+//! function per page taking what it shows rather than database rows.
+
+pub mod errors;
+pub mod home;
+pub mod layout;

@@ -1,0 +1,311 @@
+//! The real `shoulder` binary: configuration, start-up failures, serving on
+//! both backends, migrations and the test email.
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, ExitStatus, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::support::{PgDatabase, SmtpMode, TestSmtp};
+
+/// How long a command that should stop by itself may take.
+const EXIT_DEADLINE: Duration = Duration::from_secs(60);
+
+fn shoulder(cwd: &Path) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_shoulder"));
+    command
+        .current_dir(cwd)
+        .env_remove("SHOULDER_ENV")
+        .env_remove("RUST_LOG")
+        .stdin(Stdio::null());
+    for (key, _) in std::env::vars() {
+        if key.starts_with("SHOULDER_") && key.contains("__") {
+            command.env_remove(key);
+        }
+    }
+    command
+}
+
+/// Runs to completion, failing the test if the command does not stop.
+fn finish(mut command: Command) -> Output {
+    let mut child = command
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("the binary runs");
+    let started = Instant::now();
+    loop {
+        if child.try_wait().expect("waitable").is_some() {
+            return child.wait_with_output().expect("output");
+        }
+        if started.elapsed() > EXIT_DEADLINE {
+            let _ = child.kill();
+            panic!("shoulder did not exit within {EXIT_DEADLINE:?}");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+/// A start-up failure: exit code 2, one line naming the problem, no panic.
+fn assert_refuses_to_start(output: &Output, expected: &str) {
+    let stderr = text(&output.stderr);
+    assert_eq!(output.status.code(), Some(2), "stderr: {stderr}");
+    assert!(stderr.contains(expected), "expected {expected:?} in: {stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert!(!stderr.contains("backtrace"), "{stderr}");
+    let lines: Vec<&str> = stderr.lines().filter(|l| l.starts_with("shoulder:")).collect();
+    assert_eq!(lines.len(), 1, "one line: {stderr}");
+}
+
+#[test]
+fn check_config_shows_the_effective_config_with_secrets_hidden() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut command = shoulder(dir.path());
+    command
+        .arg("check-config")
+        .env("SHOULDER_SERVER__BIND", "0.0.0.0:8080")
+        .env("SHOULDER_MAIL__SMTP_URL", "smtp://app:hunter2@mail.example.org:587?tls=required")
+        .env("SHOULDER_DATABASE__POOL_SIZE", "12");
+    let output = finish(command);
+    let stdout = text(&output.stdout);
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    assert!(stdout.contains("bind = \"0.0.0.0:8080\""), "{stdout}");
+    assert!(stdout.contains("pool_size = 12"), "{stdout}");
+    assert!(stdout.contains("smtp://app:***@mail.example.org:587"), "{stdout}");
+    assert!(!stdout.contains("hunter2"));
+}
+
+#[test]
+fn a_config_file_given_on_the_command_line_is_read() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let file = dir.path().join("site.toml");
+    std::fs::write(&file, "[circles]\ndefault_time_zone = \"America/Toronto\"\n").expect("write");
+    let mut command = shoulder(dir.path());
+    command.arg("--config").arg(&file).arg("check-config");
+    let output = finish(command);
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    assert!(text(&output.stdout).contains("default_time_zone = \"America/Toronto\""));
+}
+
+#[test]
+fn bad_configuration_names_the_key_and_exits_2() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    for (key, value, expected) in [
+        ("SHOULDER_DATABASE__POOL_SIZE", "0", "database.pool_size"),
+        ("SHOULDER_SERVER__BINDD", "0.0.0.0:1", "server.bindd: unknown key"),
+        ("SHOULDER_MAIL__FROM", "nobody", "mail.from"),
+        ("SHOULDER_CIRCLES__DEFAULT_TIME_ZONE", "Europe/Atlantis", "circles.default_time_zone"),
+        ("SHOULDER_SERVER__PUBLIC_URL", "circles.example.org", "server.public_url"),
+    ] {
+        let mut command = shoulder(dir.path());
+        command.arg("check-config").env(key, value);
+        assert_refuses_to_start(&finish(command), expected);
+    }
+}
+
+#[test]
+fn production_without_an_smtp_server_is_refused() {
+    let mut command = shoulder(Path::new(env!("CARGO_MANIFEST_DIR")));
+    command.arg("check-config").env("SHOULDER_ENV", "production");
+    assert_refuses_to_start(&finish(command), "mail.smtp_url");
+}
+
+#[test]
+fn serve_refuses_to_start_on_bad_surroundings() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    std::fs::write(dir.path().join("a-file"), "").expect("write");
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").expect("a port");
+    let taken_addr = taken.local_addr().expect("addr").to_string();
+    let free_port = {
+        let probe = std::net::TcpListener::bind("127.0.0.1:0").expect("a port");
+        probe.local_addr().expect("addr").port()
+    };
+    let cases: [(&str, String, &str); 6] = [
+        ("SHOULDER_DATABASE__URL", "missing/shoulder.db".into(), "the folder missing does not exist"),
+        ("SHOULDER_DATABASE__URL", "a-file/shoulder.db".into(), "is not a folder"),
+        ("SHOULDER_DATABASE__URL", "mysql://db/shoulder".into(), "database.url"),
+        (
+            "SHOULDER_DATABASE__URL",
+            format!("postgres://postgres@127.0.0.1:{free_port}/shoulder"),
+            "cannot open database postgres://postgres@127.0.0.1",
+        ),
+        ("SHOULDER_MAIL__SMTP_URL", "smtp://mail:25?tls=maybe".into(), "mail.smtp_url"),
+        ("SHOULDER_SERVER__BIND", taken_addr.clone(), "already in use"),
+    ];
+    for (key, value, expected) in cases {
+        let mut command = shoulder(dir.path());
+        command
+            .arg("serve")
+            .env("SHOULDER_SERVER__BIND", "127.0.0.1:0")
+            .env("SHOULDER_DATABASE__URL", "db.sqlite")
+            .env(key, &value);
+        assert_refuses_to_start(&finish(command), expected);
+    }
+    drop(taken);
+}
+
+/// A running `shoulder serve` and the address it announced.
+struct Running {
+    child: Child,
+    base: String,
+}
+
+impl Running {
+    fn start(mut command: Command) -> Running {
+        let mut child = command
+            .arg("serve")
+            .env("SHOULDER_SERVER__BIND", "127.0.0.1:0")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("the binary runs");
+        let stderr = child.stderr.take().expect("stderr");
+        let mut lines = BufReader::new(stderr).lines();
+        let base = loop {
+            let Some(Ok(line)) = lines.next() else {
+                let status = child.wait().expect("exited");
+                panic!("shoulder serve stopped before listening: {status}");
+            };
+            if let Some(at) = line.find("listening on http://") {
+                let rest = &line[at + "listening on ".len()..];
+                break rest.split_whitespace().next().expect("an address").to_string();
+            }
+        };
+        // Keep draining stderr so the server never blocks on a full pipe.
+        std::thread::spawn(move || for _ in lines {});
+        Running { child, base }
+    }
+
+    fn terminate(mut self) -> ExitStatus {
+        let pid = self.child.id().to_string();
+        let sent = Command::new("kill").args(["-TERM", &pid]).status().expect("kill runs");
+        assert!(sent.success());
+        let started = Instant::now();
+        loop {
+            if let Some(status) = self.child.try_wait().expect("waitable") {
+                return status;
+            }
+            if started.elapsed() > EXIT_DEADLINE {
+                let _ = self.child.kill();
+                panic!("shoulder serve ignored SIGTERM");
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+async fn probe(base: &str, path: &str) -> (u16, String) {
+    let response = reqwest::get(format!("{base}{path}")).await.expect("answers");
+    let status = response.status().as_u16();
+    (status, response.text().await.expect("body"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serve_on_sqlite_answers_and_stops_on_sigterm() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    std::fs::create_dir(dir.path().join("data")).expect("data folder");
+    let running = Running::start(shoulder(dir.path()));
+    assert_eq!(probe(&running.base, "/healthz").await, (200, "ok\n".into()));
+    assert_eq!(probe(&running.base, "/readyz").await, (200, "ready\n".into()));
+    let (status, home) = probe(&running.base, "/").await;
+    assert_eq!(status, 200);
+    assert!(home.contains("Shouldering each other up"));
+    let status = running.terminate();
+    assert!(status.success(), "graceful shutdown exits 0, got {status}");
+    assert!(dir.path().join("data/shoulder.db").is_file(), "the default SQLite file");
+    assert!(dir.path().join("data/mail").is_dir(), "the file transport's folder");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serve_on_postgres_answers_and_stops_on_sigterm() {
+    let Some(pg) = PgDatabase::create().await else {
+        return;
+    };
+    let dir = tempfile::tempdir().expect("temp dir");
+    std::fs::create_dir(dir.path().join("data")).expect("data folder");
+    let mut command = shoulder(dir.path());
+    command.env("SHOULDER_DATABASE__URL", pg.url());
+    let running = Running::start(command);
+    assert_eq!(probe(&running.base, "/readyz").await, (200, "ready\n".into()));
+    let (_, metrics) = probe(&running.base, "/metrics").await;
+    assert!(metrics.contains(r#"route="/readyz""#), "{metrics}");
+    assert!(running.terminate().success());
+}
+
+#[test]
+fn migrate_applies_once_then_finds_nothing_to_do() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    for expected in ["applied 1 migration(s)", "applied 0 migration(s)"] {
+        let mut command = shoulder(dir.path());
+        command.arg("migrate").env("SHOULDER_DATABASE__URL", "shoulder.db");
+        let output = finish(command);
+        assert!(output.status.success(), "{}", text(&output.stderr));
+        assert!(text(&output.stdout).contains(expected), "{}", text(&output.stdout));
+    }
+}
+
+#[test]
+fn send_test_email_reports_the_servers_answer() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let smtp = TestSmtp::start();
+    let mut command = shoulder(dir.path());
+    command
+        .args(["send-test-email", "ops@example.org"])
+        .env("SHOULDER_MAIL__TRANSPORT", "smtp")
+        .env("SHOULDER_MAIL__SMTP_URL", smtp.url());
+    let output = finish(command);
+    let stdout = text(&output.stdout);
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    assert!(stdout.contains("sent to ops@example.org through smtp: 250"), "{stdout}");
+
+    let received = smtp.wait_for_messages(1);
+    assert_eq!(received[0].to, ["ops@example.org"]);
+    assert_eq!(
+        received[0].subject().as_deref(),
+        Some("Shoulder test email: the mail settings work")
+    );
+    assert!(received[0].text_body().contains("http://127.0.0.1:3000"));
+}
+
+#[test]
+fn send_test_email_shows_a_refusal_and_exits_1() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let smtp = TestSmtp::start();
+    smtp.set_mode(SmtpMode::PermFail);
+    let mut command = shoulder(dir.path());
+    command
+        .args(["send-test-email", "ops@example.org"])
+        .env("SHOULDER_MAIL__TRANSPORT", "smtp")
+        .env("SHOULDER_MAIL__SMTP_URL", smtp.url());
+    let output = finish(command);
+    let stderr = text(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("permanent failure"), "{stderr}");
+    assert!(stderr.contains("550") || stderr.contains("5"), "{stderr}");
+}
+
+#[test]
+fn send_test_email_rejects_a_malformed_address() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut command = shoulder(dir.path());
+    command.args(["send-test-email", "ops at example.org"]);
+    assert_refuses_to_start(&finish(command), "email address");
+}
+
+#[test]
+fn send_test_email_with_the_file_transport_writes_an_eml() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    std::fs::create_dir(dir.path().join("data")).expect("data folder");
+    let mut command = shoulder(dir.path());
+    command.args(["send-test-email", "ops@example.org"]);
+    let output = finish(command);
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    let written: Vec<_> = std::fs::read_dir(dir.path().join("data/mail"))
+        .expect("mail folder")
+        .collect();
+    assert_eq!(written.len(), 1);
+}

@@ -1,0 +1,133 @@
+//! The HTTP skeleton: probes, metrics, pages, headers and limits.
+
+use crate::on_both_backends;
+use crate::support::{Backend, TestApp};
+
+on_both_backends! {
+    async fn health_and_readiness_answer_ok(app) {
+        let (status, body) = app.get_text("/healthz").await;
+        assert_eq!((status, body.as_str()), (200, "ok\n"));
+        let (status, body) = app.get_text("/readyz").await;
+        assert_eq!((status, body.as_str()), (200, "ready\n"));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn readiness_waits_for_migrations() {
+    let app = TestApp::builder(Backend::Sqlite)
+        .without_migrations()
+        .start()
+        .await
+        .expect("sqlite");
+    let (status, body) = app.get_text("/readyz").await;
+    assert_eq!(status, 503);
+    assert!(body.contains("migrations pending"), "{body}");
+    assert_eq!(app.get_text("/healthz").await.0, 200, "alive all the same");
+
+    app.state.db.migrate().await.expect("migrations apply");
+    assert_eq!(app.get_text("/readyz").await.0, 200);
+}
+
+on_both_backends! {
+    async fn metrics_count_requests_by_route_and_show_the_pool(app) {
+        for _ in 0..3 {
+            app.get("/healthz").await;
+        }
+        app.get("/no/such/page").await;
+        let (status, text) = app.get_text("/metrics").await;
+        assert_eq!(status, 200);
+        assert!(
+            text.contains(r#"shoulder_http_requests_total{route="/healthz",method="GET",status="200"} 3"#),
+            "{text}"
+        );
+        assert!(
+            text.contains(r#"shoulder_http_requests_total{route="unmatched",method="GET",status="404"} 1"#),
+            "{text}"
+        );
+        assert!(text.contains(r#"shoulder_http_request_duration_seconds_count{route="/healthz"} 3"#));
+        assert!(text.contains("shoulder_db_pool_max_connections 4"), "{text}");
+        assert!(text.contains(r#"shoulder_db_pool_connections{state="open"}"#));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pages_use_the_layout_and_carry_security_headers() {
+    let app = TestApp::start(Backend::Sqlite).await.expect("sqlite");
+    for (path, status) in [("/", 200), ("/circles/42/nothing", 404)] {
+        let response = app.get(path).await;
+        assert_eq!(response.status().as_u16(), status, "{path}");
+        let headers = response.headers().clone();
+        let csp = headers["content-security-policy"].to_str().expect("ascii");
+        assert!(csp.contains("frame-ancestors 'none'"), "{csp}");
+        assert!(csp.contains("default-src 'none'"), "{csp}");
+        assert_eq!(headers["x-content-type-options"], "nosniff");
+        assert_eq!(headers["referrer-policy"], "no-referrer");
+        assert_eq!(headers["x-frame-options"], "DENY");
+        assert!(headers.get("strict-transport-security").is_none(), "not over http");
+        assert!(!headers["x-request-id"].is_empty());
+        assert!(headers["content-type"].to_str().expect("ascii").starts_with("text/html"));
+        let body = response.text().await.expect("body");
+        assert!(body.starts_with("<!DOCTYPE html>"), "{path}: {body}");
+        assert!(body.contains("/static/style-"), "the layout links the stylesheet");
+    }
+    let (_, not_found) = app.get_text("/circles/42/nothing").await;
+    assert!(not_found.contains("Nothing here"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn https_public_url_adds_strict_transport_security() {
+    let app = TestApp::builder(Backend::Sqlite)
+        .config(|c| c.server.public_url = "https://circles.example.org".into())
+        .start()
+        .await
+        .expect("sqlite");
+    let response = app.get("/healthz").await;
+    assert_eq!(response.headers()["strict-transport-security"], "max-age=31536000");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stylesheet_is_cached_for_long_and_compressed_on_request() {
+    let app = TestApp::start(Backend::Sqlite).await.expect("sqlite");
+    let (_, home) = app.get_text("/").await;
+    let start = home.find("/static/style-").expect("stylesheet link");
+    let path: String = home[start..].chars().take_while(|c| *c != '"').collect();
+
+    let response = app
+        .client
+        .get(app.url(&path))
+        .header("accept-encoding", "gzip")
+        .send()
+        .await
+        .expect("answers");
+    assert_eq!(response.status().as_u16(), 200);
+    assert_eq!(response.headers()["content-type"], "text/css; charset=utf-8");
+    assert_eq!(response.headers()["cache-control"], "public, max-age=31536000, immutable");
+    assert_eq!(response.headers()["content-encoding"], "gzip");
+
+    let (status, _) = app.get_text("/static/style-000000000000.css").await;
+    assert_eq!(status, 404, "an old or made-up name is not served");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn oversized_bodies_are_refused_with_413() {
+    let app = TestApp::start(Backend::Sqlite).await.expect("sqlite");
+    let response = app
+        .client
+        .post(app.url("/"))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(vec![b'a'; 3 * 1024 * 1024])
+        .send()
+        .await
+        .expect("answers");
+    assert_eq!(response.status().as_u16(), 413);
+    let body = response.text().await.expect("body");
+    assert!(body.contains("more than we accept"), "{body}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wrong_method_gets_a_page_not_a_blank() {
+    let app = TestApp::start(Backend::Sqlite).await.expect("sqlite");
+    let response = app.client.post(app.url("/healthz")).send().await.expect("answers");
+    assert_eq!(response.status().as_u16(), 405);
+    assert!(response.text().await.expect("body").contains("<!DOCTYPE html>"));
+}

@@ -1,0 +1,92 @@
+//! Background jobs read time from the app's clock, not the system's.
+
+use chrono::{Duration, NaiveDateTime};
+use diesel::prelude::*;
+use shoulder::db::schema::{people, rate_limits, sessions, sign_in_tokens};
+
+use crate::on_both_backends;
+
+fn seed(conn: &mut shoulder::db::DbConnection, now: NaiveDateTime) {
+    diesel::insert_into(people::table)
+        .values((
+            people::email.eq("ada@example.org"),
+            people::display_name.eq("Ada"),
+            people::created_at.eq(now),
+        ))
+        .execute(conn)
+        .expect("person");
+    let person: i64 = people::table
+        .select(people::id)
+        .filter(people::email.eq("ada@example.org"))
+        .first(conn)
+        .expect("person id");
+    for (hash, expires) in [("ended", now - Duration::minutes(1)), ("live", now + Duration::days(10))] {
+        diesel::insert_into(sessions::table)
+            .values((
+                sessions::id_hash.eq(hash),
+                sessions::person_id.eq(person),
+                sessions::created_at.eq(now - Duration::days(20)),
+                sessions::expires_at.eq(expires),
+                sessions::last_seen_at.eq(now - Duration::days(1)),
+            ))
+            .execute(conn)
+            .expect("session");
+    }
+    for (hash, expires) in [
+        ("long-gone", now - Duration::days(2)),
+        ("just-expired", now - Duration::minutes(5)),
+        ("fresh", now + Duration::minutes(10)),
+    ] {
+        diesel::insert_into(sign_in_tokens::table)
+            .values((
+                sign_in_tokens::email.eq("ada@example.org"),
+                sign_in_tokens::person_id.eq(Some(person)),
+                sign_in_tokens::token_hash.eq(hash),
+                sign_in_tokens::purpose.eq("sign_in"),
+                sign_in_tokens::created_at.eq(expires - Duration::minutes(15)),
+                sign_in_tokens::expires_at.eq(expires),
+            ))
+            .execute(conn)
+            .expect("sign-in token");
+    }
+    for (bucket, start) in [("old", now - Duration::days(3)), ("current", now - Duration::hours(1))] {
+        diesel::insert_into(rate_limits::table)
+            .values((
+                rate_limits::bucket.eq(bucket),
+                rate_limits::window_start.eq(start),
+                rate_limits::count.eq(3),
+            ))
+            .execute(conn)
+            .expect("rate limit");
+    }
+}
+
+on_both_backends! {
+    async fn cleanup_forgets_what_expired_by_the_app_clock(app) {
+        // The fixed clock says 2027; by the system's clock nothing has expired.
+        let now = app.clock.now().naive_utc();
+        app.state.db.run(move |conn| {
+            seed(conn, now);
+            Ok::<_, shoulder::db::DbError>(())
+        }).await.expect("seeded");
+
+        let report = app.run_jobs().await;
+        assert_eq!(report.cleanup.sessions, 1);
+        assert_eq!(report.cleanup.sign_in_tokens, 1, "a just-expired link is kept a day");
+        assert_eq!(report.cleanup.rate_limits, 1);
+
+        let (left_sessions, left_tokens) = app.state.db.run(|conn| {
+            let s: Vec<String> = sessions::table.select(sessions::id_hash).load(conn)?;
+            let mut t: Vec<String> = sign_in_tokens::table.select(sign_in_tokens::token_hash).load(conn)?;
+            t.sort();
+            Ok::<_, shoulder::db::DbError>((s, t))
+        }).await.expect("read back");
+        assert_eq!(left_sessions, ["live"]);
+        assert_eq!(left_tokens, ["fresh", "just-expired"]);
+
+        assert_eq!(app.run_jobs().await, Default::default(), "a second pass finds nothing");
+
+        app.clock.advance(Duration::days(2));
+        assert_eq!(app.run_jobs().await.cleanup.sign_in_tokens, 2);
+    }
+}

@@ -1,0 +1,10 @@
+//! Shoulder's integration tests: one binary, real parts (a SQLite file, a
+//! PostgreSQL database, an SMTP server, the built `shoulder` binary).
+
+mod support;
+
+mod cli;
+mod http;
+mod jobs;
+mod mail;
+mod schema;

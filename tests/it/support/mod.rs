@@ -1,0 +1,227 @@
+//! The test harness: a real server on a random port over a fresh database
+//! (a SQLite file in a temp folder, or a PostgreSQL database of its own), a
+//! real SMTP server in this process, and a fixed clock.
+
+#![allow(dead_code, reason = "each test binary module uses a different part of the harness")]
+
+pub mod postgres;
+pub mod smtp;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use chrono::{DateTime, TimeZone, Utc};
+use shoulder::app::{self, AppState};
+use shoulder::clock::Clock;
+use shoulder::config::{Config, ConfigSources, MailTransportKind};
+use shoulder::jobs::{self, PassReport};
+use tempfile::TempDir;
+use tokio::sync::oneshot;
+
+pub use postgres::PgDatabase;
+pub use smtp::{ReceivedEmail, SmtpMode, TestSmtp};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// Where every test's clock starts unless it says otherwise.
+pub fn default_start() -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2027, 3, 1, 9, 0, 0)
+        .single()
+        .expect("a valid instant")
+}
+
+/// The configuration tests start from: the repository's `config/test.toml`
+/// over the defaults, no environment variables.
+pub fn test_config() -> Config {
+    Config::load(&ConfigSources {
+        config_dir: PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("config"),
+        environment: "test".into(),
+        extra_file: None,
+        read_env_vars: false,
+    })
+    .expect("the test configuration is valid")
+}
+
+pub struct TestAppBuilder {
+    backend: Backend,
+    start_at: DateTime<Utc>,
+    migrate: bool,
+    adjust: Vec<Box<dyn FnOnce(&mut Config) + Send>>,
+}
+
+impl TestAppBuilder {
+    pub fn at(mut self, instant: DateTime<Utc>) -> Self {
+        self.start_at = instant;
+        self
+    }
+
+    /// Starts the server on a database without the schema.
+    pub fn without_migrations(mut self) -> Self {
+        self.migrate = false;
+        self
+    }
+
+    pub fn config(mut self, change: impl FnOnce(&mut Config) + Send + 'static) -> Self {
+        self.adjust.push(Box::new(change));
+        self
+    }
+
+    /// `None` when the backend is PostgreSQL and it is unreachable (and not
+    /// required); the skip has been announced on stderr.
+    pub async fn start(self) -> Option<TestApp> {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let smtp = TestSmtp::start();
+        let pg = match self.backend {
+            Backend::Sqlite => None,
+            Backend::Postgres => Some(PgDatabase::create().await?),
+        };
+        let mut config = test_config();
+        config.server.bind = "127.0.0.1:0".into();
+        config.database.url = match &pg {
+            Some(pg) => pg.url().to_string(),
+            None => dir.path().join("shoulder.db").display().to_string(),
+        };
+        config.mail.transport = MailTransportKind::Smtp;
+        config.mail.smtp_url = smtp.url();
+        config.mail.file_dir = dir.path().join("mail").display().to_string();
+        config.mail.send_timeout_secs = 5;
+        config.scheduler.enabled = false;
+        for change in self.adjust {
+            change(&mut config);
+        }
+        config.validate().expect("test configuration stays valid");
+
+        let clock = Clock::fixed(self.start_at);
+        let state = AppState::build(config, clock.clone(), self.migrate)
+            .await
+            .expect("the app starts");
+        let listener = app::bind("127.0.0.1:0".parse().expect("address"))
+            .await
+            .expect("a free port");
+        let addr = listener.local_addr().expect("bound address");
+        let (stop, stopped) = oneshot::channel::<()>();
+        let server_state = state.clone();
+        tokio::spawn(async move {
+            let _ = app::serve(listener, server_state, async {
+                let _ = stopped.await;
+            })
+            .await;
+        });
+        Some(TestApp {
+            addr,
+            state,
+            clock,
+            smtp,
+            client: reqwest::Client::builder()
+                .redirect(reqwest::redirect::Policy::none())
+                .build()
+                .expect("http client"),
+            stop: Some(stop),
+            _dir: dir,
+            _pg: pg,
+        })
+    }
+}
+
+pub struct TestApp {
+    pub addr: SocketAddr,
+    pub state: AppState,
+    pub clock: Clock,
+    pub smtp: TestSmtp,
+    pub client: reqwest::Client,
+    stop: Option<oneshot::Sender<()>>,
+    _dir: TempDir,
+    // Last: the database is dropped after everything that uses it.
+    _pg: Option<PgDatabase>,
+}
+
+impl TestApp {
+    pub fn builder(backend: Backend) -> TestAppBuilder {
+        TestAppBuilder {
+            backend,
+            start_at: default_start(),
+            migrate: true,
+            adjust: Vec::new(),
+        }
+    }
+
+    pub async fn start(backend: Backend) -> Option<TestApp> {
+        Self::builder(backend).start().await
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+
+    pub async fn get(&self, path: &str) -> reqwest::Response {
+        self.client
+            .get(self.url(path))
+            .send()
+            .await
+            .expect("the server answers")
+    }
+
+    pub async fn get_text(&self, path: &str) -> (u16, String) {
+        let response = self.get(path).await;
+        let status = response.status().as_u16();
+        (status, response.text().await.expect("a text body"))
+    }
+
+    /// One pass of the background jobs at the clock's current instant.
+    pub async fn run_jobs(&self) -> PassReport {
+        jobs::run_once(&self.state)
+            .await
+            .expect("the background pass succeeds")
+    }
+
+    /// What the test SMTP server has accepted so far.
+    pub fn emails(&self) -> Vec<ReceivedEmail> {
+        self.smtp.messages()
+    }
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+    }
+}
+
+/// Declares one test body that runs on SQLite and on PostgreSQL, as
+/// `<name>::sqlite` and `<name>::postgres`.
+#[macro_export]
+macro_rules! on_both_backends {
+    ($(#[$meta:meta])* async fn $name:ident($app:ident) $body:block) => {
+        mod $name {
+            #[allow(unused_imports)]
+            use super::*;
+
+            async fn body($app: $crate::support::TestApp) $body
+
+            $(#[$meta])*
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn sqlite() {
+                let app = $crate::support::TestApp::start($crate::support::Backend::Sqlite)
+                    .await
+                    .expect("SQLite is always available");
+                body(app).await;
+            }
+
+            $(#[$meta])*
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn postgres() {
+                let Some(app) =
+                    $crate::support::TestApp::start($crate::support::Backend::Postgres).await
+                else {
+                    return;
+                };
+                body(app).await;
+            }
+        }
+    };
+}
