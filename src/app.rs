@@ -10,7 +10,7 @@ use tokio::sync::watch;
 
 use crate::clock::Clock;
 use crate::config::Config;
-use crate::db::{Db, DatabaseUrl};
+use crate::db::{DatabaseUrl, Db};
 use crate::jobs;
 use crate::mail::Mailer;
 use crate::web;
@@ -34,7 +34,11 @@ pub struct StartError(pub String);
 impl AppState {
     /// Connects to the database and prepares the mailer; applies migrations
     /// when `migrate` is set.
-    pub async fn build(config: Config, clock: Clock, migrate: bool) -> Result<AppState, StartError> {
+    pub async fn build(
+        config: Config,
+        clock: Clock,
+        migrate: bool,
+    ) -> Result<AppState, StartError> {
         let db = connect(&config).await?;
         if migrate {
             let applied = db

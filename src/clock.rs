@@ -62,7 +62,10 @@ mod tests {
 
     #[test]
     fn fixed_clock_stands_still_until_moved() {
-        let start = Utc.with_ymd_and_hms(2027, 3, 14, 6, 0, 0).single().expect("valid");
+        let start = Utc
+            .with_ymd_and_hms(2027, 3, 14, 6, 0, 0)
+            .single()
+            .expect("valid");
         let clock = Clock::fixed(start);
         assert_eq!(clock.now(), start);
         assert_eq!(clock.now(), start);

@@ -191,13 +191,11 @@ impl Config {
 
     /// Checks every value that serde's types cannot: addresses, URLs, zones, sizes.
     pub fn validate(&self) -> Result<(), ConfigError> {
-        self.server
-            .bind
-            .parse::<SocketAddr>()
-            .map_err(|_| ConfigError::new("server.bind", "expected an address like 127.0.0.1:3000"))?;
-        let public = Url::parse(&self.server.public_url).map_err(|e| {
-            ConfigError::new("server.public_url", format!("not a valid URL ({e})"))
+        self.server.bind.parse::<SocketAddr>().map_err(|_| {
+            ConfigError::new("server.bind", "expected an address like 127.0.0.1:3000")
         })?;
+        let public = Url::parse(&self.server.public_url)
+            .map_err(|e| ConfigError::new("server.public_url", format!("not a valid URL ({e})")))?;
         if !matches!(public.scheme(), "http" | "https") || public.host_str().is_none() {
             return Err(ConfigError::new(
                 "server.public_url",
@@ -248,7 +246,10 @@ impl Config {
             ));
         }
         if self.mail.send_timeout_secs == 0 {
-            return Err(ConfigError::new("mail.send_timeout_secs", "must be at least 1"));
+            return Err(ConfigError::new(
+                "mail.send_timeout_secs",
+                "must be at least 1",
+            ));
         }
 
         if !(1..=86_400).contains(&self.scheduler.interval_secs) {
@@ -346,12 +347,9 @@ fn from_figment(error: figment::Error) -> ConfigError {
     use figment::error::Kind;
     let key = error.path.join(".");
     let reason = match &error.kind {
+        // figment's path already ends with the offending field's name.
         Kind::UnknownField(field, _) => {
-            let full = if key.is_empty() {
-                field.clone()
-            } else {
-                format!("{key}.{field}")
-            };
+            let full = if key.is_empty() { field.clone() } else { key };
             return ConfigError::new(&full, "unknown key");
         }
         Kind::MissingField(field) => {
@@ -427,9 +425,15 @@ mod tests {
             ("[mail]\nfrom = \"not an address\"", "mail.from"),
             ("[mail]\ntransport = \"smtp\"", "mail.smtp_url"),
             ("[mail]\ntransport = \"pigeon\"", "mail.transport"),
-            ("[mail]\nsmtp_url = \"smtp://h:25?tls=maybe\"", "mail.smtp_url"),
+            (
+                "[mail]\nsmtp_url = \"smtp://h:25?tls=maybe\"",
+                "mail.smtp_url",
+            ),
             ("[mail]\nsmtp_url = \"http://h\"", "mail.smtp_url"),
-            ("[circles]\ndefault_time_zone = \"Mars/Olympus\"", "circles.default_time_zone"),
+            (
+                "[circles]\ndefault_time_zone = \"Mars/Olympus\"",
+                "circles.default_time_zone",
+            ),
             ("[scheduler]\ninterval_secs = 0", "scheduler.interval_secs"),
             ("[database]\npool_size = \"many\"", "database.pool_size"),
         ];
@@ -472,6 +476,9 @@ mod tests {
         let shown = config.redacted_toml();
         assert!(!shown.contains("hunter2"), "{shown}");
         assert!(!shown.contains("s3cret"), "{shown}");
-        assert!(shown.contains("smtp://user:***@mail.example.org:587"), "{shown}");
+        assert!(
+            shown.contains("smtp://user:***@mail.example.org:587"),
+            "{shown}"
+        );
     }
 }

@@ -15,7 +15,11 @@ use shoulder::config::{Config, ConfigSources, LogFormat};
 use shoulder::mail::{EmailAddress, Mailer, OutgoingEmail};
 
 #[derive(Parser)]
-#[command(name = "shoulder", version, about = "Small circles shouldering each other up")]
+#[command(
+    name = "shoulder",
+    version,
+    about = "Small circles shouldering each other up"
+)]
 struct Cli {
     /// An extra configuration file, read after config/<SHOULDER_ENV>.toml.
     #[arg(long, global = true, value_name = "FILE")]
@@ -55,12 +59,18 @@ fn main() -> ExitCode {
     let config = match Config::load(&ConfigSources::from_env(cli.config.clone())) {
         Ok(config) => config,
         Err(error) => {
-            eprintln!("shoulder: configuration error: {}", one_line(&error.to_string()));
+            eprintln!(
+                "shoulder: configuration error: {}",
+                one_line(&error.to_string())
+            );
             return ExitCode::from(2);
         }
     };
     init_logging(&config);
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(runtime) => runtime,
         Err(error) => {
             eprintln!("shoulder: cannot start the async runtime: {error}");
@@ -110,7 +120,9 @@ async fn serve(config: Config, migrate: bool) -> Result<(), Failure> {
 }
 
 async fn migrate(config: Config) -> Result<(), Failure> {
-    let db = app::connect(&config).await.map_err(|e| Failure::Setup(e.0))?;
+    let db = app::connect(&config)
+        .await
+        .map_err(|e| Failure::Setup(e.0))?;
     let applied = db
         .migrate()
         .await
@@ -128,8 +140,8 @@ fn check_config(config: Config) -> Result<(), Failure> {
 }
 
 async fn send_test_email(config: Config, address: &str) -> Result<(), Failure> {
-    let to = EmailAddress::parse(address)
-        .map_err(|e| Failure::Setup(format!("{address:?}: {e}")))?;
+    let to =
+        EmailAddress::parse(address).map_err(|e| Failure::Setup(format!("{address:?}: {e}")))?;
     let clock = Clock::system();
     let mailer = Mailer::from_config(&config, clock.clone()).map_err(Failure::Setup)?;
     let now = clock.now();

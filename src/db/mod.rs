@@ -65,7 +65,10 @@ impl DatabaseUrl {
             ));
         }
         if path == ":memory:" || path.starts_with("file::memory:") {
-            return Err("an in-memory SQLite database is not shared between connections; use a file path".into());
+            return Err(
+                "an in-memory SQLite database is not shared between connections; use a file path"
+                    .into(),
+            );
         }
         if path.ends_with('/') {
             return Err("is a folder; give a file path such as data/shoulder.db".into());
@@ -158,9 +161,9 @@ impl ManageConnection for DbManager {
                 ))?;
                 Ok(DbConnection::Sqlite(conn))
             }
-            DatabaseUrl::Postgres(url) => Ok(DbConnection::Postgresql(PgConnection::establish(
-                url,
-            )?)),
+            DatabaseUrl::Postgres(url) => {
+                Ok(DbConnection::Postgresql(PgConnection::establish(url)?))
+            }
         }
     }
 
@@ -282,11 +285,11 @@ impl Db {
     }
 
     pub async fn migrate(&self) -> Result<usize, DbError> {
-        self.run(|conn| run_migrations(conn)).await
+        self.run(run_migrations).await
     }
 
     pub async fn pending_migrations(&self) -> Result<usize, DbError> {
-        self.run(|conn| pending_migrations(conn)).await
+        self.run(pending_migrations).await
     }
 }
 
@@ -322,7 +325,8 @@ fn check_sqlite_folder(path: &Path) -> Result<(), String> {
 /// Applies pending migrations and returns how many ran. On PostgreSQL an
 /// advisory lock keeps two instances starting together from racing.
 pub fn run_migrations(conn: &mut DbConnection) -> Result<usize, DbError> {
-    let migration_error = |e: Box<dyn std::error::Error + Send + Sync>| DbError::Migration(e.to_string());
+    let migration_error =
+        |e: Box<dyn std::error::Error + Send + Sync>| DbError::Migration(e.to_string());
     match conn {
         DbConnection::Sqlite(conn) => Ok(conn
             .run_pending_migrations(SQLITE_MIGRATIONS)
@@ -343,7 +347,8 @@ pub fn run_migrations(conn: &mut DbConnection) -> Result<usize, DbError> {
 }
 
 pub fn pending_migrations(conn: &mut DbConnection) -> Result<usize, DbError> {
-    let migration_error = |e: Box<dyn std::error::Error + Send + Sync>| DbError::Migration(e.to_string());
+    let migration_error =
+        |e: Box<dyn std::error::Error + Send + Sync>| DbError::Migration(e.to_string());
     match conn {
         DbConnection::Sqlite(conn) => Ok(conn
             .pending_migrations(SQLITE_MIGRATIONS)
@@ -363,7 +368,10 @@ mod tests {
     #[test]
     fn postgres_urls_select_postgres() {
         for url in ["postgres://u@h/db", "postgresql://u:p@h:5433/db"] {
-            assert_eq!(DatabaseUrl::parse(url).map(|u| u.backend()), Ok(Backend::Postgres));
+            assert_eq!(
+                DatabaseUrl::parse(url).map(|u| u.backend()),
+                Ok(Backend::Postgres)
+            );
         }
     }
 

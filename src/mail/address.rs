@@ -19,7 +19,9 @@ pub enum EmailAddressError {
     TooLong,
     #[error("an email address has one @ with something on both sides, like name@example.org")]
     Shape,
-    #[error("an email address cannot contain spaces, quotes, commas, angle brackets or control characters")]
+    #[error(
+        "an email address cannot contain spaces, quotes, commas, angle brackets or control characters"
+    )]
     Character,
     #[error("the part after @ must be a domain name, like example.org")]
     Domain,
@@ -35,7 +37,12 @@ impl EmailAddress {
             return Err(EmailAddressError::TooLong);
         }
         if trimmed.chars().any(|c| {
-            c.is_control() || c.is_whitespace() || matches!(c, '"' | ',' | '<' | '>' | '(' | ')' | ';' | ':' | '\\' | '[' | ']')
+            c.is_control()
+                || c.is_whitespace()
+                || matches!(
+                    c,
+                    '"' | ',' | '<' | '>' | '(' | ')' | ';' | ':' | '\\' | '[' | ']'
+                )
         }) {
             return Err(EmailAddressError::Character);
         }
@@ -96,11 +103,17 @@ mod tests {
     fn accepts_ordinary_addresses_and_lowercases_them() {
         for (raw, stored) in [
             ("ada@example.org", "ada@example.org"),
-            ("  Ada.Lovelace+circle@Example.ORG ", "ada.lovelace+circle@example.org"),
+            (
+                "  Ada.Lovelace+circle@Example.ORG ",
+                "ada.lovelace+circle@example.org",
+            ),
             ("shoulder@localhost", "shoulder@localhost"),
             ("renée@exämple.de", "renée@exämple.de"),
         ] {
-            assert_eq!(EmailAddress::parse(raw).map(|a| a.to_string()), Ok(stored.into()));
+            assert_eq!(
+                EmailAddress::parse(raw).map(|a| a.to_string()),
+                Ok(stored.into())
+            );
         }
     }
 
@@ -116,8 +129,14 @@ mod tests {
             (".ada@example.org", EmailAddressError::Shape),
             ("a..da@example.org", EmailAddressError::Shape),
             ("ada lovelace@example.org", EmailAddressError::Character),
-            ("ada@example.org\r\nBcc: x@y.z", EmailAddressError::Character),
-            ("ada@example.org,bob@example.org", EmailAddressError::Character),
+            (
+                "ada@example.org\r\nBcc: x@y.z",
+                EmailAddressError::Character,
+            ),
+            (
+                "ada@example.org,bob@example.org",
+                EmailAddressError::Character,
+            ),
             ("Ada <ada@example.org>", EmailAddressError::Character),
             ("ada\0@example.org", EmailAddressError::Character),
             ("ada@-example.org", EmailAddressError::Domain),
@@ -130,7 +149,10 @@ mod tests {
         let long = format!("{}@example.org", "a".repeat(250));
         assert_eq!(EmailAddress::parse(&long), Err(EmailAddressError::TooLong));
         let long_local = format!("{}@example.org", "a".repeat(65));
-        assert_eq!(EmailAddress::parse(&long_local), Err(EmailAddressError::Shape));
+        assert_eq!(
+            EmailAddress::parse(&long_local),
+            Err(EmailAddressError::Shape)
+        );
     }
 
     #[test]

@@ -107,7 +107,7 @@ pub fn parse_from(raw: &str) -> Result<Mailbox, String> {
     let mailbox: Mailbox = raw
         .parse()
         .map_err(|_| "expected an address like \"Shoulder <circles@example.org>\"".to_string())?;
-    EmailAddress::parse(&mailbox.email.to_string()).map_err(|e| e.to_string())?;
+    EmailAddress::parse(mailbox.email.as_ref()).map_err(|e| e.to_string())?;
     Ok(mailbox)
 }
 
@@ -210,7 +210,9 @@ impl Mailer {
             let name = HeaderName::new_from_ascii(name.clone())
                 .map_err(|_| SendError::Message(format!("bad header name {name:?}")))?;
             if value.chars().any(char::is_control) {
-                return Err(SendError::Message(format!("header {name} has a control character")));
+                return Err(SendError::Message(format!(
+                    "header {name} has a control character"
+                )));
             }
             builder = builder.raw_header(HeaderValue::new(name, value.clone()));
         }
@@ -241,11 +243,18 @@ impl Mailer {
                 let path = dir.join(name);
                 tokio::fs::write(&path, message.formatted())
                     .await
-                    .map_err(|e| SendError::Transient(format!("cannot write {}: {e}", path.display())))?;
+                    .map_err(|e| {
+                        SendError::Transient(format!("cannot write {}: {e}", path.display()))
+                    })?;
                 Ok(format!("written to {}", path.display()))
             }
             Transport::Memory(sent) => {
-                let to = message.envelope().to().iter().map(|a| a.to_string()).collect();
+                let to = message
+                    .envelope()
+                    .to()
+                    .iter()
+                    .map(|a| a.to_string())
+                    .collect();
                 let raw = String::from_utf8_lossy(&message.formatted()).into_owned();
                 let mut sent = sent
                     .lock()

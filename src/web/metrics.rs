@@ -41,7 +41,10 @@ impl Metrics {
     pub fn record(&self, route: &str, method: &str, status: u16, seconds: f64) {
         let mut routes = self.routes.lock().unwrap_or_else(|p| p.into_inner());
         let stats = routes.entry(route.to_string()).or_default();
-        *stats.counts.entry((method.to_string(), status)).or_default() += 1;
+        *stats
+            .counts
+            .entry((method.to_string(), status))
+            .or_default() += 1;
         for (bucket, bound) in stats.buckets.iter_mut().zip(BUCKETS) {
             if seconds <= bound {
                 *bucket += 1;
@@ -66,7 +69,9 @@ impl Metrics {
                 );
             }
         }
-        out.push_str("# HELP shoulder_http_request_duration_seconds Time to answer a request, by route.\n");
+        out.push_str(
+            "# HELP shoulder_http_request_duration_seconds Time to answer a request, by route.\n",
+        );
         out.push_str("# TYPE shoulder_http_request_duration_seconds histogram\n");
         for (route, stats) in routes.iter() {
             let route = escape(route);
@@ -94,8 +99,16 @@ impl Metrics {
         }
         out.push_str("# HELP shoulder_db_pool_connections Database connections, open and idle.\n");
         out.push_str("# TYPE shoulder_db_pool_connections gauge\n");
-        let _ = writeln!(out, "shoulder_db_pool_connections{{state=\"open\"}} {}", pool.size);
-        let _ = writeln!(out, "shoulder_db_pool_connections{{state=\"idle\"}} {}", pool.idle);
+        let _ = writeln!(
+            out,
+            "shoulder_db_pool_connections{{state=\"open\"}} {}",
+            pool.size
+        );
+        let _ = writeln!(
+            out,
+            "shoulder_db_pool_connections{{state=\"idle\"}} {}",
+            pool.idle
+        );
         out.push_str("# HELP shoulder_db_pool_max_connections The pool's configured size.\n");
         out.push_str("# TYPE shoulder_db_pool_max_connections gauge\n");
         let _ = writeln!(out, "shoulder_db_pool_max_connections {}", pool.max_size);
@@ -150,14 +163,35 @@ mod tests {
         metrics.record("/healthz", "GET", 200, 0.0005);
         metrics.record("/healthz", "GET", 200, 0.02);
         metrics.record("/healthz", "GET", 503, 7.0);
-        let text = metrics.render(PoolState { size: 2, max_size: 8, idle: 1 });
-        assert!(text.contains("shoulder_http_requests_total{route=\"/healthz\",method=\"GET\",status=\"200\"} 2"), "{text}");
-        assert!(text.contains("shoulder_http_requests_total{route=\"/healthz\",method=\"GET\",status=\"503\"} 1"));
-        assert!(text.contains("shoulder_http_request_duration_seconds_bucket{route=\"/healthz\",le=\"0.001\"} 1"));
-        assert!(text.contains("shoulder_http_request_duration_seconds_bucket{route=\"/healthz\",le=\"0.025\"} 2"));
-        assert!(text.contains("shoulder_http_request_duration_seconds_bucket{route=\"/healthz\",le=\"5\"} 2"));
-        assert!(text.contains("shoulder_http_request_duration_seconds_bucket{route=\"/healthz\",le=\"+Inf\"} 3"));
-        assert!(text.contains("shoulder_http_request_duration_seconds_count{route=\"/healthz\"} 3"));
+        let text = metrics.render(PoolState {
+            size: 2,
+            max_size: 8,
+            idle: 1,
+        });
+        assert!(
+            text.contains(
+                "shoulder_http_requests_total{route=\"/healthz\",method=\"GET\",status=\"200\"} 2"
+            ),
+            "{text}"
+        );
+        assert!(text.contains(
+            "shoulder_http_requests_total{route=\"/healthz\",method=\"GET\",status=\"503\"} 1"
+        ));
+        assert!(text.contains(
+            "shoulder_http_request_duration_seconds_bucket{route=\"/healthz\",le=\"0.001\"} 1"
+        ));
+        assert!(text.contains(
+            "shoulder_http_request_duration_seconds_bucket{route=\"/healthz\",le=\"0.025\"} 2"
+        ));
+        assert!(text.contains(
+            "shoulder_http_request_duration_seconds_bucket{route=\"/healthz\",le=\"5\"} 2"
+        ));
+        assert!(text.contains(
+            "shoulder_http_request_duration_seconds_bucket{route=\"/healthz\",le=\"+Inf\"} 3"
+        ));
+        assert!(
+            text.contains("shoulder_http_request_duration_seconds_count{route=\"/healthz\"} 3")
+        );
         assert!(text.contains("shoulder_db_pool_max_connections 8"));
     }
 }

@@ -48,7 +48,10 @@ pub fn router(state: AppState) -> Router {
         .route("/metrics", get(metrics::metrics))
         .route("/static/{name}", get(assets::serve_static))
         .fallback(not_found)
-        .layer(middleware::from_fn_with_state(state.clone(), metrics::track))
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            metrics::track,
+        ))
         .with_state(state);
 
     let security = ServiceBuilder::new()
@@ -83,7 +86,10 @@ pub fn router(state: AppState) -> Router {
             .layer(CatchPanicLayer::custom(panic_page))
             .layer(CompressionLayer::new())
             .layer(middleware::from_fn(plain_error_pages))
-            .layer(TimeoutLayer::with_status_code(StatusCode::REQUEST_TIMEOUT, timeout))
+            .layer(TimeoutLayer::with_status_code(
+                StatusCode::REQUEST_TIMEOUT,
+                timeout,
+            ))
             .layer(RequestBodyLimitLayer::new(max_body)),
     )
 }
@@ -111,10 +117,15 @@ async fn not_found() -> AppError {
     AppError::NotFound
 }
 
-/// Gives the bodiless answers of the middleware (408, 413, 405) a real page.
+/// Gives the middleware's bare answers (408, 413, 405) a real page.
 async fn plain_error_pages(request: Request, next: Next) -> Response {
     let response = next.run(request).await;
-    if response.headers().contains_key(header::CONTENT_TYPE) {
+    let is_page = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("text/html"));
+    if is_page {
         return response;
     }
     let status = response.status();
@@ -126,6 +137,7 @@ async fn plain_error_pages(request: Request, next: Next) -> Response {
     };
     let (mut parts, _) = response.into_parts();
     parts.headers.remove(header::CONTENT_LENGTH);
+    parts.headers.remove(header::CONTENT_TYPE);
     let mut page = (status, page).into_response();
     for (name, value) in parts.headers.iter() {
         page.headers_mut().insert(name, value.clone());

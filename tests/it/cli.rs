@@ -54,10 +54,16 @@ fn text(bytes: &[u8]) -> String {
 fn assert_refuses_to_start(output: &Output, expected: &str) {
     let stderr = text(&output.stderr);
     assert_eq!(output.status.code(), Some(2), "stderr: {stderr}");
-    assert!(stderr.contains(expected), "expected {expected:?} in: {stderr}");
+    assert!(
+        stderr.contains(expected),
+        "expected {expected:?} in: {stderr}"
+    );
     assert!(!stderr.contains("panicked"), "{stderr}");
     assert!(!stderr.contains("backtrace"), "{stderr}");
-    let lines: Vec<&str> = stderr.lines().filter(|l| l.starts_with("shoulder:")).collect();
+    let lines: Vec<&str> = stderr
+        .lines()
+        .filter(|l| l.starts_with("shoulder:"))
+        .collect();
     assert_eq!(lines.len(), 1, "one line: {stderr}");
 }
 
@@ -68,14 +74,20 @@ fn check_config_shows_the_effective_config_with_secrets_hidden() {
     command
         .arg("check-config")
         .env("SHOULDER_SERVER__BIND", "0.0.0.0:8080")
-        .env("SHOULDER_MAIL__SMTP_URL", "smtp://app:hunter2@mail.example.org:587?tls=required")
+        .env(
+            "SHOULDER_MAIL__SMTP_URL",
+            "smtp://app:hunter2@mail.example.org:587?tls=required",
+        )
         .env("SHOULDER_DATABASE__POOL_SIZE", "12");
     let output = finish(command);
     let stdout = text(&output.stdout);
     assert!(output.status.success(), "{}", text(&output.stderr));
     assert!(stdout.contains("bind = \"0.0.0.0:8080\""), "{stdout}");
     assert!(stdout.contains("pool_size = 12"), "{stdout}");
-    assert!(stdout.contains("smtp://app:***@mail.example.org:587"), "{stdout}");
+    assert!(
+        stdout.contains("smtp://app:***@mail.example.org:587"),
+        "{stdout}"
+    );
     assert!(!stdout.contains("hunter2"));
 }
 
@@ -83,7 +95,11 @@ fn check_config_shows_the_effective_config_with_secrets_hidden() {
 fn a_config_file_given_on_the_command_line_is_read() {
     let dir = tempfile::tempdir().expect("temp dir");
     let file = dir.path().join("site.toml");
-    std::fs::write(&file, "[circles]\ndefault_time_zone = \"America/Toronto\"\n").expect("write");
+    std::fs::write(
+        &file,
+        "[circles]\ndefault_time_zone = \"America/Toronto\"\n",
+    )
+    .expect("write");
     let mut command = shoulder(dir.path());
     command.arg("--config").arg(&file).arg("check-config");
     let output = finish(command);
@@ -96,10 +112,22 @@ fn bad_configuration_names_the_key_and_exits_2() {
     let dir = tempfile::tempdir().expect("temp dir");
     for (key, value, expected) in [
         ("SHOULDER_DATABASE__POOL_SIZE", "0", "database.pool_size"),
-        ("SHOULDER_SERVER__BINDD", "0.0.0.0:1", "server.bindd: unknown key"),
+        (
+            "SHOULDER_SERVER__BINDD",
+            "0.0.0.0:1",
+            "server.bindd: unknown key",
+        ),
         ("SHOULDER_MAIL__FROM", "nobody", "mail.from"),
-        ("SHOULDER_CIRCLES__DEFAULT_TIME_ZONE", "Europe/Atlantis", "circles.default_time_zone"),
-        ("SHOULDER_SERVER__PUBLIC_URL", "circles.example.org", "server.public_url"),
+        (
+            "SHOULDER_CIRCLES__DEFAULT_TIME_ZONE",
+            "Europe/Atlantis",
+            "circles.default_time_zone",
+        ),
+        (
+            "SHOULDER_SERVER__PUBLIC_URL",
+            "circles.example.org",
+            "server.public_url",
+        ),
     ] {
         let mut command = shoulder(dir.path());
         command.arg("check-config").env(key, value);
@@ -110,7 +138,9 @@ fn bad_configuration_names_the_key_and_exits_2() {
 #[test]
 fn production_without_an_smtp_server_is_refused() {
     let mut command = shoulder(Path::new(env!("CARGO_MANIFEST_DIR")));
-    command.arg("check-config").env("SHOULDER_ENV", "production");
+    command
+        .arg("check-config")
+        .env("SHOULDER_ENV", "production");
     assert_refuses_to_start(&finish(command), "mail.smtp_url");
 }
 
@@ -125,16 +155,36 @@ fn serve_refuses_to_start_on_bad_surroundings() {
         probe.local_addr().expect("addr").port()
     };
     let cases: [(&str, String, &str); 6] = [
-        ("SHOULDER_DATABASE__URL", "missing/shoulder.db".into(), "the folder missing does not exist"),
-        ("SHOULDER_DATABASE__URL", "a-file/shoulder.db".into(), "is not a folder"),
-        ("SHOULDER_DATABASE__URL", "mysql://db/shoulder".into(), "database.url"),
+        (
+            "SHOULDER_DATABASE__URL",
+            "missing/shoulder.db".into(),
+            "the folder missing does not exist",
+        ),
+        (
+            "SHOULDER_DATABASE__URL",
+            "a-file/shoulder.db".into(),
+            "is not a folder",
+        ),
+        (
+            "SHOULDER_DATABASE__URL",
+            "mysql://db/shoulder".into(),
+            "database.url",
+        ),
         (
             "SHOULDER_DATABASE__URL",
             format!("postgres://postgres@127.0.0.1:{free_port}/shoulder"),
             "cannot open database postgres://postgres@127.0.0.1",
         ),
-        ("SHOULDER_MAIL__SMTP_URL", "smtp://mail:25?tls=maybe".into(), "mail.smtp_url"),
-        ("SHOULDER_SERVER__BIND", taken_addr.clone(), "already in use"),
+        (
+            "SHOULDER_MAIL__SMTP_URL",
+            "smtp://mail:25?tls=maybe".into(),
+            "mail.smtp_url",
+        ),
+        (
+            "SHOULDER_SERVER__BIND",
+            taken_addr.clone(),
+            "already in use",
+        ),
     ];
     for (key, value, expected) in cases {
         let mut command = shoulder(dir.path());
@@ -172,7 +222,11 @@ impl Running {
             };
             if let Some(at) = line.find("listening on http://") {
                 let rest = &line[at + "listening on ".len()..];
-                break rest.split_whitespace().next().expect("an address").to_string();
+                break rest
+                    .split_whitespace()
+                    .next()
+                    .expect("an address")
+                    .to_string();
             }
         };
         // Keep draining stderr so the server never blocks on a full pipe.
@@ -182,7 +236,10 @@ impl Running {
 
     fn terminate(mut self) -> ExitStatus {
         let pid = self.child.id().to_string();
-        let sent = Command::new("kill").args(["-TERM", &pid]).status().expect("kill runs");
+        let sent = Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .expect("kill runs");
         assert!(sent.success());
         let started = Instant::now();
         loop {
@@ -199,7 +256,9 @@ impl Running {
 }
 
 async fn probe(base: &str, path: &str) -> (u16, String) {
-    let response = reqwest::get(format!("{base}{path}")).await.expect("answers");
+    let response = reqwest::get(format!("{base}{path}"))
+        .await
+        .expect("answers");
     let status = response.status().as_u16();
     (status, response.text().await.expect("body"))
 }
@@ -210,14 +269,23 @@ async fn serve_on_sqlite_answers_and_stops_on_sigterm() {
     std::fs::create_dir(dir.path().join("data")).expect("data folder");
     let running = Running::start(shoulder(dir.path()));
     assert_eq!(probe(&running.base, "/healthz").await, (200, "ok\n".into()));
-    assert_eq!(probe(&running.base, "/readyz").await, (200, "ready\n".into()));
+    assert_eq!(
+        probe(&running.base, "/readyz").await,
+        (200, "ready\n".into())
+    );
     let (status, home) = probe(&running.base, "/").await;
     assert_eq!(status, 200);
     assert!(home.contains("Shouldering each other up"));
     let status = running.terminate();
     assert!(status.success(), "graceful shutdown exits 0, got {status}");
-    assert!(dir.path().join("data/shoulder.db").is_file(), "the default SQLite file");
-    assert!(dir.path().join("data/mail").is_dir(), "the file transport's folder");
+    assert!(
+        dir.path().join("data/shoulder.db").is_file(),
+        "the default SQLite file"
+    );
+    assert!(
+        dir.path().join("data/mail").is_dir(),
+        "the file transport's folder"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -230,7 +298,10 @@ async fn serve_on_postgres_answers_and_stops_on_sigterm() {
     let mut command = shoulder(dir.path());
     command.env("SHOULDER_DATABASE__URL", pg.url());
     let running = Running::start(command);
-    assert_eq!(probe(&running.base, "/readyz").await, (200, "ready\n".into()));
+    assert_eq!(
+        probe(&running.base, "/readyz").await,
+        (200, "ready\n".into())
+    );
     let (_, metrics) = probe(&running.base, "/metrics").await;
     assert!(metrics.contains(r#"route="/readyz""#), "{metrics}");
     assert!(running.terminate().success());
@@ -241,10 +312,16 @@ fn migrate_applies_once_then_finds_nothing_to_do() {
     let dir = tempfile::tempdir().expect("temp dir");
     for expected in ["applied 1 migration(s)", "applied 0 migration(s)"] {
         let mut command = shoulder(dir.path());
-        command.arg("migrate").env("SHOULDER_DATABASE__URL", "shoulder.db");
+        command
+            .arg("migrate")
+            .env("SHOULDER_DATABASE__URL", "shoulder.db");
         let output = finish(command);
         assert!(output.status.success(), "{}", text(&output.stderr));
-        assert!(text(&output.stdout).contains(expected), "{}", text(&output.stdout));
+        assert!(
+            text(&output.stdout).contains(expected),
+            "{}",
+            text(&output.stdout)
+        );
     }
 }
 
@@ -260,7 +337,10 @@ fn send_test_email_reports_the_servers_answer() {
     let output = finish(command);
     let stdout = text(&output.stdout);
     assert!(output.status.success(), "{}", text(&output.stderr));
-    assert!(stdout.contains("sent to ops@example.org through smtp: 250"), "{stdout}");
+    assert!(
+        stdout.contains("sent to ops@example.org through smtp: 250"),
+        "{stdout}"
+    );
 
     let received = smtp.wait_for_messages(1);
     assert_eq!(received[0].to, ["ops@example.org"]);
@@ -285,7 +365,7 @@ fn send_test_email_shows_a_refusal_and_exits_1() {
     let stderr = text(&output.stderr);
     assert_eq!(output.status.code(), Some(1), "{stderr}");
     assert!(stderr.contains("permanent failure"), "{stderr}");
-    assert!(stderr.contains("550") || stderr.contains("5"), "{stderr}");
+    assert!(stderr.contains("550"), "{stderr}");
 }
 
 #[test]

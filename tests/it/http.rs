@@ -63,12 +63,23 @@ async fn pages_use_the_layout_and_carry_security_headers() {
         assert_eq!(headers["x-content-type-options"], "nosniff");
         assert_eq!(headers["referrer-policy"], "no-referrer");
         assert_eq!(headers["x-frame-options"], "DENY");
-        assert!(headers.get("strict-transport-security").is_none(), "not over http");
+        assert!(
+            headers.get("strict-transport-security").is_none(),
+            "not over http"
+        );
         assert!(!headers["x-request-id"].is_empty());
-        assert!(headers["content-type"].to_str().expect("ascii").starts_with("text/html"));
+        assert!(
+            headers["content-type"]
+                .to_str()
+                .expect("ascii")
+                .starts_with("text/html")
+        );
         let body = response.text().await.expect("body");
         assert!(body.starts_with("<!DOCTYPE html>"), "{path}: {body}");
-        assert!(body.contains("/static/style-"), "the layout links the stylesheet");
+        assert!(
+            body.contains("/static/style-"),
+            "the layout links the stylesheet"
+        );
     }
     let (_, not_found) = app.get_text("/circles/42/nothing").await;
     assert!(not_found.contains("Nothing here"));
@@ -82,7 +93,10 @@ async fn https_public_url_adds_strict_transport_security() {
         .await
         .expect("sqlite");
     let response = app.get("/healthz").await;
-    assert_eq!(response.headers()["strict-transport-security"], "max-age=31536000");
+    assert_eq!(
+        response.headers()["strict-transport-security"],
+        "max-age=31536000"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -100,8 +114,14 @@ async fn stylesheet_is_cached_for_long_and_compressed_on_request() {
         .await
         .expect("answers");
     assert_eq!(response.status().as_u16(), 200);
-    assert_eq!(response.headers()["content-type"], "text/css; charset=utf-8");
-    assert_eq!(response.headers()["cache-control"], "public, max-age=31536000, immutable");
+    assert_eq!(
+        response.headers()["content-type"],
+        "text/css; charset=utf-8"
+    );
+    assert_eq!(
+        response.headers()["cache-control"],
+        "public, max-age=31536000, immutable"
+    );
     assert_eq!(response.headers()["content-encoding"], "gzip");
 
     let (status, _) = app.get_text("/static/style-000000000000.css").await;
@@ -110,24 +130,52 @@ async fn stylesheet_is_cached_for_long_and_compressed_on_request() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn oversized_bodies_are_refused_with_413() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
     let app = TestApp::start(Backend::Sqlite).await.expect("sqlite");
-    let response = app
-        .client
-        .post(app.url("/"))
-        .header("content-type", "application/x-www-form-urlencoded")
-        .body(vec![b'a'; 3 * 1024 * 1024])
-        .send()
+    // Announce 3 MB and send none of it: the answer must come from the
+    // announced length alone, before anything is read or stored.
+    let mut stream = tokio::net::TcpStream::connect(app.addr)
         .await
-        .expect("answers");
-    assert_eq!(response.status().as_u16(), 413);
-    let body = response.text().await.expect("body");
-    assert!(body.contains("more than we accept"), "{body}");
+        .expect("connects");
+    let head = format!(
+        "POST / HTTP/1.1\r\nHost: {}\r\nContent-Type: application/x-www-form-urlencoded\r\n\
+         Content-Length: {}\r\nConnection: close\r\n\r\n",
+        app.addr,
+        3 * 1024 * 1024
+    );
+    stream
+        .write_all(head.as_bytes())
+        .await
+        .expect("request head sent");
+    let mut answer = Vec::new();
+    tokio::time::timeout(
+        std::time::Duration::from_secs(10),
+        stream.read_to_end(&mut answer),
+    )
+    .await
+    .expect("the server answers without waiting for the body")
+    .expect("readable");
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(answer.starts_with("HTTP/1.1 413"), "{answer}");
+    assert!(answer.contains("more than we accept"), "{answer}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn wrong_method_gets_a_page_not_a_blank() {
     let app = TestApp::start(Backend::Sqlite).await.expect("sqlite");
-    let response = app.client.post(app.url("/healthz")).send().await.expect("answers");
+    let response = app
+        .client
+        .post(app.url("/healthz"))
+        .send()
+        .await
+        .expect("answers");
     assert_eq!(response.status().as_u16(), 405);
-    assert!(response.text().await.expect("body").contains("<!DOCTYPE html>"));
+    assert!(
+        response
+            .text()
+            .await
+            .expect("body")
+            .contains("<!DOCTYPE html>")
+    );
 }

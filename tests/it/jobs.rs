@@ -20,7 +20,10 @@ fn seed(conn: &mut shoulder::db::DbConnection, now: NaiveDateTime) {
         .filter(people::email.eq("ada@example.org"))
         .first(conn)
         .expect("person id");
-    for (hash, expires) in [("ended", now - Duration::minutes(1)), ("live", now + Duration::days(10))] {
+    for (hash, expires) in [
+        ("ended", now - Duration::minutes(1)),
+        ("live", now + Duration::days(10)),
+    ] {
         diesel::insert_into(sessions::table)
             .values((
                 sessions::id_hash.eq(hash),
@@ -49,7 +52,10 @@ fn seed(conn: &mut shoulder::db::DbConnection, now: NaiveDateTime) {
             .execute(conn)
             .expect("sign-in token");
     }
-    for (bucket, start) in [("old", now - Duration::days(3)), ("current", now - Duration::hours(1))] {
+    for (bucket, start) in [
+        ("old", now - Duration::days(3)),
+        ("current", now - Duration::hours(1)),
+    ] {
         diesel::insert_into(rate_limits::table)
             .values((
                 rate_limits::bucket.eq(bucket),

@@ -5,7 +5,9 @@ use shoulder::clock::Clock;
 use shoulder::config::MailTransportKind;
 use shoulder::mail::{EmailAddress, Mailer, OutgoingEmail, RenderedEmail, SendError};
 
-use crate::support::{SmtpMode, TestSmtp, default_start, test_config};
+use chrono::{TimeZone, Utc};
+
+use crate::support::{Backend, SmtpMode, TestApp, TestSmtp, default_start, test_config};
 
 fn mailer_for(smtp: &TestSmtp, timeout_secs: u64) -> Mailer {
     let mut config = test_config();
@@ -38,7 +40,10 @@ fn email(to: &str, name: Option<&str>) -> OutgoingEmail {
 async fn an_accepted_email_arrives_whole() {
     let smtp = TestSmtp::start();
     let mailer = mailer_for(&smtp, 5);
-    let receipt = mailer.send(&email("Ada@Example.org", Some("Ada"))).await.expect("sent");
+    let receipt = mailer
+        .send(&email("Ada@Example.org", Some("Ada")))
+        .await
+        .expect("sent");
     assert_eq!(receipt.message_id, "<delivery.41@circles.example.org>");
     assert!(receipt.response.starts_with("250"), "{}", receipt.response);
 
@@ -47,13 +52,21 @@ async fn an_accepted_email_arrives_whole() {
     assert_eq!(message.to, ["ada@example.org"]);
     assert_eq!(message.from, "circles@example.org");
     assert_eq!(message.subject().as_deref(), Some("This week's question"));
-    assert_eq!(message.header("Message-ID").as_deref(), Some("<delivery.41@circles.example.org>"));
+    assert_eq!(
+        message.header("Message-ID").as_deref(),
+        Some("<delivery.41@circles.example.org>")
+    );
     assert_eq!(
         message.header("List-Unsubscribe").as_deref(),
         Some("<https://circles.example.org/unsubscribe/abc>")
     );
     assert!(message.text_body().contains("Who are we leaving behind?"));
-    assert!(message.html_body().expect("an html part").contains("<p>Who are we leaving behind?</p>"));
+    assert!(
+        message
+            .html_body()
+            .expect("an html part")
+            .contains("<p>Who are we leaving behind?</p>")
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -61,7 +74,10 @@ async fn a_crlf_in_a_name_never_becomes_a_header() {
     let smtp = TestSmtp::start();
     let mailer = mailer_for(&smtp, 5);
     mailer
-        .send(&email("ada@example.org", Some("Ada\r\nBcc: eve@example.org")))
+        .send(&email(
+            "ada@example.org",
+            Some("Ada\r\nBcc: eve@example.org"),
+        ))
         .await
         .expect("sent");
     let message = &smtp.wait_for_messages(1)[0];
@@ -103,7 +119,10 @@ async fn a_server_that_stalls_hits_our_own_timeout() {
         .await
         .expect_err("no answer");
     assert!(error.is_retryable(), "{error:?}");
-    assert!(matches!(error, SendError::Timeout(_) | SendError::Transient(_)), "{error:?}");
+    assert!(
+        matches!(error, SendError::Timeout(_) | SendError::Transient(_)),
+        "{error:?}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -116,7 +135,10 @@ async fn nobody_listening_is_a_temporary_failure() {
     config.mail.transport = MailTransportKind::Smtp;
     config.mail.smtp_url = format!("smtp://127.0.0.1:{port}");
     let mailer = Mailer::from_config(&config, Clock::fixed(default_start())).expect("mailer");
-    let error = mailer.send(&email("ada@example.org", None)).await.expect_err("refused");
+    let error = mailer
+        .send(&email("ada@example.org", None))
+        .await
+        .expect_err("refused");
     assert!(error.is_retryable(), "{error:?}");
 }
 
@@ -127,7 +149,10 @@ async fn the_file_transport_writes_one_eml_per_message() {
     config.mail.transport = MailTransportKind::File;
     config.mail.file_dir = dir.path().join("mail").display().to_string();
     let mailer = Mailer::from_config(&config, Clock::fixed(default_start())).expect("mailer");
-    mailer.send(&email("ada@example.org", None)).await.expect("written");
+    mailer
+        .send(&email("ada@example.org", None))
+        .await
+        .expect("written");
     let mut second = email("bob@example.org", None);
     second.message_key = "delivery.42".into();
     mailer.send(&second).await.expect("written");
@@ -150,9 +175,35 @@ async fn the_memory_transport_keeps_what_was_sent() {
     let mut config = test_config();
     config.mail.transport = MailTransportKind::Memory;
     let mailer = Mailer::from_config(&config, Clock::fixed(default_start())).expect("mailer");
-    mailer.send(&email("ada@example.org", None)).await.expect("kept");
+    mailer
+        .send(&email("ada@example.org", None))
+        .await
+        .expect("kept");
     let kept = mailer.memory_messages();
     assert_eq!(kept.len(), 1);
     assert_eq!(kept[0].to, ["ada@example.org"]);
     assert!(kept[0].raw.contains("Who are we leaving behind?"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_app_sends_through_its_smtp_server_dated_by_its_clock() {
+    let then = Utc
+        .with_ymd_and_hms(2031, 5, 6, 7, 8, 9)
+        .single()
+        .expect("valid");
+    let app = TestApp::builder(Backend::Sqlite)
+        .at(then)
+        .start()
+        .await
+        .expect("sqlite");
+    app.state
+        .mailer
+        .send(&email("ada@example.org", None))
+        .await
+        .expect("sent");
+    app.smtp.wait_for_messages(1);
+    let emails = app.emails();
+    assert_eq!(emails.len(), 1);
+    let date = emails[0].header("Date").expect("a Date header");
+    assert_eq!(date, "Tue, 06 May 2031 07:08:09 +0000");
 }

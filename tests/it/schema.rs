@@ -41,7 +41,10 @@ struct Shape {
 fn shape(columns: Vec<ColumnRow>, index_columns: Vec<IndexColumnRow>) -> Shape {
     let mut by_table: BTreeMap<String, Vec<(i32, String)>> = BTreeMap::new();
     for row in columns {
-        by_table.entry(row.table_name).or_default().push((row.position, row.column_name));
+        by_table
+            .entry(row.table_name)
+            .or_default()
+            .push((row.position, row.column_name));
     }
     let columns = by_table
         .into_iter()
@@ -65,7 +68,10 @@ fn shape(columns: Vec<ColumnRow>, index_columns: Vec<IndexColumnRow>) -> Shape {
             .or_default()
             .push((index, cols.into_iter().map(|(_, name)| name).collect()));
     }
-    Shape { columns, unique_keys }
+    Shape {
+        columns,
+        unique_keys,
+    }
 }
 
 fn sqlite_shape(conn: &mut SqliteConnection) -> Shape {
@@ -126,15 +132,18 @@ fn both_backends_build_the_same_tables_columns_and_unique_keys() {
     let sqlite_path = dir.path().join("schema.db");
 
     let mut sqlite = DbConnection::Sqlite(
-        SqliteConnection::establish(sqlite_path.to_str().expect("utf-8 path")).expect("sqlite opens"),
+        SqliteConnection::establish(sqlite_path.to_str().expect("utf-8 path"))
+            .expect("sqlite opens"),
     );
-    let mut postgres = DbConnection::Postgresql(PgConnection::establish(pg.url()).expect("postgres opens"));
+    let mut postgres =
+        DbConnection::Postgresql(PgConnection::establish(pg.url()).expect("postgres opens"));
     assert!(run_migrations(&mut sqlite).expect("sqlite migrates") > 0);
     assert!(run_migrations(&mut postgres).expect("postgres migrates") > 0);
     assert_eq!(run_migrations(&mut sqlite).expect("idempotent"), 0);
     assert_eq!(run_migrations(&mut postgres).expect("idempotent"), 0);
 
-    let (DbConnection::Sqlite(sqlite), DbConnection::Postgresql(postgres)) = (&mut sqlite, &mut postgres)
+    let (DbConnection::Sqlite(sqlite), DbConnection::Postgresql(postgres)) =
+        (&mut sqlite, &mut postgres)
     else {
         unreachable!("built above");
     };
@@ -147,7 +156,10 @@ fn both_backends_build_the_same_tables_columns_and_unique_keys() {
     // The keys our promises rest on (DESIGN.md): one round per circle and
     // slot, one delivery per round, member and kind.
     let keys = |table: &str| -> Vec<Vec<String>> {
-        sqlite_shape.unique_keys[table].iter().map(|(_, cols)| cols.clone()).collect()
+        sqlite_shape.unique_keys[table]
+            .iter()
+            .map(|(_, cols)| cols.clone())
+            .collect()
     };
     assert!(keys("rounds").contains(&vec!["circle_id".to_string(), "slot".to_string()]));
     assert!(keys("deliveries").contains(&vec![
@@ -157,10 +169,26 @@ fn both_backends_build_the_same_tables_columns_and_unique_keys() {
     ]));
     assert!(keys("memberships").contains(&vec!["circle_id".to_string(), "person_id".to_string()]));
     for table in [
-        "people", "circles", "memberships", "invites", "sign_in_tokens", "sessions", "rounds",
-        "check_ins", "commitments", "follow_throughs", "support_messages", "away_periods",
-        "prompt_usage", "deliveries", "suppressed_addresses", "rate_limits",
+        "people",
+        "circles",
+        "memberships",
+        "invites",
+        "sign_in_tokens",
+        "sessions",
+        "rounds",
+        "check_ins",
+        "commitments",
+        "follow_throughs",
+        "support_messages",
+        "away_periods",
+        "prompt_usage",
+        "deliveries",
+        "suppressed_addresses",
+        "rate_limits",
     ] {
-        assert!(sqlite_shape.columns.contains_key(table), "missing table {table}");
+        assert!(
+            sqlite_shape.columns.contains_key(table),
+            "missing table {table}"
+        );
     }
 }

@@ -64,18 +64,17 @@ impl PgDatabase {
     pub fn url(&self) -> &str {
         &self.url
     }
-
-    pub fn name(&self) -> &str {
-        &self.name
-    }
 }
 
 impl Drop for PgDatabase {
     fn drop(&mut self) {
         // FORCE ends the pool's connections that may still be open.
         if let Ok(mut admin) = PgConnection::establish(&self.server) {
-            let _ = diesel::sql_query(format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name))
-                .execute(&mut admin);
+            let _ = diesel::sql_query(format!(
+                "DROP DATABASE IF EXISTS {} WITH (FORCE)",
+                self.name
+            ))
+            .execute(&mut admin);
         }
     }
 }
