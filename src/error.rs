@@ -42,3 +42,39 @@ impl IntoResponse for AppError {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    async fn body_of(error: AppError) -> (StatusCode, String) {
+        let response = error.into_response();
+        let status = response.status();
+        let bytes = axum::body::to_bytes(response.into_body(), usize::MAX)
+            .await
+            .expect("a body");
+        (status, String::from_utf8_lossy(&bytes).into_owned())
+    }
+
+    #[tokio::test]
+    async fn internal_errors_keep_their_details_to_the_log() {
+        let (status, page) = body_of(AppError::Internal(
+            "UNIQUE constraint failed: people.email".into(),
+        ))
+        .await;
+        assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR);
+        assert!(page.contains("Something went wrong on our side"));
+        assert!(!page.contains("UNIQUE"), "{page}");
+        assert!(!page.contains("people.email"), "{page}");
+    }
+
+    #[tokio::test]
+    async fn an_unreachable_database_is_a_503_page() {
+        let (status, page) = body_of(AppError::Unavailable(
+            "connection refused at 10.0.0.5".into(),
+        ))
+        .await;
+        assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+        assert!(!page.contains("10.0.0.5"), "{page}");
+    }
+}

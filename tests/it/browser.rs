@@ -26,7 +26,7 @@ async fn computed(client: &Client, script: &str) -> String {
         .unwrap_or_else(|e| panic!("the browser runs `{script}`: {e}"));
     value
         .as_str()
-        .unwrap_or_else(|| panic!("`{script}` gave a string, not {value}"))
+        .unwrap_or_else(|| panic!("`{script}` should give a string, gave {value}"))
         .to_string()
 }
 

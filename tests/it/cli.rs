@@ -205,9 +205,10 @@ struct Running {
 }
 
 impl Running {
-    fn start(mut command: Command) -> Running {
+    fn start(mut command: Command, serve_args: &[&str]) -> Running {
         let mut child = command
             .arg("serve")
+            .args(serve_args)
             .env("SHOULDER_SERVER__BIND", "127.0.0.1:0")
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
@@ -234,10 +235,10 @@ impl Running {
         Running { child, base }
     }
 
-    fn terminate(mut self) -> ExitStatus {
+    fn stop_with(mut self, signal: &str) -> ExitStatus {
         let pid = self.child.id().to_string();
         let sent = Command::new("kill")
-            .args(["-TERM", &pid])
+            .args([signal, &pid])
             .status()
             .expect("kill runs");
         assert!(sent.success());
@@ -248,7 +249,7 @@ impl Running {
             }
             if started.elapsed() > EXIT_DEADLINE {
                 let _ = self.child.kill();
-                panic!("shoulder serve ignored SIGTERM");
+                panic!("shoulder serve ignored {signal}");
             }
             std::thread::sleep(Duration::from_millis(20));
         }
@@ -267,7 +268,7 @@ async fn probe(base: &str, path: &str) -> (u16, String) {
 async fn serve_on_sqlite_answers_and_stops_on_sigterm() {
     let dir = tempfile::tempdir().expect("temp dir");
     std::fs::create_dir(dir.path().join("data")).expect("data folder");
-    let running = Running::start(shoulder(dir.path()));
+    let running = Running::start(shoulder(dir.path()), &[]);
     assert_eq!(probe(&running.base, "/healthz").await, (200, "ok\n".into()));
     assert_eq!(
         probe(&running.base, "/readyz").await,
@@ -276,7 +277,7 @@ async fn serve_on_sqlite_answers_and_stops_on_sigterm() {
     let (status, home) = probe(&running.base, "/").await;
     assert_eq!(status, 200);
     assert!(home.contains("Shouldering each other up"));
-    let status = running.terminate();
+    let status = running.stop_with("-TERM");
     assert!(status.success(), "graceful shutdown exits 0, got {status}");
     assert!(
         dir.path().join("data/shoulder.db").is_file(),
@@ -297,14 +298,26 @@ async fn serve_on_postgres_answers_and_stops_on_sigterm() {
     std::fs::create_dir(dir.path().join("data")).expect("data folder");
     let mut command = shoulder(dir.path());
     command.env("SHOULDER_DATABASE__URL", pg.url());
-    let running = Running::start(command);
+    let running = Running::start(command, &[]);
     assert_eq!(
         probe(&running.base, "/readyz").await,
         (200, "ready\n".into())
     );
     let (_, metrics) = probe(&running.base, "/metrics").await;
     assert!(metrics.contains(r#"route="/readyz""#), "{metrics}");
-    assert!(running.terminate().success());
+    assert!(running.stop_with("-TERM").success());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serve_without_migrations_is_alive_but_not_ready_and_stops_on_sigint() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    std::fs::create_dir(dir.path().join("data")).expect("data folder");
+    let running = Running::start(shoulder(dir.path()), &["--no-migrate"]);
+    assert_eq!(probe(&running.base, "/healthz").await.0, 200);
+    let (status, body) = probe(&running.base, "/readyz").await;
+    assert_eq!(status, 503);
+    assert!(body.contains("1 database migrations pending"), "{body}");
+    assert!(running.stop_with("-INT").success());
 }
 
 #[test]

@@ -179,3 +179,82 @@ async fn wrong_method_gets_a_page_not_a_blank() {
             .contains("<!DOCTYPE html>")
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_connections_use_wal_foreign_keys_and_a_busy_timeout() {
+    use diesel::prelude::*;
+    use diesel::sql_types::{BigInt, Text};
+    use shoulder::db::{DbConnection, DbError};
+
+    #[derive(QueryableByName)]
+    struct Mode {
+        #[diesel(sql_type = Text)]
+        journal_mode: String,
+    }
+    #[derive(QueryableByName)]
+    struct Flag {
+        #[diesel(sql_type = BigInt)]
+        value: i64,
+    }
+
+    let app = TestApp::start(Backend::Sqlite).await.expect("sqlite");
+    let (mode, foreign_keys, busy_timeout, synchronous) = app
+        .state
+        .db
+        .run(|conn| {
+            let DbConnection::Sqlite(conn) = conn else {
+                panic!("a SQLite app has SQLite connections");
+            };
+            let mode = diesel::sql_query("PRAGMA journal_mode").get_result::<Mode>(conn)?;
+            let fk = diesel::sql_query("SELECT foreign_keys AS value FROM pragma_foreign_keys")
+                .get_result::<Flag>(conn)?;
+            let busy = diesel::sql_query("SELECT timeout AS value FROM pragma_busy_timeout")
+                .get_result::<Flag>(conn)?;
+            let sync = diesel::sql_query("SELECT synchronous AS value FROM pragma_synchronous")
+                .get_result::<Flag>(conn)?;
+            Ok::<_, DbError>((mode.journal_mode, fk.value, busy.value, sync.value))
+        })
+        .await
+        .expect("pragmas readable");
+    assert_eq!(mode, "wal");
+    assert_eq!(foreign_keys, 1);
+    assert_eq!(busy_timeout, 5000);
+    assert_eq!(synchronous, 1, "NORMAL");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn readiness_fails_when_the_postgres_database_goes_away() {
+    use diesel::{Connection, RunQueryDsl};
+
+    let Some(app) = TestApp::start(Backend::Postgres).await else {
+        return;
+    };
+    assert_eq!(app.get_text("/readyz").await.0, 200);
+    let database = app
+        .state
+        .config
+        .database
+        .url
+        .rsplit('/')
+        .next()
+        .expect("a database name")
+        .to_string();
+    tokio::task::spawn_blocking(move || {
+        let mut admin = diesel::PgConnection::establish(&crate::support::postgres::server_url())
+            .expect("admin connection");
+        diesel::sql_query(format!("DROP DATABASE {database} WITH (FORCE)"))
+            .execute(&mut admin)
+            .expect("database dropped");
+    })
+    .await
+    .expect("drop task");
+
+    let (status, body) = app.get_text("/readyz").await;
+    assert_eq!(status, 503, "{body}");
+    assert!(body.starts_with("not ready: the database"), "{body}");
+    assert_eq!(
+        app.get_text("/healthz").await.0,
+        200,
+        "the process still answers"
+    );
+}

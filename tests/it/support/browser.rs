@@ -90,10 +90,11 @@ impl Browser {
         let chromedriver = match find_chromedriver() {
             Ok(path) => path,
             Err(why) if !required() => {
-                eprintln!(
-                    "\n*** SKIPPED: browser test: {why}\n\
-                     *** Install chromium and chromium-driver, set CHROMEDRIVER, \
-                     or SHOULDER_REQUIRE_BROWSER=1 to fail instead.\n"
+                super::announce_skip(
+                    "browser test",
+                    &why,
+                    "Install chromium and chromium-driver, set CHROMEDRIVER, \
+                     or SHOULDER_REQUIRE_BROWSER=1 to fail instead.",
                 );
                 return None;
             }

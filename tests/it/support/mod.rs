@@ -26,6 +26,17 @@ pub enum Backend {
     Postgres,
 }
 
+/// Says loudly that a test is skipped and why. Written straight to the
+/// process's stderr, which the test harness does not capture, so the line
+/// shows in a normal `cargo test` run.
+pub fn announce_skip(what: &str, why: &str, hint: &str) {
+    use std::io::Write;
+    let _ = writeln!(
+        std::io::stderr(),
+        "\n*** SKIPPED: {what}: {why}\n*** {hint}\n"
+    );
+}
+
 /// Where every test's clock starts unless it says otherwise.
 pub fn default_start() -> DateTime<Utc> {
     Utc.with_ymd_and_hms(2027, 3, 1, 9, 0, 0)

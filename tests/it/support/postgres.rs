@@ -38,9 +38,10 @@ impl PgDatabase {
         let mut admin = match PgConnection::establish(&server) {
             Ok(conn) => conn,
             Err(error) if !required() => {
-                eprintln!(
-                    "\n*** SKIPPED: PostgreSQL test: cannot reach {server}: {error}\n\
-                     *** Set TEST_POSTGRES_URL, or SHOULDER_REQUIRE_POSTGRES=1 to fail instead.\n"
+                super::announce_skip(
+                    "PostgreSQL test",
+                    &format!("cannot reach {server}: {error}"),
+                    "Set TEST_POSTGRES_URL, or SHOULDER_REQUIRE_POSTGRES=1 to fail instead.",
                 );
                 return None;
             }
