@@ -6,7 +6,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use tokio::net::TcpListener;
-use tokio::sync::watch;
+use tokio::sync::{Notify, watch};
 
 use crate::clock::Clock;
 use crate::config::Config;
@@ -24,6 +24,15 @@ pub struct AppState {
     pub mailer: Arc<Mailer>,
     pub clock: Clock,
     pub metrics: Arc<Metrics>,
+    /// Wakes the background jobs early, e.g. when an email was just queued.
+    pub jobs_waker: Arc<Notify>,
+}
+
+impl AppState {
+    /// Asks the background jobs to run a pass now rather than at the next tick.
+    pub fn wake_jobs(&self) {
+        self.jobs_waker.notify_one();
+    }
 }
 
 /// Why the server could not start, in one line an operator can act on.
@@ -56,6 +65,7 @@ impl AppState {
             mailer: Arc::new(mailer),
             clock,
             metrics: Arc::default(),
+            jobs_waker: Arc::default(),
         })
     }
 }

@@ -23,6 +23,10 @@ const DEFAULTS: &str = include_str!("../config/default.toml");
 
 pub const DEFAULT_ENVIRONMENT: &str = "development";
 pub const MAX_POOL_SIZE: u32 = 64;
+/// Thirty days: past that, an email's news is stale.
+pub const MAX_RETRY_FOR_HOURS: u64 = 720;
+pub const MAX_LEASE_SECS: u64 = 86_400;
+pub const MAX_MAIL_BATCH_SIZE: u32 = 10_000;
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
@@ -71,6 +75,9 @@ pub struct MailConfig {
     pub smtp_pool_size: u32,
     pub send_timeout_secs: u64,
     pub templates_dir: String,
+    pub retry_for_hours: u64,
+    pub lease_secs: u64,
+    pub batch_size: u32,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -251,6 +258,36 @@ impl Config {
                 "must be at least 1",
             ));
         }
+        if !(1..=MAX_RETRY_FOR_HOURS).contains(&self.mail.retry_for_hours) {
+            return Err(ConfigError::new(
+                "mail.retry_for_hours",
+                format!("must be between 1 and {MAX_RETRY_FOR_HOURS}"),
+            ));
+        }
+        if !(1..=MAX_LEASE_SECS).contains(&self.mail.lease_secs) {
+            return Err(ConfigError::new(
+                "mail.lease_secs",
+                format!("must be between 1 and {MAX_LEASE_SECS}"),
+            ));
+        }
+        // A send that starts while the lease holds must end, by our own
+        // timeout, before the lease runs out, or another worker may take the
+        // email over mid-send and send it a second time.
+        if self.mail.lease_secs <= self.mail.send_timeout_secs {
+            return Err(ConfigError::new(
+                "mail.lease_secs",
+                format!(
+                    "must be longer than mail.send_timeout_secs ({})",
+                    self.mail.send_timeout_secs
+                ),
+            ));
+        }
+        if !(1..=MAX_MAIL_BATCH_SIZE).contains(&self.mail.batch_size) {
+            return Err(ConfigError::new(
+                "mail.batch_size",
+                format!("must be between 1 and {MAX_MAIL_BATCH_SIZE}"),
+            ));
+        }
 
         if !(1..=86_400).contains(&self.scheduler.interval_secs) {
             return Err(ConfigError::new(
@@ -287,6 +324,13 @@ impl Config {
 
     pub fn public_url_is_https(&self) -> bool {
         self.server.public_url.starts_with("https://")
+    }
+
+    /// `scheme://host[:port]` of the public URL, as browsers send it in `Origin`.
+    pub fn public_origin(&self) -> String {
+        Url::parse(&self.server.public_url)
+            .map(|url| url.origin().ascii_serialization())
+            .unwrap_or_default()
     }
 
     /// The public URL without a trailing slash, ready for `format!("{base}/path")`.
@@ -436,6 +480,15 @@ mod tests {
             ),
             ("[scheduler]\ninterval_secs = 0", "scheduler.interval_secs"),
             ("[database]\npool_size = \"many\"", "database.pool_size"),
+            ("[mail]\nretry_for_hours = 0", "mail.retry_for_hours"),
+            ("[mail]\nretry_for_hours = 10000", "mail.retry_for_hours"),
+            ("[mail]\nlease_secs = 0", "mail.lease_secs"),
+            (
+                "[mail]\nsend_timeout_secs = 30\nlease_secs = 30",
+                "mail.lease_secs",
+            ),
+            ("[mail]\nbatch_size = 0", "mail.batch_size"),
+            ("[mail]\nbatch_size = 20000", "mail.batch_size"),
         ];
         for (text, key) in cases {
             let error = load_with(text).expect_err(text);

@@ -5,6 +5,10 @@
 //! - [`config`]: typed configuration, its layers and validation.
 //! - [`clock`]: the one source of "now"; tests fix it.
 //! - [`db`]: the connection over both backends, the pool, migrations, `schema`.
+//! - [`circles`]: circles and their cadence.
+//! - [`auth`]: tokens, sessions and passwordless sign-in.
+//! - [`text`]: people's words: what a name or a longer text may contain.
+//! - [`rate_limit`]: request limits counted in the database.
 //! - [`mail`]: addresses, email templates, and the transports that send.
 //! - [`jobs`]: the background scheduler and what it runs.
 //! - [`web`]: router, middleware, thin handlers and maud views.
@@ -15,10 +19,14 @@
 //! touch axum.
 
 pub mod app;
+pub mod auth;
+pub mod circles;
 pub mod clock;
 pub mod config;
 pub mod db;
 pub mod error;
 pub mod jobs;
 pub mod mail;
+pub mod rate_limit;
+pub mod text;
 pub mod web;

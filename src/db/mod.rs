@@ -322,6 +322,35 @@ fn check_sqlite_folder(path: &Path) -> Result<(), String> {
     }
 }
 
+/// A transaction that will write. On SQLite it starts with `BEGIN IMMEDIATE`,
+/// taking the write lock up front (waiting up to `busy_timeout`): a deferred
+/// transaction that reads first and writes later fails at once, not after a
+/// wait, when another connection wrote in between. PostgreSQL needs nothing
+/// special.
+pub fn write_transaction<T, E, F>(conn: &mut DbConnection, work: F) -> Result<T, E>
+where
+    F: FnOnce(&mut DbConnection) -> Result<T, E>,
+    E: From<diesel::result::Error>,
+{
+    use diesel::connection::{AnsiTransactionManager, TransactionManager};
+    match conn {
+        DbConnection::Postgresql(_) => conn.transaction(work),
+        DbConnection::Sqlite(sqlite) => {
+            AnsiTransactionManager::begin_transaction_sql(sqlite, "BEGIN IMMEDIATE")?;
+            match work(conn) {
+                Ok(value) => {
+                    <DbConnection as Connection>::TransactionManager::commit_transaction(conn)?;
+                    Ok(value)
+                }
+                Err(error) => {
+                    <DbConnection as Connection>::TransactionManager::rollback_transaction(conn)?;
+                    Err(error)
+                }
+            }
+        }
+    }
+}
+
 /// Applies pending migrations and returns how many ran. On PostgreSQL an
 /// advisory lock keeps two instances starting together from racing.
 pub fn run_migrations(conn: &mut DbConnection) -> Result<usize, DbError> {

@@ -7,13 +7,15 @@
 //! get a [`SendError`] that already says whether trying again can help.
 
 mod address;
+pub mod mime;
+pub mod outbox;
 mod templates;
 
 pub use address::{EmailAddress, EmailAddressError, MAX_EMAIL_LEN};
 pub use templates::{EmailTemplates, KINDS, RenderedEmail, TemplateError};
 
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use lettre::message::header::{HeaderName, HeaderValue};
@@ -72,6 +74,25 @@ pub struct SentEmail {
     pub message_id: String,
     pub raw: String,
 }
+
+/// A message the file or memory transport kept, exactly as written, under
+/// the id the dev mailbox links to: the file name, or the memory index.
+#[derive(Debug, Clone)]
+pub struct StoredEmail {
+    pub id: String,
+    pub raw: String,
+}
+
+impl StoredEmail {
+    pub fn parse(&self) -> mime::ParsedEmail {
+        mime::parse(&self.raw)
+    }
+}
+
+/// Most messages the dev mailbox lists; older files stay on disk, unlisted.
+pub const MAILBOX_LIMIT: usize = 200;
+/// Most bytes read of one kept message; ours are a few kilobytes.
+pub const MAX_STORED_EMAIL_BYTES: u64 = 1024 * 1024;
 
 enum Transport {
     Smtp(AsyncSmtpTransport<Tokio1Executor>),
@@ -168,6 +189,66 @@ impl Mailer {
         match &self.transport {
             Transport::Memory(sent) => sent.lock().map(|s| s.clone()).unwrap_or_default(),
             _ => Vec::new(),
+        }
+    }
+
+    /// What the file or memory transport has kept, newest first, at most
+    /// [`MAILBOX_LIMIT`] of them; `None` for SMTP, which keeps nothing.
+    pub async fn mailbox(&self) -> Result<Option<Vec<StoredEmail>>, String> {
+        match &self.transport {
+            Transport::Smtp(_) => Ok(None),
+            Transport::Memory(sent) => {
+                let sent = sent.lock().unwrap_or_else(PoisonError::into_inner);
+                let newest_first = sent.iter().enumerate().rev().take(MAILBOX_LIMIT);
+                Ok(Some(
+                    newest_first
+                        .map(|(index, email)| StoredEmail {
+                            id: index.to_string(),
+                            raw: email.raw.clone(),
+                        })
+                        .collect(),
+                ))
+            }
+            Transport::File(dir) => {
+                let dir = dir.clone();
+                tokio::task::spawn_blocking(move || read_mail_dir(&dir))
+                    .await
+                    .map_err(|e| format!("reading the mail folder: {e}"))?
+                    .map(Some)
+            }
+        }
+    }
+
+    /// One kept message by its id; `None` when the id names none (for the
+    /// file transport, anything but a plain file name it could have written)
+    /// and for SMTP.
+    pub async fn mailbox_message(&self, id: &str) -> Result<Option<StoredEmail>, String> {
+        match &self.transport {
+            Transport::Smtp(_) => Ok(None),
+            Transport::Memory(sent) => {
+                // Only the form `mailbox` writes: "+1" or "01" name nothing.
+                let Some(index) = id.parse::<usize>().ok().filter(|i| i.to_string() == id) else {
+                    return Ok(None);
+                };
+                let sent = sent.lock().unwrap_or_else(PoisonError::into_inner);
+                Ok(sent.get(index).map(|email| StoredEmail {
+                    id: id.to_string(),
+                    raw: email.raw.clone(),
+                }))
+            }
+            Transport::File(dir) => {
+                if !is_mail_file_name(id) {
+                    return Ok(None);
+                }
+                let path = dir.join(id);
+                let raw = tokio::task::spawn_blocking(move || read_mail_file(&path))
+                    .await
+                    .map_err(|e| format!("reading a kept message: {e}"))??;
+                Ok(raw.map(|raw| StoredEmail {
+                    id: id.to_string(),
+                    raw,
+                }))
+            }
         }
     }
 
@@ -289,6 +370,88 @@ fn file_safe(message_id: &str) -> String {
         .filter(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '.' | '_'))
         .take(80)
         .collect()
+}
+
+/// Whether `name` could be a file the file transport wrote: a time stamp
+/// and `file_safe` characters, ending in `.eml`. Such a name has no
+/// separator and does not start with a dot, so joined to the mail folder it
+/// stays inside it, whatever a request asked for.
+fn is_mail_file_name(name: &str) -> bool {
+    name.len() <= 128
+        && name.ends_with(".eml")
+        && name.starts_with(|c: char| c.is_ascii_alphanumeric())
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '.' | '_'))
+}
+
+/// The kept messages in the mail folder, newest first, at most
+/// [`MAILBOX_LIMIT`]. A folder removed since start-up holds nothing.
+fn read_mail_dir(dir: &std::path::Path) -> Result<Vec<StoredEmail>, String> {
+    let entries = match std::fs::read_dir(dir) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(format!("cannot list {}: {e}", dir.display())),
+    };
+    let mut found = Vec::new();
+    for entry in entries {
+        let entry = entry.map_err(|e| format!("cannot list {}: {e}", dir.display()))?;
+        let Ok(name) = entry.file_name().into_string() else {
+            continue;
+        };
+        // `DirEntry::metadata` does not follow links: only plain files count.
+        let Ok(metadata) = entry.metadata() else {
+            continue;
+        };
+        if !is_mail_file_name(&name) || !metadata.is_file() {
+            continue;
+        }
+        let stamp = name.split('-').next().unwrap_or_default().to_string();
+        let modified = metadata.modified().unwrap_or(std::time::UNIX_EPOCH);
+        found.push((stamp, modified, name));
+    }
+    // Names start with the UTC time of writing, so they sort by age; the
+    // file's own time orders two written within one microsecond (which a
+    // fixed test clock makes common).
+    found.sort_by(|a, b| b.cmp(a));
+    if found.len() > MAILBOX_LIMIT {
+        tracing::warn!(
+            messages = found.len(),
+            limit = MAILBOX_LIMIT,
+            "dev mailbox lists only the newest messages"
+        );
+        found.truncate(MAILBOX_LIMIT);
+    }
+    let mut kept = Vec::with_capacity(found.len());
+    for (_, _, name) in found {
+        if let Some(raw) = read_mail_file(&dir.join(&name))? {
+            kept.push(StoredEmail { id: name, raw });
+        }
+    }
+    Ok(kept)
+}
+
+/// One kept message, at most [`MAX_STORED_EMAIL_BYTES`] of it; `None` when
+/// there is no plain file at `path` (links are not followed).
+fn read_mail_file(path: &std::path::Path) -> Result<Option<String>, String> {
+    use std::io::Read;
+    let cannot = |e: std::io::Error| format!("cannot read {}: {e}", path.display());
+    match std::fs::symlink_metadata(path) {
+        Ok(metadata) if metadata.is_file() => {}
+        Ok(_) => return Ok(None),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(cannot(e)),
+    }
+    let file = match std::fs::File::open(path) {
+        Ok(file) => file,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(cannot(e)),
+    };
+    let mut bytes = Vec::new();
+    file.take(MAX_STORED_EMAIL_BYTES)
+        .read_to_end(&mut bytes)
+        .map_err(cannot)?;
+    Ok(Some(String::from_utf8_lossy(&bytes).into_owned()))
 }
 
 /// The file transport's folder: created if missing, but its parent must exist,

@@ -29,10 +29,34 @@ const BUILT_IN: &[(&str, &str)] = &[
         "test/body.html",
         include_str!("../../templates/email/test/body.html"),
     ),
+    (
+        "sign_in/subject.txt",
+        include_str!("../../templates/email/sign_in/subject.txt"),
+    ),
+    (
+        "sign_in/body.txt",
+        include_str!("../../templates/email/sign_in/body.txt"),
+    ),
+    (
+        "sign_in/body.html",
+        include_str!("../../templates/email/sign_in/body.html"),
+    ),
+    (
+        "sign_in_new/subject.txt",
+        include_str!("../../templates/email/sign_in_new/subject.txt"),
+    ),
+    (
+        "sign_in_new/body.txt",
+        include_str!("../../templates/email/sign_in_new/body.txt"),
+    ),
+    (
+        "sign_in_new/body.html",
+        include_str!("../../templates/email/sign_in_new/body.html"),
+    ),
 ];
 
 /// The kinds of email we send; each names its template folder.
-pub const KINDS: &[&str] = &["test"];
+pub const KINDS: &[&str] = &["test", "sign_in", "sign_in_new"];
 
 /// One email's words, ready for the transport.
 #[derive(Debug, Clone, PartialEq, Eq)]

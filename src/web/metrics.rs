@@ -1,6 +1,7 @@
 //! Prometheus text for `/metrics`: request counts and a latency histogram per
-//! route, plus the database pool's state. Kept by hand: a few counters do not
-//! need a metrics framework.
+//! route, the database pool's state, and the outbox (emails sent, retried and
+//! failed by the background passes, and the queue's depth). Kept by hand: a few
+//! counters do not need a metrics framework.
 //!
 //! Routes are labelled by their pattern (`/join/{token}`), never the raw path,
 //! so the label set stays small and no token reaches the metrics.
@@ -8,6 +9,7 @@
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
 use axum::extract::{MatchedPath, Request, State};
@@ -16,6 +18,7 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
 use crate::app::AppState;
+use crate::mail::outbox::{self, DeliveryReport};
 
 /// Upper bounds of the latency buckets, in seconds.
 const BUCKETS: [f64; 12] = [
@@ -25,6 +28,9 @@ const BUCKETS: [f64; 12] = [
 #[derive(Debug, Default)]
 pub struct Metrics {
     routes: Mutex<BTreeMap<String, RouteStats>>,
+    emails_sent: AtomicU64,
+    emails_retried: AtomicU64,
+    emails_failed: AtomicU64,
 }
 
 #[derive(Debug, Default)]
@@ -54,7 +60,19 @@ impl Metrics {
         stats.count += 1;
     }
 
-    pub fn render(&self, pool: crate::db::PoolState) -> String {
+    /// Adds one delivery pass's outcomes to the email counters.
+    pub fn record_deliveries(&self, report: &DeliveryReport) {
+        for (counter, count) in [
+            (&self.emails_sent, report.sent),
+            (&self.emails_retried, report.retried),
+            (&self.emails_failed, report.failed),
+        ] {
+            counter.fetch_add(count as u64, Ordering::Relaxed);
+        }
+    }
+
+    /// The metrics text. `queue_depth` is left out when it could not be read.
+    pub fn render(&self, pool: crate::db::PoolState, queue_depth: Option<i64>) -> String {
         let routes = self.routes.lock().unwrap_or_else(|p| p.into_inner());
         let mut out = String::new();
         out.push_str("# HELP shoulder_http_requests_total HTTP requests answered, by route, method and status.\n");
@@ -112,6 +130,34 @@ impl Metrics {
         out.push_str("# HELP shoulder_db_pool_max_connections The pool's configured size.\n");
         out.push_str("# TYPE shoulder_db_pool_max_connections gauge\n");
         let _ = writeln!(out, "shoulder_db_pool_max_connections {}", pool.max_size);
+        for (name, help, counter) in [
+            (
+                "shoulder_emails_sent_total",
+                "Emails the mail server accepted.",
+                &self.emails_sent,
+            ),
+            (
+                "shoulder_emails_retried_total",
+                "Email attempts refused for now and scheduled again.",
+                &self.emails_retried,
+            ),
+            (
+                "shoulder_emails_failed_total",
+                "Emails given up for good.",
+                &self.emails_failed,
+            ),
+        ] {
+            let _ = writeln!(out, "# HELP {name} {help}");
+            let _ = writeln!(out, "# TYPE {name} counter");
+            let _ = writeln!(out, "{name} {}", counter.load(Ordering::Relaxed));
+        }
+        if let Some(depth) = queue_depth {
+            out.push_str(
+                "# HELP shoulder_email_queue_depth Emails waiting to be sent or being sent.\n",
+            );
+            out.push_str("# TYPE shoulder_email_queue_depth gauge\n");
+            let _ = writeln!(out, "shoulder_email_queue_depth {depth}");
+        }
         out
     }
 }
@@ -143,12 +189,20 @@ pub async fn track(State(state): State<AppState>, request: Request, next: Next) 
 }
 
 pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
+    // A database that does not answer should not cost the other metrics.
+    let queue_depth = match state.db.run(outbox::queue_depth).await {
+        Ok(depth) => Some(depth),
+        Err(error) => {
+            tracing::warn!(error = %error, "cannot read the email queue's depth");
+            None
+        }
+    };
     (
         [(
             header::CONTENT_TYPE,
             HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
         )],
-        state.metrics.render(state.db.state()),
+        state.metrics.render(state.db.state(), queue_depth),
     )
 }
 
@@ -163,11 +217,14 @@ mod tests {
         metrics.record("/healthz", "GET", 200, 0.0005);
         metrics.record("/healthz", "GET", 200, 0.02);
         metrics.record("/healthz", "GET", 503, 7.0);
-        let text = metrics.render(PoolState {
-            size: 2,
-            max_size: 8,
-            idle: 1,
-        });
+        let text = metrics.render(
+            PoolState {
+                size: 2,
+                max_size: 8,
+                idle: 1,
+            },
+            None,
+        );
         assert!(
             text.contains(
                 "shoulder_http_requests_total{route=\"/healthz\",method=\"GET\",status=\"200\"} 2"
@@ -193,5 +250,34 @@ mod tests {
             text.contains("shoulder_http_request_duration_seconds_count{route=\"/healthz\"} 3")
         );
         assert!(text.contains("shoulder_db_pool_max_connections 8"));
+        assert!(!text.contains("shoulder_email_queue_depth"), "{text}");
+    }
+
+    #[test]
+    fn email_counters_add_up_across_passes() {
+        let metrics = Metrics::default();
+        let pass = DeliveryReport {
+            sent: 3,
+            retried: 1,
+            failed: 2,
+            lost_leases: 1,
+        };
+        metrics.record_deliveries(&pass);
+        metrics.record_deliveries(&pass);
+        let pool = PoolState {
+            size: 1,
+            max_size: 1,
+            idle: 1,
+        };
+        let text = metrics.render(pool, Some(5));
+        for line in [
+            "shoulder_emails_sent_total 6",
+            "shoulder_emails_retried_total 2",
+            "shoulder_emails_failed_total 4",
+            "# TYPE shoulder_email_queue_depth gauge",
+            "shoulder_email_queue_depth 5",
+        ] {
+            assert!(text.lines().any(|l| l == line), "{line} in\n{text}");
+        }
     }
 }

@@ -3,8 +3,12 @@
 //! Nothing under `web/` touches diesel.
 
 pub mod assets;
+mod dev_mail;
+pub mod form;
 mod health;
 pub mod metrics;
+pub mod session;
+mod sign_in;
 pub mod views;
 
 use std::time::Duration;
@@ -15,7 +19,7 @@ use axum::extract::Request;
 use axum::http::{HeaderName, HeaderValue, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{get, post};
 use tower::ServiceBuilder;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::compression::CompressionLayer;
@@ -40,9 +44,18 @@ pub fn router(state: AppState) -> Router {
     let timeout = Duration::from_secs(config.server.request_timeout_secs);
     let max_body = config.server.max_body_bytes;
     let https = config.public_url_is_https();
+    let public_origin = config.public_origin();
 
     let routes = Router::new()
         .route("/", get(home))
+        .route("/sign-in", get(sign_in::form).post(sign_in::request))
+        .route(
+            "/sign-in/{token}",
+            get(sign_in::confirm_page).post(sign_in::redeem),
+        )
+        .route("/sign-out", post(sign_in::sign_out))
+        .route("/dev/mail", get(dev_mail::list))
+        .route("/dev/mail/{id}", get(dev_mail::message))
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
         .route("/metrics", get(metrics::metrics))
@@ -84,6 +97,10 @@ pub fn router(state: AppState) -> Router {
             .layer(PropagateRequestIdLayer::new(REQUEST_ID))
             .layer(security)
             .layer(CatchPanicLayer::custom(panic_page))
+            .layer(middleware::from_fn_with_state(
+                public_origin,
+                same_origin_only,
+            ))
             .layer(CompressionLayer::new())
             .layer(middleware::from_fn(plain_error_pages))
             .layer(TimeoutLayer::with_status_code(
@@ -109,8 +126,11 @@ fn request_span(request: &Request<Body>) -> tracing::Span {
     tracing::info_span!("request", method = %request.method(), route = %route, request_id = %request_id)
 }
 
-async fn home() -> maud::Markup {
-    views::home::welcome()
+async fn home(session::Viewer(viewer): session::Viewer) -> maud::Markup {
+    match viewer {
+        Some(person) => views::home::my_circles(&person.display_name),
+        None => views::home::welcome(),
+    }
 }
 
 async fn not_found() -> AppError {
@@ -143,6 +163,48 @@ async fn plain_error_pages(request: Request, next: Next) -> Response {
         page.headers_mut().insert(name, value.clone());
     }
     page
+}
+
+/// Refuses unsafe requests that a browser says came from another site.
+///
+/// Browsers send `Sec-Fetch-Site` (and `Origin` on POST); a request with
+/// neither comes from a program, not a browser carrying someone's cookies.
+/// One-click unsubscribe is posted by mail clients from anywhere (RFC 8058)
+/// and needs no cookie, so it is exempt.
+async fn same_origin_only(
+    axum::extract::State(public_origin): axum::extract::State<String>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let method = request.method();
+    let safe = method == axum::http::Method::GET
+        || method == axum::http::Method::HEAD
+        || method == axum::http::Method::OPTIONS;
+    if safe || request.uri().path().starts_with("/unsubscribe/") {
+        return next.run(request).await;
+    }
+    let headers = request.headers();
+    let fetch_site = headers.get("sec-fetch-site").and_then(|v| v.to_str().ok());
+    let origin = headers.get(header::ORIGIN).and_then(|v| v.to_str().ok());
+    let same_origin = match (fetch_site, origin) {
+        (Some(site), _) => site == "same-origin" || site == "none",
+        (None, Some(origin)) => {
+            origin == public_origin || Some(origin) == host_origin(headers).as_deref()
+        }
+        (None, None) => true,
+    };
+    if same_origin {
+        next.run(request).await
+    } else {
+        tracing::warn!(fetch_site, origin, "cross-site request refused");
+        (StatusCode::FORBIDDEN, views::errors::cross_site()).into_response()
+    }
+}
+
+/// The origin the request itself names, for servers reached by several names.
+fn host_origin(headers: &axum::http::HeaderMap) -> Option<String> {
+    let host = headers.get(header::HOST)?.to_str().ok()?;
+    Some(format!("http://{host}"))
 }
 
 fn panic_page(_panic: Box<dyn std::any::Any + Send + 'static>) -> Response {

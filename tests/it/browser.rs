@@ -19,7 +19,9 @@ async fn text_of(client: &Client, css: &str) -> String {
         .unwrap_or_else(|e| panic!("{css} has text: {e}"))
 }
 
-async fn computed(client: &Client, script: &str) -> String {
+/// The body's background colour as the browser computed it from our CSS.
+async fn body_background(client: &Client) -> String {
+    let script = "return getComputedStyle(document.body).backgroundColor";
     let value = client
         .execute(script, vec![])
         .await
@@ -47,11 +49,7 @@ async fn home_page_renders_with_its_stylesheet_under_the_content_security_policy
     assert!(title.contains("Shoulder"), "title: {title}");
     assert_eq!(text_of(client, "h1").await, "Shouldering each other up");
     assert_eq!(
-        computed(
-            client,
-            "return getComputedStyle(document.body).backgroundColor"
-        )
-        .await,
+        body_background(client).await,
         PAPER,
         "the stylesheet loaded despite the strict policy: the body has its paper colour"
     );
@@ -75,11 +73,7 @@ async fn an_unknown_page_shows_the_not_found_page_in_the_layout() {
     let title = client.title().await.expect("a title");
     assert!(title.contains("Not found"), "title: {title}");
     assert_eq!(
-        computed(
-            client,
-            "return getComputedStyle(document.body).backgroundColor"
-        )
-        .await,
+        body_background(client).await,
         PAPER,
         "the not-found page is styled like every other page"
     );

@@ -8,4 +8,6 @@ mod cli;
 mod http;
 mod jobs;
 mod mail;
+mod outbox;
 mod schema;
+mod sign_in;

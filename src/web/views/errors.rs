@@ -55,3 +55,13 @@ pub fn too_large() -> Markup {
         },
     )
 }
+
+pub fn cross_site() -> Markup {
+    page(
+        "Refused",
+        html! {
+            h1 { "That form came from another site" }
+            p { "For your safety, Shoulder only accepts forms sent from its own pages. Please go back, reload the page and try again." }
+        },
+    )
+}

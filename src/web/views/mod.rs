@@ -1,6 +1,8 @@
 //! Pages as maud functions: a shared layout, small components, and one
 //! function per page taking what it shows rather than database rows.
 
+pub mod dev_mail;
 pub mod errors;
 pub mod home;
 pub mod layout;
+pub mod sign_in;

@@ -92,8 +92,13 @@ impl TestAppBuilder {
             Backend::Sqlite => None,
             Backend::Postgres => Some(PgDatabase::create().await?),
         };
+        let listener = app::bind("127.0.0.1:0".parse().expect("address"))
+            .await
+            .expect("a free port");
+        let addr = listener.local_addr().expect("bound address");
         let mut config = test_config();
-        config.server.bind = "127.0.0.1:0".into();
+        config.server.bind = addr.to_string();
+        config.server.public_url = format!("http://{addr}");
         config.database.url = match &pg {
             Some(pg) => pg.url().to_string(),
             None => dir.path().join("shoulder.db").display().to_string(),
@@ -112,10 +117,6 @@ impl TestAppBuilder {
         let state = AppState::build(config, clock.clone(), self.migrate)
             .await
             .expect("the app starts");
-        let listener = app::bind("127.0.0.1:0".parse().expect("address"))
-            .await
-            .expect("a free port");
-        let addr = listener.local_addr().expect("bound address");
         let (stop, stopped) = oneshot::channel::<()>();
         let server_state = state.clone();
         tokio::spawn(async move {
@@ -170,6 +171,11 @@ impl TestApp {
         format!("http://{}{path}", self.addr)
     }
 
+    /// The public URL emailed links start with.
+    pub fn public_base(&self) -> &str {
+        self.state.config.public_base()
+    }
+
     pub async fn get(&self, path: &str) -> reqwest::Response {
         self.client
             .get(self.url(path))
@@ -182,6 +188,41 @@ impl TestApp {
         let response = self.get(path).await;
         let status = response.status().as_u16();
         (status, response.text().await.expect("a text body"))
+    }
+
+    pub async fn get_as(&self, cookie: &str, path: &str) -> reqwest::Response {
+        self.client
+            .get(self.url(path))
+            .header("cookie", cookie)
+            .send()
+            .await
+            .expect("the server answers")
+    }
+
+    /// Posts a form the way a browser on our own pages does.
+    pub async fn post_form(&self, path: &str, fields: &[(&str, &str)]) -> reqwest::Response {
+        self.post_form_as("", path, fields).await
+    }
+
+    pub async fn post_form_as(
+        &self,
+        cookie: &str,
+        path: &str,
+        fields: &[(&str, &str)],
+    ) -> reqwest::Response {
+        let body: String = url::form_urlencoded::Serializer::new(String::new())
+            .extend_pairs(fields)
+            .finish();
+        let mut request = self
+            .client
+            .post(self.url(path))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .header("sec-fetch-site", "same-origin")
+            .body(body);
+        if !cookie.is_empty() {
+            request = request.header("cookie", cookie);
+        }
+        request.send().await.expect("the server answers")
     }
 
     /// One pass of the background jobs at the clock's current instant.
@@ -237,4 +278,32 @@ macro_rules! on_both_backends {
             }
         }
     };
+}
+
+/// The `name=value` part of a response's `Set-Cookie`, ready to send back.
+pub fn cookie_from(response: &reqwest::Response) -> String {
+    let set_cookie = response
+        .headers()
+        .get("set-cookie")
+        .expect("a Set-Cookie header")
+        .to_str()
+        .expect("ascii");
+    set_cookie
+        .split(';')
+        .next()
+        .expect("a name=value pair")
+        .to_string()
+}
+
+/// The path of the first link in `text` that starts with `base` + `prefix`.
+pub fn link_path(text: &str, base: &str, prefix: &str) -> String {
+    let start = format!("{base}{prefix}");
+    let at = text
+        .find(&start)
+        .unwrap_or_else(|| panic!("no link starting {start} in:\n{text}"));
+    let link: String = text[at..]
+        .chars()
+        .take_while(|c| !c.is_whitespace() && *c != '"' && *c != '<')
+        .collect();
+    link[base.len()..].to_string()
 }

@@ -1,0 +1,5 @@
+//! Owns circles and their schedules: who meets, and when their rounds happen.
+
+pub mod cadence;
+pub mod settings;
+pub mod store;

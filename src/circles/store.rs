@@ -1,0 +1,336 @@
+//! Circles and memberships in the database: starting a circle, changing
+//! it, and who is in it with which role.
+//!
+//! Every function takes the connection it runs on, so callers can combine
+//! several writes in one transaction. Reads that serve a person go through
+//! [`find_for_member`]: a circle answers only to its active members.
+
+use chrono::{DateTime, NaiveDateTime, Utc};
+use diesel::prelude::*;
+
+use super::cadence::{Cadence, parse_time_zone};
+use super::settings::{DEFAULT_DECK, Settings};
+use crate::auth::Token;
+use crate::db::schema::{circles, memberships, people};
+use crate::db::{DbConnection, DbError, write_transaction};
+
+pub const ROLE_FACILITATOR: &str = "facilitator";
+pub const ROLE_MEMBER: &str = "member";
+pub const STATUS_ACTIVE: &str = "active";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CircleStatus {
+    Active,
+    Paused,
+    Archived,
+}
+
+impl CircleStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CircleStatus::Active => "active",
+            CircleStatus::Paused => "paused",
+            CircleStatus::Archived => "archived",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<CircleStatus> {
+        match text {
+            "active" => Some(CircleStatus::Active),
+            "paused" => Some(CircleStatus::Paused),
+            "archived" => Some(CircleStatus::Archived),
+            _ => None,
+        }
+    }
+}
+
+/// A row of `circles`.
+#[derive(Debug, Clone, Queryable, Selectable)]
+#[diesel(table_name = circles)]
+pub struct Circle {
+    pub id: i64,
+    pub name: String,
+    pub purpose: String,
+    pub agreements: String,
+    pub cadence: String,
+    pub time_zone: String,
+    pub round_length_minutes: i32,
+    pub size_cap: i32,
+    pub deck: String,
+    pub status: String,
+    pub paused_reason: Option<String>,
+    pub next_round_at: Option<NaiveDateTime>,
+    pub pinned_prompt_id: Option<String>,
+    pub invite_token_hash: Option<String>,
+    pub invite_expires_at: Option<NaiveDateTime>,
+    pub created_at: NaiveDateTime,
+    pub updated_at: NaiveDateTime,
+}
+
+impl Circle {
+    /// The stored settings, parsed. A cadence or zone that no longer parses
+    /// (a zone renamed in a newer time zone database) is reported, not hidden.
+    pub fn settings(&self) -> Result<Settings, String> {
+        let cadence = Cadence::parse(&self.cadence).map_err(|e| e.to_string())?;
+        let time_zone = parse_time_zone(&self.time_zone).map_err(|e| e.to_string())?;
+        Ok(Settings {
+            name: self.name.clone(),
+            purpose: self.purpose.clone(),
+            agreements: self.agreements.clone(),
+            cadence,
+            time_zone,
+            round_hours: self.round_length_minutes / 60,
+            size_cap: self.size_cap,
+        })
+    }
+
+    pub fn status(&self) -> CircleStatus {
+        CircleStatus::parse(&self.status).unwrap_or(CircleStatus::Paused)
+    }
+}
+
+/// The viewer's own membership in a circle.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Membership {
+    pub id: i64,
+    pub role: String,
+}
+
+impl Membership {
+    pub fn is_facilitator(&self) -> bool {
+        self.role == ROLE_FACILITATOR
+    }
+}
+
+/// An active member, as others in the circle see them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Member {
+    pub membership_id: i64,
+    pub person_id: i64,
+    pub display_name: String,
+    pub email: String,
+    pub role: String,
+    pub joined_at: NaiveDateTime,
+}
+
+/// When the next round opens after `now`, if the circle is active.
+fn next_round(
+    settings: &Settings,
+    status: CircleStatus,
+    now: DateTime<Utc>,
+) -> Option<NaiveDateTime> {
+    (status == CircleStatus::Active)
+        .then(|| settings.cadence.next_after(settings.time_zone, now))
+        .flatten()
+        .map(|occurrence| occurrence.at.naive_utc())
+}
+
+/// Starts a circle with `facilitator` as its first member.
+pub fn create(
+    conn: &mut DbConnection,
+    facilitator: i64,
+    settings: &Settings,
+    now: DateTime<Utc>,
+) -> Result<i64, DbError> {
+    let at = now.naive_utc();
+    write_transaction(conn, |conn| {
+        let circle_id: i64 = diesel::insert_into(circles::table)
+            .values((
+                circles::name.eq(&settings.name),
+                circles::purpose.eq(&settings.purpose),
+                circles::agreements.eq(&settings.agreements),
+                circles::cadence.eq(settings.cadence.to_canonical()),
+                circles::time_zone.eq(settings.time_zone.name()),
+                circles::round_length_minutes.eq(settings.round_hours * 60),
+                circles::size_cap.eq(settings.size_cap),
+                circles::deck.eq(DEFAULT_DECK),
+                circles::status.eq(STATUS_ACTIVE),
+                circles::next_round_at.eq(next_round(settings, CircleStatus::Active, now)),
+                circles::created_at.eq(at),
+                circles::updated_at.eq(at),
+            ))
+            .returning(circles::id)
+            .get_result(conn)?;
+        add_member(conn, circle_id, facilitator, ROLE_FACILITATOR, at)?;
+        Ok(circle_id)
+    })
+}
+
+/// Adds a person to a circle. The unique key on (circle, person) refuses a
+/// second membership; callers check for an existing one first to explain.
+pub fn add_member(
+    conn: &mut DbConnection,
+    circle_id: i64,
+    person_id: i64,
+    role: &str,
+    now: NaiveDateTime,
+) -> Result<i64, DbError> {
+    // Unsubscribe links are made per email later; the column keeps a secret
+    // nobody holds until then.
+    let unsubscribe = Token::generate();
+    Ok(diesel::insert_into(memberships::table)
+        .values((
+            memberships::circle_id.eq(circle_id),
+            memberships::person_id.eq(person_id),
+            memberships::role.eq(role),
+            memberships::unsubscribe_token_hash.eq(unsubscribe.hash().as_str()),
+            memberships::joined_at.eq(now),
+        ))
+        .returning(memberships::id)
+        .get_result(conn)?)
+}
+
+/// What changing settings did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UpdateOutcome {
+    Updated,
+    /// The new cap is below the number of people already in the circle.
+    CapBelowMembers {
+        members: i64,
+    },
+}
+
+pub fn update(
+    conn: &mut DbConnection,
+    circle_id: i64,
+    settings: &Settings,
+    now: DateTime<Utc>,
+) -> Result<UpdateOutcome, DbError> {
+    write_transaction(conn, |conn| {
+        let members = count_active(conn, circle_id)?;
+        if i64::from(settings.size_cap) < members {
+            return Ok(UpdateOutcome::CapBelowMembers { members });
+        }
+        let status: String = circles::table
+            .find(circle_id)
+            .select(circles::status)
+            .first(conn)?;
+        let status = CircleStatus::parse(&status).unwrap_or(CircleStatus::Paused);
+        diesel::update(circles::table.find(circle_id))
+            .set((
+                circles::name.eq(&settings.name),
+                circles::purpose.eq(&settings.purpose),
+                circles::agreements.eq(&settings.agreements),
+                circles::cadence.eq(settings.cadence.to_canonical()),
+                circles::time_zone.eq(settings.time_zone.name()),
+                circles::round_length_minutes.eq(settings.round_hours * 60),
+                circles::size_cap.eq(settings.size_cap),
+                circles::next_round_at.eq(next_round(settings, status, now)),
+                circles::updated_at.eq(now.naive_utc()),
+            ))
+            .execute(conn)?;
+        Ok(UpdateOutcome::Updated)
+    })
+}
+
+/// Pauses, resumes or archives. Resuming schedules from now on: rounds
+/// missed while paused are not made up.
+pub fn set_status(
+    conn: &mut DbConnection,
+    circle_id: i64,
+    status: CircleStatus,
+    now: DateTime<Utc>,
+) -> Result<(), DbError> {
+    write_transaction(conn, |conn| {
+        let circle: Circle = circles::table
+            .find(circle_id)
+            .select(Circle::as_select())
+            .first(conn)?;
+        let next = match circle.settings() {
+            Ok(settings) => next_round(&settings, status, now),
+            Err(_) => None,
+        };
+        diesel::update(circles::table.find(circle_id))
+            .set((
+                circles::status.eq(status.as_str()),
+                circles::paused_reason.eq(None::<String>),
+                circles::next_round_at.eq(next),
+                circles::updated_at.eq(now.naive_utc()),
+            ))
+            .execute(conn)?;
+        Ok(())
+    })
+}
+
+pub fn count_active(conn: &mut DbConnection, circle_id: i64) -> Result<i64, DbError> {
+    Ok(memberships::table
+        .filter(memberships::circle_id.eq(circle_id))
+        .filter(memberships::status.eq(STATUS_ACTIVE))
+        .count()
+        .get_result(conn)?)
+}
+
+/// The circle and the viewer's membership, only if they are an active member.
+pub fn find_for_member(
+    conn: &mut DbConnection,
+    circle_id: i64,
+    person_id: i64,
+) -> Result<Option<(Circle, Membership)>, DbError> {
+    Ok(circles::table
+        .inner_join(memberships::table)
+        .filter(circles::id.eq(circle_id))
+        .filter(memberships::person_id.eq(person_id))
+        .filter(memberships::status.eq(STATUS_ACTIVE))
+        .select((Circle::as_select(), memberships::id, memberships::role))
+        .first::<(Circle, i64, String)>(conn)
+        .optional()?
+        .map(|(circle, id, role)| (circle, Membership { id, role })))
+}
+
+pub fn find(conn: &mut DbConnection, circle_id: i64) -> Result<Option<Circle>, DbError> {
+    Ok(circles::table
+        .find(circle_id)
+        .select(Circle::as_select())
+        .first(conn)
+        .optional()?)
+}
+
+/// Active members, facilitators first, then by when they joined.
+pub fn list_members(conn: &mut DbConnection, circle_id: i64) -> Result<Vec<Member>, DbError> {
+    let rows = memberships::table
+        .inner_join(people::table)
+        .filter(memberships::circle_id.eq(circle_id))
+        .filter(memberships::status.eq(STATUS_ACTIVE))
+        .order((
+            memberships::role.asc(),
+            memberships::joined_at.asc(),
+            memberships::id.asc(),
+        ))
+        .select((
+            memberships::id,
+            people::id,
+            people::display_name,
+            people::email,
+            memberships::role,
+            memberships::joined_at,
+        ))
+        .load::<(i64, i64, String, String, String, NaiveDateTime)>(conn)?;
+    Ok(rows
+        .into_iter()
+        .map(
+            |(membership_id, person_id, display_name, email, role, joined_at)| Member {
+                membership_id,
+                person_id,
+                display_name,
+                email,
+                role,
+                joined_at,
+            },
+        )
+        .collect())
+}
+
+/// The circles a person is an active member of, with their role, by name.
+pub fn list_for_person(
+    conn: &mut DbConnection,
+    person_id: i64,
+) -> Result<Vec<(Circle, String)>, DbError> {
+    Ok(circles::table
+        .inner_join(memberships::table)
+        .filter(memberships::person_id.eq(person_id))
+        .filter(memberships::status.eq(STATUS_ACTIVE))
+        .filter(circles::status.ne(CircleStatus::Archived.as_str()))
+        .order((circles::name.asc(), circles::id.asc()))
+        .select((Circle::as_select(), memberships::role))
+        .load(conn)?)
+}

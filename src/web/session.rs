@@ -1,0 +1,105 @@
+//! The session cookie, and extractors that say who is asking.
+
+use axum::extract::FromRequestParts;
+use axum::http::request::Parts;
+use axum::http::{HeaderMap, HeaderValue, header};
+use axum::response::{IntoResponse, Redirect, Response};
+
+use crate::app::AppState;
+use crate::auth::Token;
+use crate::auth::session::{self, SESSION_LIFETIME, SignedIn};
+use crate::error::AppError;
+
+pub const SESSION_COOKIE: &str = "shoulder_session";
+
+/// The session token from the request's cookies, if it has a well-formed one.
+pub fn session_token(headers: &HeaderMap) -> Option<Token> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .flat_map(|value| value.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(name, _)| *name == SESSION_COOKIE)
+        .and_then(|(_, value)| Token::parse(value))
+}
+
+/// `Set-Cookie` for a new session: HttpOnly, SameSite=Lax, Secure on https.
+pub fn session_cookie(token: &Token, secure: bool) -> HeaderValue {
+    let secure = if secure { "; Secure" } else { "" };
+    let value = format!(
+        "{SESSION_COOKIE}={}; Path=/; HttpOnly; SameSite=Lax; Max-Age={}{secure}",
+        token.as_str(),
+        SESSION_LIFETIME.num_seconds()
+    );
+    HeaderValue::from_str(&value).unwrap_or_else(|_| HeaderValue::from_static(""))
+}
+
+/// `Set-Cookie` that removes the session cookie.
+pub fn cleared_cookie(secure: bool) -> HeaderValue {
+    let secure = if secure { "; Secure" } else { "" };
+    HeaderValue::from_str(&format!(
+        "{SESSION_COOKIE}=; Path=/; HttpOnly; SameSite=Lax; Max-Age=0{secure}"
+    ))
+    .unwrap_or_else(|_| HeaderValue::from_static(""))
+}
+
+/// Whoever is signed in, or nobody.
+#[derive(Debug, Clone)]
+pub struct Viewer(pub Option<SignedIn>);
+
+impl FromRequestParts<AppState> for Viewer {
+    type Rejection = AppError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, AppError> {
+        let Some(token) = session_token(&parts.headers) else {
+            return Ok(Viewer(None));
+        };
+        let now = state.clock.now().naive_utc();
+        let signed_in = state
+            .db
+            .run(move |conn| session::find(conn, &token, now))
+            .await?;
+        Ok(Viewer(signed_in))
+    }
+}
+
+/// A signed-in person; anyone else is sent to sign in and brought back.
+#[derive(Debug, Clone)]
+pub struct SignedInPerson(pub SignedIn);
+
+pub enum SignInFirst {
+    Redirect(String),
+    Error(AppError),
+}
+
+impl IntoResponse for SignInFirst {
+    fn into_response(self) -> Response {
+        match self {
+            SignInFirst::Redirect(to) => Redirect::to(&to).into_response(),
+            SignInFirst::Error(error) => error.into_response(),
+        }
+    }
+}
+
+impl FromRequestParts<AppState> for SignedInPerson {
+    type Rejection = SignInFirst;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, SignInFirst> {
+        match Viewer::from_request_parts(parts, state).await {
+            Ok(Viewer(Some(person))) => Ok(SignedInPerson(person)),
+            Ok(Viewer(None)) => {
+                let next = parts
+                    .uri
+                    .path_and_query()
+                    .map(|p| p.as_str())
+                    .unwrap_or("/");
+                Err(SignInFirst::Redirect(format!(
+                    "/sign-in?next={}",
+                    url::form_urlencoded::byte_serialize(next.as_bytes()).collect::<String>()
+                )))
+            }
+            Err(error) => Err(SignInFirst::Error(error)),
+        }
+    }
+}

@@ -1,0 +1,201 @@
+//! Handlers for signing in by emailed link, and signing out.
+
+use axum::extract::{Path, Query, State};
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Redirect, Response};
+use serde::Deserialize;
+
+use super::form::FormData;
+use super::session::{Viewer, cleared_cookie, session_cookie, session_token};
+use super::views;
+use crate::app::AppState;
+use crate::auth::sign_in::{self, DisplayName, LinkState, Redeemed, RequestError, ReturnPath};
+use crate::auth::{Token, session};
+use crate::error::AppError;
+use crate::mail::EmailAddress;
+
+#[derive(Deserialize)]
+pub struct Next {
+    next: Option<String>,
+}
+
+pub async fn form(Viewer(viewer): Viewer, Query(query): Query<Next>) -> Response {
+    let next = query.next.as_deref().and_then(ReturnPath::parse);
+    if viewer.is_some() {
+        return Redirect::to(next.as_ref().map_or("/", ReturnPath::as_str)).into_response();
+    }
+    views::sign_in::form("", next.as_ref().map_or("", ReturnPath::as_str), None).into_response()
+}
+
+pub async fn request(State(state): State<AppState>, form: FormData) -> Result<Response, AppError> {
+    let typed = form.get("email").to_string();
+    let next = ReturnPath::parse(form.get("next"));
+    let email = match EmailAddress::parse(&typed) {
+        Ok(email) => email,
+        Err(error) => {
+            let page = views::sign_in::form(
+                &typed,
+                next.as_ref().map_or("", ReturnPath::as_str),
+                Some(&format!("{}.", capitalise(&error.to_string()))),
+            );
+            return Ok((StatusCode::UNPROCESSABLE_ENTITY, page).into_response());
+        }
+    };
+    let shown = email.to_string();
+    let worker = state.clone();
+    state
+        .db
+        .run(move |conn| {
+            sign_in::request(
+                conn,
+                worker.mailer.templates(),
+                worker.config.public_base(),
+                &email,
+                next.as_ref(),
+                worker.clock.now(),
+            )
+        })
+        .await
+        .map_err(|error| match error {
+            RequestError::Db(error) => AppError::from(error),
+            RequestError::Template(error) => AppError::Internal(error.to_string()),
+        })?;
+    state.wake_jobs();
+    Ok(views::sign_in::check_your_email(&shown).into_response())
+}
+
+pub async fn confirm_page(
+    State(state): State<AppState>,
+    Path(token): Path<String>,
+) -> Result<Response, AppError> {
+    let Some(token) = Token::parse(&token) else {
+        return Ok(unusable(&LinkState::Unknown));
+    };
+    let now = state.clock.now();
+    let raw = token.as_str().to_string();
+    let link = state
+        .db
+        .run(move |conn| sign_in::peek(conn, &token, now))
+        .await?;
+    Ok(match link {
+        LinkState::Valid { email, new_person } => {
+            views::sign_in::confirm(&raw, &email, new_person, "", None).into_response()
+        }
+        other => unusable(&other),
+    })
+}
+
+pub async fn redeem(
+    State(state): State<AppState>,
+    Path(token): Path<String>,
+    form: FormData,
+) -> Result<Response, AppError> {
+    let Some(token) = Token::parse(&token) else {
+        return Ok(unusable(&LinkState::Unknown));
+    };
+    let typed_name = form.get("name").to_string();
+    let name = if typed_name.trim().is_empty() {
+        None
+    } else {
+        match DisplayName::parse(&typed_name) {
+            Ok(name) => Some(name),
+            Err(error) => {
+                return ask_for_name(&state, token, &typed_name, &format!("Your name: {error}."))
+                    .await;
+            }
+        }
+    };
+    let now = state.clock.now();
+    let redeeming = token.clone();
+    let outcome = state
+        .db
+        .run(move |conn| sign_in::redeem(conn, &redeeming, name.as_ref(), now))
+        .await?;
+    Ok(match outcome {
+        Redeemed::SignedIn {
+            session, return_to, ..
+        } => {
+            let to = return_to
+                .as_ref()
+                .map_or("/", ReturnPath::as_str)
+                .to_string();
+            (
+                StatusCode::SEE_OTHER,
+                [
+                    (
+                        header::LOCATION,
+                        to.parse().unwrap_or(header::HeaderValue::from_static("/")),
+                    ),
+                    (
+                        header::SET_COOKIE,
+                        session_cookie(&session, state.config.public_url_is_https()),
+                    ),
+                ],
+            )
+                .into_response()
+        }
+        Redeemed::NameNeeded => {
+            return ask_for_name(&state, token, &typed_name, "Please tell us your name.").await;
+        }
+        Redeemed::NotUsable(link) => unusable(&link),
+    })
+}
+
+/// The confirmation page again, with the name field's problem next to it.
+async fn ask_for_name(
+    state: &AppState,
+    token: Token,
+    typed: &str,
+    problem: &str,
+) -> Result<Response, AppError> {
+    let now = state.clock.now();
+    let raw = token.as_str().to_string();
+    let link = state
+        .db
+        .run(move |conn| sign_in::peek(conn, &token, now))
+        .await?;
+    Ok(match link {
+        LinkState::Valid { email, new_person } => (
+            StatusCode::UNPROCESSABLE_ENTITY,
+            views::sign_in::confirm(&raw, &email, new_person, typed, Some(problem)),
+        )
+            .into_response(),
+        other => unusable(&other),
+    })
+}
+
+fn unusable(link: &LinkState) -> Response {
+    let status = match link {
+        LinkState::Expired | LinkState::Used => StatusCode::GONE,
+        LinkState::Unknown | LinkState::Valid { .. } => StatusCode::NOT_FOUND,
+    };
+    (status, views::sign_in::unusable(link)).into_response()
+}
+
+pub async fn sign_out(
+    State(state): State<AppState>,
+    headers: axum::http::HeaderMap,
+) -> Result<Response, AppError> {
+    if let Some(token) = session_token(&headers) {
+        state.db.run(move |conn| session::end(conn, &token)).await?;
+    }
+    Ok((
+        StatusCode::SEE_OTHER,
+        [
+            (header::LOCATION, header::HeaderValue::from_static("/")),
+            (
+                header::SET_COOKIE,
+                cleared_cookie(state.config.public_url_is_https()),
+            ),
+        ],
+    )
+        .into_response())
+}
+
+fn capitalise(text: &str) -> String {
+    let mut chars = text.chars();
+    match chars.next() {
+        Some(first) => first.to_uppercase().chain(chars).collect(),
+        None => String::new(),
+    }
+}

@@ -1,0 +1,395 @@
+//! The email outbox end to end: rows enqueued in the database, delivered by
+//! the background pass to a real SMTP server, with the fixed clock standing in
+//! for the time between attempts.
+
+use chrono::{Duration, NaiveDateTime};
+use diesel::prelude::*;
+use shoulder::db::schema::{circles, memberships, people, rounds, suppressed_addresses};
+use shoulder::db::{DbConnection, DbError};
+use shoulder::mail::outbox::{self, Delivery, DeliveryReport, Enqueued, NewEmail, status};
+use shoulder::mail::{EmailAddress, RenderedEmail};
+
+use crate::on_both_backends;
+use crate::support::{Backend, SmtpMode, TestApp};
+
+// ---- helpers ----------------------------------------------------------------
+
+/// A small email to `address`, outside any round.
+fn email_to(address: &str) -> NewEmail {
+    NewEmail {
+        kind: "test",
+        to: EmailAddress::parse(address).expect("a valid address"),
+        to_name: Some("Ada".into()),
+        round_id: None,
+        membership_id: None,
+        content: RenderedEmail {
+            subject: "This week's question".into(),
+            text: "Who are we leaving behind?".into(),
+            html: "<p>Who are we leaving behind?</p>".into(),
+        },
+        headers: vec![(
+            "List-Unsubscribe".into(),
+            "<http://127.0.0.1:3000/unsubscribe/abc>".into(),
+        )],
+    }
+}
+
+/// Enqueues at the app clock's current instant.
+async fn enqueue(app: &TestApp, email: NewEmail) -> Enqueued {
+    let now = app.clock.now().naive_utc();
+    app.state
+        .db
+        .run(move |conn| outbox::enqueue(conn, now, &email))
+        .await
+        .expect("enqueued")
+}
+
+/// Enqueues and returns the new row's id; the email must be queued for sending.
+async fn queue(app: &TestApp, email: NewEmail) -> i64 {
+    match enqueue(app, email).await {
+        Enqueued::Queued { id } => id,
+        other => panic!("expected a queued email, got {other:?}"),
+    }
+}
+
+async fn delivery(app: &TestApp, id: i64) -> Delivery {
+    app.state
+        .db
+        .run(move |conn| outbox::find_by_id(conn, id))
+        .await
+        .expect("read")
+        .expect("the delivery exists")
+}
+
+/// Moves the clock to just after `at`.
+fn move_clock_past(app: &TestApp, at: NaiveDateTime) {
+    app.clock.set((at + Duration::seconds(1)).and_utc());
+}
+
+fn delivered_only(report: DeliveryReport) -> bool {
+    report.sent > 0 && report.retried == 0 && report.failed == 0 && report.lost_leases == 0
+}
+
+/// A circle with one member and one open round: what circle mail is about.
+/// Returns (round id, membership id).
+fn seed_round(conn: &mut DbConnection, now: NaiveDateTime) -> Result<(i64, i64), DbError> {
+    let person: i64 = diesel::insert_into(people::table)
+        .values((
+            people::email.eq("ada@example.org"),
+            people::display_name.eq("Ada"),
+            people::created_at.eq(now),
+        ))
+        .returning(people::id)
+        .get_result(conn)?;
+    let circle: i64 = diesel::insert_into(circles::table)
+        .values((
+            circles::name.eq("Writers"),
+            circles::purpose.eq("Finish drafts"),
+            circles::agreements.eq("Be kind"),
+            circles::cadence.eq("weekly mon 09:00"),
+            circles::time_zone.eq("UTC"),
+            circles::round_length_minutes.eq(2880),
+            circles::deck.eq("default"),
+            circles::created_at.eq(now),
+            circles::updated_at.eq(now),
+        ))
+        .returning(circles::id)
+        .get_result(conn)?;
+    let membership: i64 = diesel::insert_into(memberships::table)
+        .values((
+            memberships::circle_id.eq(circle),
+            memberships::person_id.eq(person),
+            memberships::unsubscribe_token_hash.eq("hash-of-unsubscribe-token"),
+            memberships::joined_at.eq(now),
+        ))
+        .returning(memberships::id)
+        .get_result(conn)?;
+    let round: i64 = diesel::insert_into(rounds::table)
+        .values((
+            rounds::circle_id.eq(circle),
+            rounds::number.eq(1),
+            rounds::slot.eq("2027-03-01T09:00"),
+            rounds::prompt_id.eq("p1"),
+            rounds::prompt_question.eq("What will you finish?"),
+            rounds::opened_at.eq(now),
+            rounds::reminder_at.eq(now + Duration::hours(24)),
+            rounds::closes_at.eq(now + Duration::hours(48)),
+        ))
+        .returning(rounds::id)
+        .get_result(conn)?;
+    Ok((round, membership))
+}
+
+// ---- delivery ---------------------------------------------------------------
+
+on_both_backends! {
+    async fn an_enqueued_email_is_sent_once_with_its_message_id(app) {
+        let id = queue(&app, email_to("Ada@Example.org")).await;
+        assert_eq!(delivery(&app, id).await.status, status::PENDING);
+        assert!(app.emails().is_empty(), "nothing is sent at enqueue");
+
+        let report = app.run_jobs().await;
+        assert_eq!(report.delivery, DeliveryReport { sent: 1, ..Default::default() });
+
+        let row = delivery(&app, id).await;
+        assert_eq!(row.status, status::SENT);
+        assert_eq!(row.sent_at, Some(app.clock.now().naive_utc()));
+        assert_eq!(row.last_error, None);
+        let emails = app.emails();
+        assert_eq!(emails.len(), 1);
+        let email = &emails[0];
+        assert_eq!(email.to, ["ada@example.org"]);
+        assert_eq!(
+            email.header("Message-ID"),
+            Some(app.state.mailer.message_id_for(&row.message_id)),
+            "the stored key is the Message-ID's"
+        );
+        assert!(email.header("To").is_some_and(|to| to.contains("Ada")), "{}", email.data);
+        assert_eq!(
+            email.header("List-Unsubscribe").as_deref(),
+            Some("<http://127.0.0.1:3000/unsubscribe/abc>")
+        );
+        assert_eq!(email.subject().as_deref(), Some("This week's question"));
+
+        assert_eq!(app.run_jobs().await.delivery, DeliveryReport::default());
+        assert_eq!(app.emails().len(), 1, "a second pass sends nothing more");
+    }
+}
+
+on_both_backends! {
+    async fn the_same_round_member_and_kind_is_recorded_once(app) {
+        let now = app.clock.now().naive_utc();
+        let (round, membership) = app.state.db.run(move |conn| seed_round(conn, now))
+            .await
+            .expect("seeded");
+        let for_member = || NewEmail {
+            round_id: Some(round),
+            membership_id: Some(membership),
+            ..email_to("ada@example.org")
+        };
+
+        let first = queue(&app, for_member()).await;
+        assert_eq!(enqueue(&app, for_member()).await, Enqueued::AlreadyQueued);
+        let other_kind = NewEmail { kind: "reminder", ..for_member() };
+        assert_ne!(queue(&app, other_kind).await, first, "another kind is another email");
+
+        let report = app.run_jobs().await;
+        assert_eq!(report.delivery.sent, 2);
+        assert_eq!(app.emails().len(), 2);
+        assert_eq!(
+            enqueue(&app, for_member()).await,
+            Enqueued::AlreadyQueued,
+            "still one, after it was sent"
+        );
+    }
+}
+
+on_both_backends! {
+    async fn an_email_enqueued_in_a_rolled_back_transaction_is_never_sent(app) {
+        let now = app.clock.now().naive_utc();
+        let email = email_to("ada@example.org");
+        let outcome = app.state.db.run(move |conn| {
+            conn.transaction(|conn| {
+                outbox::enqueue(conn, now, &email)?;
+                // The business change that caused the email fails after it.
+                Err::<(), _>(DbError::Query(diesel::result::Error::RollbackTransaction))
+            })
+        }).await;
+        assert!(outcome.is_err());
+
+        assert_eq!(app.run_jobs().await.delivery, DeliveryReport::default());
+        assert!(app.emails().is_empty());
+    }
+}
+
+// ---- refusals -----------------------------------------------------------------
+
+on_both_backends! {
+    async fn a_4xx_answer_is_retried_after_a_backoff(app) {
+        app.smtp.set_mode(SmtpMode::TempFail);
+        let id = queue(&app, email_to("ada@example.org")).await;
+
+        let report = app.run_jobs().await;
+        assert_eq!(report.delivery, DeliveryReport { retried: 1, ..Default::default() });
+        let row = delivery(&app, id).await;
+        let now = app.clock.now().naive_utc();
+        assert_eq!(row.status, status::PENDING);
+        assert!(row.next_attempt_at > now, "{} is not after {now}", row.next_attempt_at);
+        assert!(row.next_attempt_at <= now + Duration::seconds(72), "about a minute, with jitter");
+        assert!(row.last_error.as_deref().is_some_and(|e| e.contains("451")), "{row:?}");
+
+        assert_eq!(
+            app.run_jobs().await.delivery,
+            DeliveryReport::default(),
+            "not due again yet"
+        );
+
+        app.smtp.set_mode(SmtpMode::Accept);
+        move_clock_past(&app, row.next_attempt_at);
+        assert!(delivered_only(app.run_jobs().await.delivery));
+        let row = delivery(&app, id).await;
+        assert_eq!(row.status, status::SENT);
+        assert_eq!(row.attempts, 2);
+        assert_eq!(row.last_error, None);
+        assert_eq!(app.emails().len(), 1);
+    }
+}
+
+on_both_backends! {
+    async fn temporary_failures_give_up_after_the_cutoff(app) {
+        app.smtp.set_mode(SmtpMode::TempFail);
+        let id = queue(&app, email_to("ada@example.org")).await;
+        let cutoff = delivery(&app, id).await.created_at + Duration::hours(24);
+
+        // Follow the retries as they come: the waits grow, never past an
+        // hour and a fifth, and the email is given up at the cutoff.
+        let mut previous_attempt = app.clock.now().naive_utc();
+        for _ in 0..60 {
+            app.run_jobs().await;
+            let row = delivery(&app, id).await;
+            if row.status == status::FAILED {
+                assert!(previous_attempt >= cutoff, "failed at {previous_attempt}, before {cutoff}");
+                assert!(row.last_error.as_deref().is_some_and(|e| e.contains("gave up")), "{row:?}");
+                assert!(row.attempts > 20, "{} attempts", row.attempts);
+                assert!(app.emails().is_empty());
+                return;
+            }
+            assert_eq!(row.status, status::PENDING);
+            assert!(row.next_attempt_at <= cutoff, "no retry is planned past the cutoff");
+            let wait = row.next_attempt_at - previous_attempt;
+            assert!(wait <= Duration::minutes(72), "waited {wait}");
+            previous_attempt = row.next_attempt_at;
+            app.clock.set(row.next_attempt_at.and_utc());
+        }
+        panic!("still retrying after 60 attempts");
+    }
+}
+
+on_both_backends! {
+    async fn a_5xx_answer_fails_for_good_and_suppresses_the_address(app) {
+        app.smtp.set_mode(SmtpMode::PermFail);
+        let bounced = queue(&app, email_to("gone@example.org")).await;
+        let report = app.run_jobs().await;
+        assert_eq!(report.delivery, DeliveryReport { failed: 1, ..Default::default() });
+        let row = delivery(&app, bounced).await;
+        assert_eq!(row.status, status::FAILED);
+        assert!(row.last_error.as_deref().is_some_and(|e| e.contains("550")), "{row:?}");
+        let listed: Vec<String> = app.state.db.run(|conn| {
+            Ok::<_, DbError>(suppressed_addresses::table.select(suppressed_addresses::email).load(conn)?)
+        }).await.expect("read");
+        assert_eq!(listed, ["gone@example.org"]);
+
+        app.clock.advance(Duration::days(2));
+        assert_eq!(app.run_jobs().await.delivery, DeliveryReport::default(), "never retried");
+
+        app.smtp.set_mode(SmtpMode::Accept);
+        let Enqueued::Suppressed { id: suppressed } =
+            enqueue(&app, email_to("Gone@Example.org")).await
+        else {
+            panic!("a suppressed address is recorded as such");
+        };
+        let other = queue(&app, email_to("bob@example.org")).await;
+        let report = app.run_jobs().await;
+        assert_eq!(report.delivery, DeliveryReport { sent: 1, ..Default::default() });
+        assert_eq!(delivery(&app, suppressed).await.status, status::SUPPRESSED);
+        assert_eq!(delivery(&app, other).await.status, status::SENT);
+        let recipients: Vec<Vec<String>> = app.emails().into_iter().map(|e| e.to).collect();
+        assert_eq!(recipients, [["bob@example.org"]]);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stalled_server_hits_our_timeout_and_is_retried_under_the_same_message_id() {
+    let app = TestApp::builder(Backend::Sqlite)
+        .config(|config| config.mail.send_timeout_secs = 1)
+        .start()
+        .await
+        .expect("SQLite is always available");
+    app.smtp.set_mode(SmtpMode::Stall);
+    let id = queue(&app, email_to("ada@example.org")).await;
+
+    let report = app.run_jobs().await;
+    assert_eq!(
+        report.delivery,
+        DeliveryReport {
+            retried: 1,
+            ..Default::default()
+        }
+    );
+    let row = delivery(&app, id).await;
+    assert_eq!(row.status, status::PENDING);
+    assert!(row.next_attempt_at > app.clock.now().naive_utc());
+    assert!(
+        row.last_error
+            .as_deref()
+            .is_some_and(|e| e.contains("no answer within")),
+        "{row:?}"
+    );
+
+    // The server wakes up and accepts the message it was holding: it had it
+    // all along, we never saw its 250. The retry sends it again, recognisably.
+    app.smtp.set_mode(SmtpMode::Accept);
+    move_clock_past(&app, row.next_attempt_at);
+    assert!(delivered_only(app.run_jobs().await.delivery));
+    assert_eq!(delivery(&app, id).await.status, status::SENT);
+    let copies = app.smtp.wait_for_messages(2);
+    assert_eq!(copies.len(), 2);
+    assert_eq!(
+        copies[0].header("Message-ID"),
+        copies[1].header("Message-ID")
+    );
+}
+
+// ---- workers ------------------------------------------------------------------
+
+on_both_backends! {
+    async fn an_expired_lease_is_taken_over_and_the_late_worker_changes_nothing(app) {
+        let id = queue(&app, email_to("ada@example.org")).await;
+        let settings = outbox::OutboxSettings::from_config(&app.state.config.mail);
+
+        // Worker A claims the email, then stalls.
+        let now = app.clock.now().naive_utc();
+        let by_a = app.state.db.run(move |conn| outbox::claim_due(conn, now, &settings))
+            .await
+            .expect("claimed");
+        assert_eq!(by_a.len(), 1);
+        assert_eq!(delivery(&app, id).await.status, status::SENDING);
+        assert_eq!(
+            app.run_jobs().await.delivery,
+            DeliveryReport::default(),
+            "worker B leaves a live lease alone"
+        );
+
+        // A's lease runs out; worker B takes the email over and sends it.
+        app.clock.advance(settings.lease + Duration::seconds(1));
+        assert!(delivered_only(app.run_jobs().await.delivery));
+        assert_eq!(app.emails().len(), 1);
+
+        // A wakes up and reports its own send: nothing changes.
+        let claim = by_a[0].claim.clone();
+        let later = app.clock.now().naive_utc();
+        let recorded = app.state.db.run(move |conn| outbox::mark_sent(conn, &claim, later))
+            .await
+            .expect("update ran");
+        assert!(!recorded, "a lost claim records nothing");
+        let row = delivery(&app, id).await;
+        assert_eq!(row.status, status::SENT);
+        assert_eq!(row.attempts, 2, "claimed twice");
+    }
+}
+
+on_both_backends! {
+    async fn metrics_count_emails_and_show_the_queue(app) {
+        queue(&app, email_to("ada@example.org")).await;
+        queue(&app, email_to("bob@example.org")).await;
+        let (_, text) = app.get_text("/metrics").await;
+        assert!(text.contains("\nshoulder_email_queue_depth 2\n"), "{text}");
+
+        app.run_jobs().await;
+        let (_, text) = app.get_text("/metrics").await;
+        assert!(text.contains("\nshoulder_emails_sent_total 2\n"), "{text}");
+        assert!(text.contains("\nshoulder_emails_retried_total 0\n"), "{text}");
+        assert!(text.contains("\nshoulder_emails_failed_total 0\n"), "{text}");
+        assert!(text.contains("\nshoulder_email_queue_depth 0\n"), "{text}");
+    }
+}
