@@ -27,6 +27,9 @@ pub const MAX_POOL_SIZE: u32 = 64;
 pub const MAX_RETRY_FOR_HOURS: u64 = 720;
 pub const MAX_LEASE_SECS: u64 = 86_400;
 pub const MAX_MAIL_BATCH_SIZE: u32 = 10_000;
+/// An invite that waits longer than a season has outlived the conversation
+/// that led to it.
+pub const MAX_INVITE_LINK_DAYS: u32 = 90;
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
@@ -91,6 +94,7 @@ pub struct SchedulerConfig {
 #[serde(deny_unknown_fields)]
 pub struct CirclesConfig {
     pub default_time_zone: String,
+    pub invite_link_days: u32,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
@@ -308,6 +312,12 @@ impl Config {
                     ),
                 )
             })?;
+        if !(1..=MAX_INVITE_LINK_DAYS).contains(&self.circles.invite_link_days) {
+            return Err(ConfigError::new(
+                "circles.invite_link_days",
+                format!("must be between 1 and {MAX_INVITE_LINK_DAYS}"),
+            ));
+        }
 
         tracing_subscriber::EnvFilter::try_new(&self.log.filter)
             .map_err(|e| ConfigError::new("log.filter", e.to_string()))?;
@@ -489,6 +499,14 @@ mod tests {
             ),
             ("[mail]\nbatch_size = 0", "mail.batch_size"),
             ("[mail]\nbatch_size = 20000", "mail.batch_size"),
+            (
+                "[circles]\ninvite_link_days = 0",
+                "circles.invite_link_days",
+            ),
+            (
+                "[circles]\ninvite_link_days = 91",
+                "circles.invite_link_days",
+            ),
         ];
         for (text, key) in cases {
             let error = load_with(text).expect_err(text);

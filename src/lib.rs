@@ -12,6 +12,7 @@
 //! - [`mail`]: addresses, email templates, and the transports that send.
 //! - [`jobs`]: the background scheduler and what it runs.
 //! - [`web`]: router, middleware, thin handlers and maud views.
+//! - [`cli`]: the operator's circle commands behind `shoulder circle`.
 //! - [`app`]: the shared state, serving and shutting down.
 //! - [`error`]: the error type at the HTTP edge.
 //!
@@ -21,6 +22,7 @@
 pub mod app;
 pub mod auth;
 pub mod circles;
+pub mod cli;
 pub mod clock;
 pub mod config;
 pub mod db;

@@ -10,6 +10,8 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 use serde_json::json;
 use shoulder::app::{self, AppState};
+use shoulder::circles::settings::SettingsForm;
+use shoulder::cli;
 use shoulder::clock::Clock;
 use shoulder::config::{Config, ConfigSources, LogFormat};
 use shoulder::mail::{EmailAddress, Mailer, OutgoingEmail};
@@ -44,6 +46,58 @@ enum Command {
     SendTestEmail {
         /// Where to send it.
         address: String,
+    },
+    /// Start circles and bring people in, from the command line.
+    Circle {
+        #[command(subcommand)]
+        command: CircleCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum CircleCommand {
+    /// Start a circle and print its id and invite link.
+    Create {
+        #[arg(long)]
+        name: String,
+        /// The facilitator's email address; the person is created if new.
+        #[arg(long)]
+        facilitator: String,
+        /// The facilitator's name, if they are new (default: the address's local part).
+        #[arg(long)]
+        facilitator_name: Option<String>,
+        /// `weekly mon,thu 09:00`, `weekly mon 09:00 every 2`, `monthly 15 09:00`, or a cron expression.
+        #[arg(long)]
+        cadence: String,
+        /// An IANA time zone, e.g. America/Toronto.
+        #[arg(long)]
+        time_zone: String,
+        #[arg(long, default_value = "A small circle shouldering each other up.")]
+        purpose: String,
+        /// One agreement per line.
+        #[arg(
+            long,
+            default_value = "We listen before we advise.\nWe keep what is shared here in the circle.\nAn honest \"not yet\" is always welcome."
+        )]
+        agreements: String,
+        /// How long a round stays open, in hours.
+        #[arg(long, default_value_t = 72)]
+        round_hours: i32,
+        /// Room for this many people (3 to 12).
+        #[arg(long, default_value_t = 8)]
+        size_cap: i32,
+    },
+    /// Make a new reusable invite link for a circle (the old one stops working) and print it.
+    InviteLink {
+        /// The circle's id.
+        id: i64,
+    },
+    /// Add an existing group's members from a CSV file with columns email,name.
+    ImportMembers {
+        /// The circle's id.
+        id: i64,
+        /// The CSV file.
+        file: PathBuf,
     },
 }
 
@@ -96,7 +150,55 @@ async fn run(command: Command, config: Config) -> Result<(), Failure> {
         Command::Migrate => migrate(config).await,
         Command::CheckConfig => check_config(config),
         Command::SendTestEmail { address } => send_test_email(config, &address).await,
+        Command::Circle { command } => circle_command(command, config).await,
     }
+}
+
+async fn circle_command(command: CircleCommand, config: Config) -> Result<(), Failure> {
+    let state = AppState::build(config, Clock::system(), true)
+        .await
+        .map_err(|e| Failure::Setup(e.0))?;
+    let outcome = match command {
+        CircleCommand::Create {
+            name,
+            facilitator,
+            facilitator_name,
+            cadence,
+            time_zone,
+            purpose,
+            agreements,
+            round_hours,
+            size_cap,
+        } => {
+            let mut form = SettingsForm::new(&time_zone);
+            form.name = name;
+            form.purpose = purpose;
+            form.agreements = agreements;
+            form.set_cadence_text(&cadence);
+            form.round_hours = round_hours.to_string();
+            form.size_cap = size_cap.to_string();
+            let request = cli::CreateCircle {
+                form,
+                facilitator,
+                facilitator_name,
+            };
+            cli::create_circle(&state, request).await
+        }
+        CircleCommand::InviteLink { id } => cli::invite_link(&state, id).await,
+        CircleCommand::ImportMembers { id, file } => cli::import_members(&state, id, &file).await,
+    };
+    // Deliver the emails this command queued before exiting.
+    if outcome.is_ok()
+        && let Err(error) = shoulder::jobs::run_once(&state).await
+    {
+        eprintln!("shoulder: emails are queued but could not be sent yet: {error}");
+    }
+    outcome
+        .map(|report| print!("{report}"))
+        .map_err(|failure| match failure {
+            cli::CliError::Input(message) => Failure::Setup(message),
+            cli::CliError::Failed(message) => Failure::Work(message),
+        })
 }
 
 async fn serve(config: Config, migrate: bool) -> Result<(), Failure> {

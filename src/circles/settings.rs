@@ -71,6 +71,34 @@ impl SettingsForm {
         }
     }
 
+    /// Fills the cadence fields from one line of text, the command line's
+    /// form: `weekly mon,thu 09:00`, `weekly mon 09:00 every 2`,
+    /// `monthly 15 09:00`, or else a cron expression.
+    pub fn set_cadence_text(&mut self, text: &str) {
+        let words: Vec<&str> = text.split_whitespace().collect();
+        match words.as_slice() {
+            ["weekly", days, time, rest @ ..] => {
+                self.cadence_kind = "weekly".into();
+                self.days = days.split(',').map(|d| d.trim().to_lowercase()).collect();
+                self.time = (*time).into();
+                self.every_weeks = match rest {
+                    ["every", n] => (*n).into(),
+                    [] => "1".into(),
+                    _ => "not a number".into(),
+                };
+            }
+            ["monthly", day, time] => {
+                self.cadence_kind = "monthly".into();
+                self.month_day = (*day).into();
+                self.time = (*time).into();
+            }
+            _ => {
+                self.cadence_kind = "cron".into();
+                self.cron = text.trim().into();
+            }
+        }
+    }
+
     /// The form that shows existing settings for editing.
     pub fn from_settings(settings: &Settings) -> SettingsForm {
         let mut form = SettingsForm::new(settings.time_zone.name());
@@ -362,6 +390,33 @@ mod tests {
             assert!(errors.contains_key(field), "{field}: {errors:?}");
             assert_eq!(errors.len(), 1, "only {field}: {errors:?}");
         }
+    }
+
+    #[test]
+    fn cadence_text_from_the_command_line() {
+        let mut form = filled();
+        form.set_cadence_text("weekly mon,Thu 18:30 every 2");
+        let settings = Settings::parse(&form, anchor()).expect("valid");
+        assert_eq!(
+            settings.cadence.describe(),
+            "Every 2 weeks on Monday and Thursday at 18:30"
+        );
+        form.set_cadence_text("monthly 15 09:00");
+        assert!(Settings::parse(&form, anchor()).is_ok());
+        form.set_cadence_text("0 9 * * 1");
+        assert!(Settings::parse(&form, anchor()).is_ok());
+        form.set_cadence_text("weekly mon 09:00 every");
+        assert!(
+            Settings::parse(&form, anchor())
+                .expect_err("bad")
+                .contains_key("every_weeks")
+        );
+        form.set_cadence_text("*/5 * * * *");
+        assert!(
+            Settings::parse(&form, anchor())
+                .expect_err("bad")
+                .contains_key("cron")
+        );
     }
 
     #[test]

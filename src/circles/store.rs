@@ -165,6 +165,26 @@ pub fn add_member(
     role: &str,
     now: NaiveDateTime,
 ) -> Result<i64, DbError> {
+    // Someone who left (or was removed) and comes back keeps their one row,
+    // and with it their history in the circle.
+    let returning: Option<i64> = diesel::update(
+        memberships::table
+            .filter(memberships::circle_id.eq(circle_id))
+            .filter(memberships::person_id.eq(person_id))
+            .filter(memberships::status.ne(STATUS_ACTIVE)),
+    )
+    .set((
+        memberships::status.eq(STATUS_ACTIVE),
+        memberships::role.eq(role),
+        memberships::joined_at.eq(now),
+        memberships::left_at.eq(None::<NaiveDateTime>),
+    ))
+    .returning(memberships::id)
+    .get_result(conn)
+    .optional()?;
+    if let Some(id) = returning {
+        return Ok(id);
+    }
     // Unsubscribe links are made per email later; the column keeps a secret
     // nobody holds until then.
     let unsubscribe = Token::generate();
@@ -333,4 +353,116 @@ pub fn list_for_person(
         .order((circles::name.asc(), circles::id.asc()))
         .select((Circle::as_select(), memberships::role))
         .load(conn)?)
+}
+
+/// Makes a member a facilitator. Only members of this circle qualify.
+pub fn make_facilitator(
+    conn: &mut DbConnection,
+    circle_id: i64,
+    membership_id: i64,
+) -> Result<bool, DbError> {
+    let changed = diesel::update(
+        memberships::table
+            .filter(memberships::id.eq(membership_id))
+            .filter(memberships::circle_id.eq(circle_id))
+            .filter(memberships::status.eq(STATUS_ACTIVE)),
+    )
+    .set(memberships::role.eq(ROLE_FACILITATOR))
+    .execute(conn)?;
+    Ok(changed == 1)
+}
+
+/// What leaving, or removing someone, did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Departure {
+    Done,
+    /// The circle would be left without a facilitator; hand over first.
+    LastFacilitator,
+    /// No such active member in this circle.
+    NotAMember,
+}
+
+/// Ends a membership (`left` or `removed`), unless it is the circle's last
+/// facilitator. Counted and changed in one write transaction, so two
+/// facilitators leaving at once cannot both succeed.
+fn depart(
+    conn: &mut DbConnection,
+    circle_id: i64,
+    membership_id: i64,
+    new_status: &'static str,
+    now: NaiveDateTime,
+) -> Result<Departure, DbError> {
+    write_transaction(conn, |conn| {
+        let role: Option<String> = memberships::table
+            .filter(memberships::id.eq(membership_id))
+            .filter(memberships::circle_id.eq(circle_id))
+            .filter(memberships::status.eq(STATUS_ACTIVE))
+            .select(memberships::role)
+            .first(conn)
+            .optional()?;
+        let Some(role) = role else {
+            return Ok(Departure::NotAMember);
+        };
+        if role == ROLE_FACILITATOR {
+            let facilitators: i64 = memberships::table
+                .filter(memberships::circle_id.eq(circle_id))
+                .filter(memberships::status.eq(STATUS_ACTIVE))
+                .filter(memberships::role.eq(ROLE_FACILITATOR))
+                .count()
+                .get_result(conn)?;
+            if facilitators <= 1 {
+                return Ok(Departure::LastFacilitator);
+            }
+        }
+        diesel::update(memberships::table.find(membership_id))
+            .set((
+                memberships::status.eq(new_status),
+                memberships::left_at.eq(Some(now)),
+            ))
+            .execute(conn)?;
+        Ok(Departure::Done)
+    })
+}
+
+pub fn leave(
+    conn: &mut DbConnection,
+    circle_id: i64,
+    membership_id: i64,
+    now: NaiveDateTime,
+) -> Result<Departure, DbError> {
+    depart(conn, circle_id, membership_id, "left", now)
+}
+
+pub fn remove(
+    conn: &mut DbConnection,
+    circle_id: i64,
+    membership_id: i64,
+    now: NaiveDateTime,
+) -> Result<Departure, DbError> {
+    depart(conn, circle_id, membership_id, "removed", now)
+}
+
+/// The person with this address, created with `name` if there is none.
+pub fn find_or_create_person(
+    conn: &mut DbConnection,
+    email: &str,
+    name: &str,
+    now: NaiveDateTime,
+) -> Result<i64, DbError> {
+    let existing: Option<i64> = people::table
+        .filter(people::email.eq(email))
+        .select(people::id)
+        .first(conn)
+        .optional()?;
+    match existing {
+        Some(id) => Ok(id),
+        None => Ok(diesel::insert_into(people::table)
+            .values((
+                people::email.eq(email),
+                people::display_name.eq(name),
+                people::created_at.eq(now),
+            ))
+            .returning(people::id)
+            .get_result(conn)?),
+    }
 }

@@ -5,6 +5,8 @@
 //! timeout around the whole send, since lettre's covers only the connect),
 //! `file` for a laptop (one `.eml` per message), `memory` for tests. Callers
 //! get a [`SendError`] that already says whether trying again can help.
+//! What the file and memory transports kept can be read back
+//! ([`Mailer::mailbox`]) for the dev mailbox page; [`mime`] parses it.
 
 mod address;
 pub mod mime;

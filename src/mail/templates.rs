@@ -53,10 +53,53 @@ const BUILT_IN: &[(&str, &str)] = &[
         "sign_in_new/body.html",
         include_str!("../../templates/email/sign_in_new/body.html"),
     ),
+    (
+        "invite/subject.txt",
+        include_str!("../../templates/email/invite/subject.txt"),
+    ),
+    (
+        "invite/body.txt",
+        include_str!("../../templates/email/invite/body.txt"),
+    ),
+    (
+        "invite/body.html",
+        include_str!("../../templates/email/invite/body.html"),
+    ),
+    (
+        "join_confirm/subject.txt",
+        include_str!("../../templates/email/join_confirm/subject.txt"),
+    ),
+    (
+        "join_confirm/body.txt",
+        include_str!("../../templates/email/join_confirm/body.txt"),
+    ),
+    (
+        "join_confirm/body.html",
+        include_str!("../../templates/email/join_confirm/body.html"),
+    ),
+    (
+        "welcome/subject.txt",
+        include_str!("../../templates/email/welcome/subject.txt"),
+    ),
+    (
+        "welcome/body.txt",
+        include_str!("../../templates/email/welcome/body.txt"),
+    ),
+    (
+        "welcome/body.html",
+        include_str!("../../templates/email/welcome/body.html"),
+    ),
 ];
 
 /// The kinds of email we send; each names its template folder.
-pub const KINDS: &[&str] = &["test", "sign_in", "sign_in_new"];
+pub const KINDS: &[&str] = &[
+    "test",
+    "sign_in",
+    "sign_in_new",
+    "invite",
+    "join_confirm",
+    "welcome",
+];
 
 /// One email's words, ready for the transport.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -29,6 +29,17 @@ impl FormData {
     }
 }
 
+impl FormData {
+    /// Every value named `name`, in order (checkboxes sharing a name).
+    pub fn all(&self, name: &str) -> Vec<&str> {
+        self.0
+            .iter()
+            .filter(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
+            .collect()
+    }
+}
+
 impl<S: Send + Sync> FromRequest<S> for FormData {
     type Rejection = Response;
 

@@ -3,9 +3,11 @@
 //! Nothing under `web/` touches diesel.
 
 pub mod assets;
+mod circles;
 mod dev_mail;
 pub mod form;
 mod health;
+mod invites;
 pub mod metrics;
 pub mod session;
 mod sign_in;
@@ -54,6 +56,40 @@ pub fn router(state: AppState) -> Router {
             get(sign_in::confirm_page).post(sign_in::redeem),
         )
         .route("/sign-out", post(sign_in::sign_out))
+        .route("/circles", post(circles::create))
+        .route("/circles/new", get(circles::new_form))
+        .route("/circles/{id}", get(circles::show))
+        .route(
+            "/circles/{id}/edit",
+            get(circles::edit_form).post(circles::update),
+        )
+        .route("/circles/{id}/status", post(circles::change_status))
+        .route("/circles/{id}/leave", post(circles::leave))
+        .route(
+            "/circles/{id}/members/{membership}/facilitator",
+            post(circles::make_facilitator),
+        )
+        .route(
+            "/circles/{id}/members/{membership}/remove",
+            post(circles::remove_member),
+        )
+        .route(
+            "/circles/{id}/invites",
+            get(invites::invite_page).post(invites::send),
+        )
+        .route("/circles/{id}/invites/link", post(invites::reset_link))
+        .route(
+            "/circles/{id}/invites/{invite_id}/revoke",
+            post(invites::revoke),
+        )
+        .route(
+            "/join/{token}",
+            get(invites::join_page).post(invites::request_join),
+        )
+        .route(
+            "/join/confirm/{token}",
+            get(invites::confirm_page).post(invites::confirm),
+        )
         .route("/dev/mail", get(dev_mail::list))
         .route("/dev/mail/{id}", get(dev_mail::message))
         .route("/healthz", get(health::healthz))
@@ -126,10 +162,13 @@ fn request_span(request: &Request<Body>) -> tracing::Span {
     tracing::info_span!("request", method = %request.method(), route = %route, request_id = %request_id)
 }
 
-async fn home(session::Viewer(viewer): session::Viewer) -> maud::Markup {
+async fn home(
+    axum::extract::State(state): axum::extract::State<AppState>,
+    session::Viewer(viewer): session::Viewer,
+) -> Result<Response, AppError> {
     match viewer {
-        Some(person) => views::home::my_circles(&person.display_name),
-        None => views::home::welcome(),
+        Some(person) => circles::home(&state, &person).await,
+        None => Ok(views::home::welcome().into_response()),
     }
 }
 
@@ -153,6 +192,7 @@ async fn plain_error_pages(request: Request, next: Next) -> Response {
         StatusCode::REQUEST_TIMEOUT => views::errors::timed_out(),
         StatusCode::PAYLOAD_TOO_LARGE => views::errors::too_large(),
         StatusCode::METHOD_NOT_ALLOWED | StatusCode::NOT_FOUND => views::errors::not_found(),
+        StatusCode::BAD_REQUEST => views::errors::bad_request(),
         _ => return response,
     };
     let (mut parts, _) = response.into_parts();

@@ -402,3 +402,175 @@ fn send_test_email_with_the_file_transport_writes_an_eml() {
         .collect();
     assert_eq!(written.len(), 1);
 }
+
+/// `shoulder circle …` against a running test app's own database and SMTP
+/// server, so what the command did can be checked through the app.
+fn circle_command(app: &crate::support::TestApp, dir: &Path, args: &[&str]) -> Output {
+    let mut command = shoulder(dir);
+    command
+        .arg("circle")
+        .args(args)
+        .env("SHOULDER_DATABASE__URL", &app.state.config.database.url)
+        .env("SHOULDER_SERVER__PUBLIC_URL", app.public_base())
+        .env("SHOULDER_MAIL__TRANSPORT", "smtp")
+        .env("SHOULDER_MAIL__SMTP_URL", app.smtp.url());
+    finish(command)
+}
+
+const CREATE: &[&str] = &[
+    "create",
+    "--name",
+    "Night shift accomplices",
+    "--facilitator",
+    "ada@example.org",
+    "--facilitator-name",
+    "Ada",
+    "--cadence",
+    "weekly mon,thu 18:30",
+    "--time-zone",
+    "America/Toronto",
+];
+
+/// A test app whose clock reads the real time, because the `shoulder`
+/// process under test runs on the system clock and its links expire by it.
+async fn app_at_system_time() -> crate::support::TestApp {
+    #[expect(
+        clippy::disallowed_methods,
+        reason = "the binary under test uses the system clock"
+    )]
+    let now = chrono::Utc::now();
+    crate::support::TestApp::builder(crate::support::Backend::Sqlite)
+        .at(now)
+        .start()
+        .await
+        .expect("sqlite")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn circle_create_prints_the_id_and_a_working_invite_link() {
+    let app = app_at_system_time().await;
+    let dir = tempfile::tempdir().expect("temp dir");
+    let output = circle_command(&app, dir.path(), CREATE);
+    let stdout = text(&output.stdout);
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    assert!(stdout.starts_with("circle 1 started"), "{stdout}");
+    let link = crate::support::link_path(&stdout, app.public_base(), "/join/");
+    let (status, page) = app.get_text(&link).await;
+    assert_eq!(status, 200);
+    assert!(page.contains("Night shift accomplices"), "{page}");
+
+    // A new link replaces the old one.
+    let output = circle_command(&app, dir.path(), &["invite-link", "1"]);
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    let fresh = crate::support::link_path(&text(&output.stdout), app.public_base(), "/join/");
+    assert_ne!(fresh, link);
+    assert_eq!(app.get_text(&fresh).await.0, 200);
+    assert_ne!(
+        app.get_text(&link).await.0,
+        200,
+        "the old link stopped working"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn circle_create_refuses_bad_settings_by_option_name() {
+    let app = crate::support::TestApp::start(crate::support::Backend::Sqlite)
+        .await
+        .expect("sqlite");
+    let dir = tempfile::tempdir().expect("temp dir");
+    for (option, value, expected) in [
+        ("--time-zone", "Mars/Olympus", "--time-zone"),
+        ("--cadence", "*/5 * * * *", "--cadence"),
+        ("--facilitator", "ada at example.org", "--facilitator"),
+        ("--name", "Two\nlines", "--name"),
+    ] {
+        let mut args = vec![CREATE[0]];
+        for pair in CREATE[1..].chunks(2) {
+            match pair {
+                [flag, _] if *flag == option => args.extend([*flag, value]),
+                other => args.extend_from_slice(other),
+            }
+        }
+        assert_refuses_to_start(&circle_command(&app, dir.path(), &args), expected);
+    }
+    assert_refuses_to_start(
+        &circle_command(&app, dir.path(), &["invite-link", "42"]),
+        "there is no circle 42",
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn import_members_adds_everyone_or_nobody() {
+    let app = app_at_system_time().await;
+    let dir = tempfile::tempdir().expect("temp dir");
+    assert!(circle_command(&app, dir.path(), CREATE).status.success());
+    let before = app.emails().len();
+
+    let bad = dir.path().join("bad.csv");
+    std::fs::write(
+        &bad,
+        "email,name\nbea@example.org,Bea\nnot-an-address,Cy\ndee@example.org,\n",
+    )
+    .expect("write");
+    let output = circle_command(
+        &app,
+        dir.path(),
+        &["import-members", "1", bad.to_str().expect("utf-8")],
+    );
+    let stderr = text(&output.stderr);
+    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("nothing was imported"), "{stderr}");
+    assert!(stderr.contains("line 3: email:"), "{stderr}");
+    assert!(stderr.contains("line 4: name:"), "{stderr}");
+    assert_eq!(app.emails().len(), before, "no welcome was sent");
+
+    let good = dir.path().join("good.csv");
+    std::fs::write(
+        &good,
+        "email,name\nbea@example.org,Bea\n\"cy@example.org\",\"Cy, Jr.\"\nada@example.org,Ada\n",
+    )
+    .expect("write");
+    let output = circle_command(
+        &app,
+        dir.path(),
+        &["import-members", "1", good.to_str().expect("utf-8")],
+    );
+    let stdout = text(&output.stdout);
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    assert!(
+        stdout.contains("line 2: bea@example.org (Bea): added"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("line 3: cy@example.org (Cy, Jr.): added"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("line 4: ada@example.org (Ada): already a member"),
+        "{stdout}"
+    );
+    let welcomes = app.smtp.wait_for_messages(before + 2);
+    let welcome = welcomes
+        .iter()
+        .find(|m| m.to == ["cy@example.org"])
+        .expect("Cy's welcome");
+    assert_eq!(
+        welcome.subject().as_deref(),
+        Some("Welcome to Night shift accomplices on Shoulder")
+    );
+
+    // Cy can sign in and sees the circle.
+    let cy = app.sign_in("cy@example.org", "Cy").await;
+    assert_eq!(app.get_as(&cy, "/circles/1").await.status().as_u16(), 200);
+
+    // A file that would overfill the circle adds nobody.
+    let many: String = (0..8).map(|i| format!("p{i}@example.org,P{i}\n")).collect();
+    let crowded = dir.path().join("crowded.csv");
+    std::fs::write(&crowded, many).expect("write");
+    let output = circle_command(
+        &app,
+        dir.path(),
+        &["import-members", "1", crowded.to_str().expect("utf-8")],
+    );
+    assert_refuses_to_start(&output, "has room for 8 and has 3 members");
+}

@@ -4,8 +4,11 @@
 mod support;
 
 mod browser;
+mod circles;
 mod cli;
+mod dev_mail;
 mod http;
+mod invites;
 mod jobs;
 mod mail;
 mod outbox;

@@ -138,7 +138,9 @@ fn split_links(text: &str) -> Vec<Piece<'_>> {
     while let Some((start, scheme_len)) = next_scheme(&lower, search_from) {
         let tail = text.get(start..).unwrap_or_default();
         let end = tail
-            .find(|c: char| c.is_whitespace() || c.is_control() || matches!(c, '<' | '>' | '"' | '`'))
+            .find(|c: char| {
+                c.is_whitespace() || c.is_control() || matches!(c, '<' | '>' | '"' | '`')
+            })
             .unwrap_or(tail.len());
         // Punctuation after an address usually ends the sentence instead.
         let address = tail
@@ -205,10 +207,7 @@ mod tests {
         assert_eq!(split_links(""), []);
         assert_eq!(
             split_links("HTTPS://Example.org/Path é"),
-            [
-                Piece::Link("HTTPS://Example.org/Path"),
-                Piece::Text(" é")
-            ]
+            [Piece::Link("HTTPS://Example.org/Path"), Piece::Text(" é")]
         );
     }
 
@@ -234,7 +233,10 @@ mod tests {
         let page = message(&email).into_string();
         assert!(!page.contains("<script>"), "{page}");
         assert!(!page.contains("<img"), "{page}");
-        assert!(page.contains("&lt;script&gt;alert(1)&lt;/script&gt;"), "{page}");
+        assert!(
+            page.contains("&lt;script&gt;alert(1)&lt;/script&gt;"),
+            "{page}"
+        );
         assert!(page.contains("Eve &lt;eve@example.org&gt;"), "{page}");
         assert!(
             page.contains(

@@ -65,3 +65,14 @@ pub fn cross_site() -> Markup {
         },
     )
 }
+
+pub fn bad_request() -> Markup {
+    page(
+        "Not understood",
+        html! {
+            h1 { "That address or form was not understood" }
+            p { "Part of it was not in the shape we expect, perhaps from a link copied incompletely." }
+            p { a href="/" { "Back to the start" } }
+        },
+    )
+}

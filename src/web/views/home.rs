@@ -2,7 +2,7 @@
 
 use maud::{Markup, html};
 
-use super::layout::{page, page_for};
+use super::layout::page;
 
 pub fn welcome() -> Markup {
     page(
@@ -20,20 +20,12 @@ pub fn welcome() -> Markup {
                     "It is accountability you carry together: no scores, no leaderboards, "
                     "and \"not yet\" or \"I let this one go\" are honest answers, not failures."
                 }
-                p { a.button href="/sign-in" { "Sign in" } }
+                p {
+                    a.button href="/sign-in" { "Sign in" }
+                    " "
+                    a href="/circles/new" { "Start a circle" }
+                }
             }
-        },
-    )
-}
-
-/// The front page for a signed-in person.
-pub fn my_circles(name: &str) -> Markup {
-    page_for(
-        name,
-        "My circles",
-        html! {
-            h1 { "My circles" }
-            p { "You are not in a circle yet. When someone invites you, the circle will appear here." }
         },
     )
 }

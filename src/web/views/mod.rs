@@ -1,8 +1,10 @@
 //! Pages as maud functions: a shared layout, small components, and one
 //! function per page taking what it shows rather than database rows.
 
+pub mod circles;
 pub mod dev_mail;
 pub mod errors;
 pub mod home;
+pub mod invites;
 pub mod layout;
 pub mod sign_in;

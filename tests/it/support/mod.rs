@@ -225,6 +225,25 @@ impl TestApp {
         request.send().await.expect("the server answers")
     }
 
+    /// Signs `email` in through the real emailed-link flow (creating the
+    /// person as `name` on a first sign-in) and returns the session cookie.
+    pub async fn sign_in(&self, email: &str, name: &str) -> String {
+        let asked = self.post_form("/sign-in", &[("email", email)]).await;
+        assert_eq!(asked.status().as_u16(), 200, "sign-in requested");
+        self.run_jobs().await;
+        let wanted = email.to_lowercase();
+        let message = self
+            .emails()
+            .into_iter()
+            .rev()
+            .find(|m| m.to == [wanted.clone()])
+            .expect("a sign-in email");
+        let link = link_path(&message.text_body(), self.public_base(), "/sign-in/");
+        let response = self.post_form(&link, &[("name", name)]).await;
+        assert_eq!(response.status().as_u16(), 303, "signed in");
+        cookie_from(&response)
+    }
+
     /// One pass of the background jobs at the clock's current instant.
     pub async fn run_jobs(&self) -> PassReport {
         jobs::run_once(&self.state)

@@ -3,7 +3,8 @@
 //!
 //! Built on mailin-embedded 0.8. Every message is decided when its DATA ends (the
 //! final "."): that is where it is accepted (250, recorded), refused (451 / 550) or
-//! left unanswered (Stall). HELO, MAIL and RCPT are always accepted.
+//! left unanswered (Stall). HELO, MAIL and RCPT are always accepted. Messages are
+//! read back with the server's own MIME reader, `shoulder::mail::mime`.
 
 #![allow(dead_code, reason = "each test uses only part of this module")]
 
@@ -14,6 +15,7 @@ use std::time::Duration;
 
 use mailin_embedded::response::{NO_SERVICE, OK};
 use mailin_embedded::{Action, Handler, Response, Server};
+use shoulder::mail::mime;
 
 /// How long `wait_for_messages` waits before failing the test.
 const WAIT_LIMIT: Duration = Duration::from_secs(10);
@@ -52,24 +54,25 @@ impl ReceivedEmail {
     /// The first header called `name` (case-insensitive), unfolded and trimmed, not
     /// decoded.
     pub fn header(&self, name: &str) -> Option<String> {
-        header_value(split_head_body(&self.data).0, name)
+        mime::headers(&self.data).get(name).map(str::to_owned)
     }
 
     /// The Subject, with RFC 2047 encoded words (how lettre writes non-ASCII) decoded.
     pub fn subject(&self) -> Option<String> {
-        self.header("Subject").map(|s| decode_encoded_words(&s))
+        self.header("Subject")
+            .map(|s| mime::decode_encoded_words(&s))
     }
 
     /// The first text/plain part, transfer encoding decoded, line ends as "\n".
     /// Panics when there is none, so that a test cannot pass on an empty body.
     pub fn text_body(&self) -> String {
-        find_part(&self.data, "text/plain")
+        mime::find_part(&self.data, "text/plain")
             .unwrap_or_else(|| panic!("the message has no text/plain part:\n{}", self.data))
     }
 
     /// The first text/html part, transfer encoding decoded, line ends as "\n".
     pub fn html_body(&self) -> Option<String> {
-        find_part(&self.data, "text/html")
+        mime::find_part(&self.data, "text/html")
     }
 }
 
@@ -296,192 +299,4 @@ fn refuse_and_close(code: u16, text: &str) -> Response {
     let mut response = Response::custom(code, text.to_owned());
     response.action = Action::Close;
     response
-}
-
-// ---- Just enough MIME to read what lettre sends -----------------------------------
-
-/// Splits a message or MIME part at the first empty line: (header block, body).
-fn split_head_body(part: &str) -> (&str, &str) {
-    if let Some(body) = part.strip_prefix("\r\n") {
-        return ("", body);
-    }
-    match part.find("\r\n\r\n") {
-        Some(end) => (&part[..end], &part[end + 4..]),
-        None => (part, ""),
-    }
-}
-
-/// The first header `name` in a header block, unfolded (a line starting with
-/// whitespace continues the previous one) and trimmed.
-fn header_value(head: &str, name: &str) -> Option<String> {
-    let mut value: Option<String> = None;
-    for line in head.split("\r\n") {
-        let continuation = line.starts_with([' ', '\t']);
-        match value.as_mut() {
-            Some(value) if continuation => value.push_str(line),
-            Some(_) => break,
-            None if continuation => {}
-            None => {
-                if let Some((key, rest)) = line.split_once(':')
-                    && key.trim().eq_ignore_ascii_case(name)
-                {
-                    value = Some(rest.to_owned());
-                }
-            }
-        }
-    }
-    value.map(|value| value.trim().to_owned())
-}
-
-/// A parameter of a header value such as `multipart/alternative; boundary="x"`.
-fn header_param(value: &str, name: &str) -> Option<String> {
-    value.split(';').skip(1).find_map(|param| {
-        let (key, val) = param.split_once('=')?;
-        key.trim()
-            .eq_ignore_ascii_case(name)
-            .then(|| val.trim().trim_matches('"').to_owned())
-    })
-}
-
-/// Depth-first search for the first part of type `wanted`, decoded. A part without
-/// Content-Type is text/plain; the charset is taken to be UTF-8 (lettre's).
-fn find_part(part: &str, wanted: &str) -> Option<String> {
-    let (head, body) = split_head_body(part);
-    let content_type = header_value(head, "Content-Type").unwrap_or_else(|| "text/plain".into());
-    let mime_type = content_type
-        .split(';')
-        .next()
-        .unwrap_or_default()
-        .trim()
-        .to_ascii_lowercase();
-    if mime_type.starts_with("multipart/") {
-        let boundary = header_param(&content_type, "boundary")?;
-        return multipart_parts(body, &boundary)
-            .iter()
-            .find_map(|p| find_part(p, wanted));
-    }
-    if mime_type != wanted {
-        return None;
-    }
-    let encoding = header_value(head, "Content-Transfer-Encoding").unwrap_or_default();
-    let bytes = match encoding.to_ascii_lowercase().as_str() {
-        "base64" => decode_base64(body),
-        "quoted-printable" => decode_quoted_printable(body),
-        _ => body.as_bytes().to_vec(), // 7bit, 8bit, binary
-    };
-    Some(String::from_utf8_lossy(&bytes).replace("\r\n", "\n"))
-}
-
-/// The parts of a multipart body, without preamble and epilogue. The CRLF before a
-/// delimiter line belongs to the delimiter, which joining the lines respects.
-fn multipart_parts<'a>(body: &'a str, boundary: &str) -> Vec<String> {
-    let delimiter = format!("--{boundary}");
-    let mut parts = Vec::new();
-    let mut current: Option<Vec<&'a str>> = None; // None until the first delimiter
-    for line in body.split("\r\n") {
-        let after = line.trim_end().strip_prefix(delimiter.as_str());
-        if after == Some("") || after == Some("--") {
-            parts.extend(current.take().map(|lines| lines.join("\r\n")));
-            if after == Some("--") {
-                break;
-            }
-            current = Some(Vec::new());
-        } else if let Some(lines) = current.as_mut() {
-            lines.push(line);
-        }
-    }
-    parts
-}
-
-/// Base64, skipping line breaks and anything else outside the alphabet.
-fn decode_base64(text: &str) -> Vec<u8> {
-    let mut out = Vec::with_capacity(text.len() * 3 / 4);
-    let (mut acc, mut acc_bits) = (0u32, 0u32);
-    for c in text.bytes() {
-        let sextet = match c {
-            b'A'..=b'Z' => c - b'A',
-            b'a'..=b'z' => c - b'a' + 26,
-            b'0'..=b'9' => c - b'0' + 52,
-            b'+' => 62,
-            b'/' => 63,
-            b'=' => break,
-            _ => continue,
-        };
-        acc = (acc << 6) | u32::from(sextet);
-        acc_bits += 6;
-        if acc_bits >= 8 {
-            acc_bits -= 8;
-            out.push((acc >> acc_bits) as u8); // the 8 bits above the leftover ones
-            acc &= (1 << acc_bits) - 1;
-        }
-    }
-    out
-}
-
-/// Quoted-printable: `=XX` is a byte, `=` at a line end is a soft line break.
-fn decode_quoted_printable(text: &str) -> Vec<u8> {
-    let bytes = text.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'=' {
-            if bytes[i + 1..].starts_with(b"\r\n") {
-                i += 3;
-                continue;
-            }
-            let hex = bytes
-                .get(i + 1..i + 3)
-                .and_then(|hex| std::str::from_utf8(hex).ok());
-            if let Some(byte) = hex.and_then(|hex| u8::from_str_radix(hex, 16).ok()) {
-                out.push(byte);
-                i += 3;
-                continue;
-            }
-        }
-        out.push(bytes[i]);
-        i += 1;
-    }
-    out
-}
-
-/// Decodes RFC 2047 encoded words (`=?utf-8?b?...?=`, `=?utf-8?q?...?=`) in a header
-/// value, dropping the whitespace between two adjacent ones as the RFC says.
-fn decode_encoded_words(value: &str) -> String {
-    let mut out = Vec::new();
-    let mut rest = value;
-    let mut after_word = false;
-    while let Some(start) = rest.find("=?") {
-        let (before, candidate) = rest.split_at(start);
-        if let Some((decoded, len)) = decode_encoded_word(candidate) {
-            if !(after_word && before.trim().is_empty()) {
-                out.extend_from_slice(before.as_bytes());
-            }
-            out.extend(decoded);
-            rest = &candidate[len..];
-            after_word = true;
-        } else {
-            // Not an encoded word: keep the "=?" as text and look further on.
-            let (text, after) = rest.split_at(start + 2);
-            out.extend_from_slice(text.as_bytes());
-            rest = after;
-            after_word = false;
-        }
-    }
-    out.extend_from_slice(rest.as_bytes());
-    String::from_utf8_lossy(&out).into_owned()
-}
-
-/// The encoded word at the start of `s`: its decoded bytes and its length in `s`.
-fn decode_encoded_word(s: &str) -> Option<(Vec<u8>, usize)> {
-    let inner = s.strip_prefix("=?")?;
-    let (_charset, inner) = inner.split_once('?')?;
-    let (encoding, inner) = inner.split_once('?')?;
-    let end = inner.find("?=")?;
-    let text = &inner[..end];
-    let decoded = match encoding {
-        "B" | "b" => decode_base64(text),
-        "Q" | "q" => decode_quoted_printable(&text.replace('_', " ")),
-        _ => return None,
-    };
-    Some((decoded, s.len() - inner.len() + end + 2))
 }

@@ -1,0 +1,415 @@
+//! Handlers for starting, showing and running a circle. Every circle route
+//! answers 404 to anyone who is not an active member, so ids reveal nothing.
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Redirect, Response};
+use chrono::{DateTime, Utc};
+use chrono_tz::Tz;
+
+use super::form::FormData;
+use super::session::SignedInPerson;
+use super::views;
+use super::views::circles::{CircleLine, CirclePage, FormPage, FormPurpose, MemberLine};
+use crate::app::AppState;
+use crate::auth::session::SignedIn;
+use crate::circles::settings::{FieldErrors, Settings, SettingsForm};
+use crate::circles::store::{self, Circle, CircleStatus, Departure, Membership, UpdateOutcome};
+use crate::error::AppError;
+
+const UPCOMING_SHOWN: usize = 3;
+
+fn settings_form_from(form: &FormData) -> SettingsForm {
+    SettingsForm {
+        name: form.get("name").into(),
+        purpose: form.get("purpose").into(),
+        agreements: form.get("agreements").into(),
+        cadence_kind: form.get("cadence_kind").into(),
+        days: form.all("day").into_iter().map(str::to_string).collect(),
+        time: form.get("time").into(),
+        every_weeks: form.get("every_weeks").into(),
+        month_day: form.get("month_day").into(),
+        cron: form.get("cron").into(),
+        time_zone: form.get("time_zone").into(),
+        round_hours: form.get("round_hours").into(),
+        size_cap: form.get("size_cap").into(),
+    }
+}
+
+fn format_local(at: DateTime<Utc>, zone: Tz) -> String {
+    at.with_timezone(&zone)
+        .format("%A %-d %B %Y, %H:%M %Z")
+        .to_string()
+}
+
+fn upcoming(settings: &Settings, now: DateTime<Utc>) -> Vec<String> {
+    settings
+        .cadence
+        .upcoming(settings.time_zone, now, UPCOMING_SHOWN)
+        .into_iter()
+        .map(|occurrence| format_local(occurrence.at, settings.time_zone))
+        .collect()
+}
+
+/// The day a new circle's "every N weeks" counts from: today where it meets.
+fn anchor_for(form: &SettingsForm, now: DateTime<Utc>) -> chrono::NaiveDate {
+    let zone = form.time_zone.parse::<Tz>().unwrap_or(chrono_tz::UTC);
+    now.with_timezone(&zone).date_naive()
+}
+
+/// The circle, if the signed-in person is an active member of it.
+async fn circle_for(
+    state: &AppState,
+    person: &SignedIn,
+    circle_id: i64,
+) -> Result<(Circle, Membership), AppError> {
+    let person_id = person.person_id;
+    state
+        .db
+        .run(move |conn| store::find_for_member(conn, circle_id, person_id))
+        .await?
+        .ok_or(AppError::NotFound)
+}
+
+/// Like [`circle_for`], for facilitators only; others get the same 404.
+async fn facilitated(
+    state: &AppState,
+    person: &SignedIn,
+    circle_id: i64,
+) -> Result<(Circle, Membership), AppError> {
+    let (circle, membership) = circle_for(state, person, circle_id).await?;
+    if membership.is_facilitator() {
+        Ok((circle, membership))
+    } else {
+        Err(AppError::NotFound)
+    }
+}
+
+pub async fn home(state: &AppState, person: &SignedIn) -> Result<Response, AppError> {
+    let person_id = person.person_id;
+    let rows = state
+        .db
+        .run(move |conn| store::list_for_person(conn, person_id))
+        .await?;
+    let lines: Vec<CircleLine> = rows
+        .into_iter()
+        .map(|(circle, role)| {
+            let next_round = match (circle.next_round_at, circle.time_zone.parse::<Tz>()) {
+                (Some(at), Ok(zone)) => Some(format_local(at.and_utc(), zone)),
+                _ => None,
+            };
+            CircleLine {
+                id: circle.id,
+                name: circle.name.clone(),
+                facilitator: role == store::ROLE_FACILITATOR,
+                status: circle.status.clone(),
+                next_round,
+            }
+        })
+        .collect();
+    Ok(views::circles::my_circles(&person.display_name, &lines).into_response())
+}
+
+pub async fn new_form(
+    State(state): State<AppState>,
+    SignedInPerson(person): SignedInPerson,
+) -> Response {
+    let form = SettingsForm::new(&state.config.circles.default_time_zone);
+    views::circles::settings_form(&FormPage {
+        viewer: &person.display_name,
+        purpose: FormPurpose::Start,
+        form: &form,
+        errors: &FieldErrors::new(),
+        preview: None,
+    })
+    .into_response()
+}
+
+pub async fn create(
+    State(state): State<AppState>,
+    SignedInPerson(person): SignedInPerson,
+    data: FormData,
+) -> Result<Response, AppError> {
+    let form = settings_form_from(&data);
+    let now = state.clock.now();
+    let parsed = Settings::parse(&form, anchor_for(&form, now));
+    let show = |errors: &FieldErrors, preview: Option<Vec<String>>, status: StatusCode| {
+        (
+            status,
+            views::circles::settings_form(&FormPage {
+                viewer: &person.display_name,
+                purpose: FormPurpose::Start,
+                form: &form,
+                errors,
+                preview,
+            }),
+        )
+            .into_response()
+    };
+    let settings = match parsed {
+        Err(errors) => return Ok(show(&errors, None, StatusCode::UNPROCESSABLE_ENTITY)),
+        Ok(settings) if data.get("intent") == "preview" => {
+            return Ok(show(
+                &FieldErrors::new(),
+                Some(upcoming(&settings, now)),
+                StatusCode::OK,
+            ));
+        }
+        Ok(settings) => settings,
+    };
+    let facilitator = person.person_id;
+    let circle_id = state
+        .db
+        .run(move |conn| store::create(conn, facilitator, &settings, now))
+        .await?;
+    tracing::info!(circle.id = circle_id, "circle started");
+    Ok(Redirect::to(&format!("/circles/{circle_id}")).into_response())
+}
+
+pub async fn show(
+    State(state): State<AppState>,
+    SignedInPerson(person): SignedInPerson,
+    Path(circle_id): Path<i64>,
+) -> Result<Response, AppError> {
+    let (circle, membership) = circle_for(&state, &person, circle_id).await?;
+    let members = state
+        .db
+        .run(move |conn| store::list_members(conn, circle_id))
+        .await?;
+    let settings = circle.settings();
+    let (schedule, next_round) = match &settings {
+        Ok(settings) => (
+            settings.cadence.describe(),
+            circle.next_round_at.map(|at| {
+                (
+                    format_local(at.and_utc(), settings.time_zone),
+                    at.and_utc().format("%A %-d %B %Y, %H:%M UTC").to_string(),
+                )
+            }),
+        ),
+        Err(problem) => (format!("The schedule cannot be read: {problem}"), None),
+    };
+    let page = CirclePage {
+        viewer: &person.display_name,
+        circle_id,
+        name: &circle.name,
+        purpose: &circle.purpose,
+        agreements: &circle.agreements,
+        status: &circle.status,
+        paused_reason: circle.paused_reason.as_deref(),
+        schedule,
+        time_zone: &circle.time_zone,
+        next_round,
+        members: members
+            .iter()
+            .map(|m| MemberLine {
+                membership_id: m.membership_id,
+                name: m.display_name.clone(),
+                facilitator: m.role == store::ROLE_FACILITATOR,
+                is_viewer: m.membership_id == membership.id,
+            })
+            .collect(),
+        size_cap: circle.size_cap,
+        viewer_is_facilitator: membership.is_facilitator(),
+        notice: None,
+    };
+    Ok(views::circles::circle(&page).into_response())
+}
+
+pub async fn edit_form(
+    State(state): State<AppState>,
+    SignedInPerson(person): SignedInPerson,
+    Path(circle_id): Path<i64>,
+) -> Result<Response, AppError> {
+    let (circle, _) = facilitated(&state, &person, circle_id).await?;
+    let settings = circle.settings().map_err(AppError::Internal)?;
+    let form = SettingsForm::from_settings(&settings);
+    Ok(views::circles::settings_form(&FormPage {
+        viewer: &person.display_name,
+        purpose: FormPurpose::Edit { circle_id },
+        form: &form,
+        errors: &FieldErrors::new(),
+        preview: Some(upcoming(&settings, state.clock.now())),
+    })
+    .into_response())
+}
+
+pub async fn update(
+    State(state): State<AppState>,
+    SignedInPerson(person): SignedInPerson,
+    Path(circle_id): Path<i64>,
+    data: FormData,
+) -> Result<Response, AppError> {
+    let (circle, _) = facilitated(&state, &person, circle_id).await?;
+    let form = settings_form_from(&data);
+    let now = state.clock.now();
+    // "Every N weeks" keeps counting from the circle's first day.
+    let anchor = circle
+        .created_at
+        .and_utc()
+        .with_timezone(&form.time_zone.parse::<Tz>().unwrap_or(chrono_tz::UTC))
+        .date_naive();
+    let show = |errors: &FieldErrors, preview: Option<Vec<String>>, status: StatusCode| {
+        (
+            status,
+            views::circles::settings_form(&FormPage {
+                viewer: &person.display_name,
+                purpose: FormPurpose::Edit { circle_id },
+                form: &form,
+                errors,
+                preview,
+            }),
+        )
+            .into_response()
+    };
+    let settings = match Settings::parse(&form, anchor) {
+        Err(errors) => return Ok(show(&errors, None, StatusCode::UNPROCESSABLE_ENTITY)),
+        Ok(settings) if data.get("intent") == "preview" => {
+            return Ok(show(
+                &FieldErrors::new(),
+                Some(upcoming(&settings, now)),
+                StatusCode::OK,
+            ));
+        }
+        Ok(settings) => settings,
+    };
+    let outcome = state
+        .db
+        .run(move |conn| store::update(conn, circle_id, &settings, now))
+        .await?;
+    match outcome {
+        UpdateOutcome::Updated => {
+            Ok(Redirect::to(&format!("/circles/{circle_id}")).into_response())
+        }
+        UpdateOutcome::CapBelowMembers { members } => {
+            let mut errors = FieldErrors::new();
+            errors.insert(
+                "size_cap",
+                format!("The circle already has {members} members; the room cannot be smaller than that."),
+            );
+            Ok(show(&errors, None, StatusCode::UNPROCESSABLE_ENTITY))
+        }
+    }
+}
+
+pub async fn change_status(
+    State(state): State<AppState>,
+    SignedInPerson(person): SignedInPerson,
+    Path(circle_id): Path<i64>,
+    data: FormData,
+) -> Result<Response, AppError> {
+    facilitated(&state, &person, circle_id).await?;
+    let status = match data.get("action") {
+        "pause" => CircleStatus::Paused,
+        "resume" => CircleStatus::Active,
+        "archive" => CircleStatus::Archived,
+        _ => {
+            return Ok((
+                StatusCode::UNPROCESSABLE_ENTITY,
+                views::circles::refused(
+                    &person.display_name,
+                    "Nothing changed",
+                    "Choose pause, resume or archive.",
+                    &format!("/circles/{circle_id}"),
+                ),
+            )
+                .into_response());
+        }
+    };
+    let now = state.clock.now();
+    state
+        .db
+        .run(move |conn| store::set_status(conn, circle_id, status, now))
+        .await?;
+    tracing::info!(
+        circle.id = circle_id,
+        status = status.as_str(),
+        "circle status changed"
+    );
+    let to = if status == CircleStatus::Archived {
+        "/".to_string()
+    } else {
+        format!("/circles/{circle_id}")
+    };
+    Ok(Redirect::to(&to).into_response())
+}
+
+pub async fn make_facilitator(
+    State(state): State<AppState>,
+    SignedInPerson(person): SignedInPerson,
+    Path((circle_id, membership_id)): Path<(i64, i64)>,
+) -> Result<Response, AppError> {
+    facilitated(&state, &person, circle_id).await?;
+    let changed = state
+        .db
+        .run(move |conn| store::make_facilitator(conn, circle_id, membership_id))
+        .await?;
+    if !changed {
+        return Err(AppError::NotFound);
+    }
+    Ok(Redirect::to(&format!("/circles/{circle_id}")).into_response())
+}
+
+pub async fn remove_member(
+    State(state): State<AppState>,
+    SignedInPerson(person): SignedInPerson,
+    Path((circle_id, membership_id)): Path<(i64, i64)>,
+) -> Result<Response, AppError> {
+    let (_, own) = facilitated(&state, &person, circle_id).await?;
+    if own.id == membership_id {
+        return Ok(departure_refused(
+            &person,
+            circle_id,
+            "To leave the circle yourself, use \"Leave this circle\".",
+        ));
+    }
+    let now = state.clock.now().naive_utc();
+    let outcome = state
+        .db
+        .run(move |conn| store::remove(conn, circle_id, membership_id, now))
+        .await?;
+    match outcome {
+        Departure::Done => Ok(Redirect::to(&format!("/circles/{circle_id}")).into_response()),
+        Departure::NotAMember => Err(AppError::NotFound),
+        Departure::LastFacilitator => Ok(departure_refused(
+            &person,
+            circle_id,
+            "A circle always keeps at least one facilitator.",
+        )),
+    }
+}
+
+pub async fn leave(
+    State(state): State<AppState>,
+    SignedInPerson(person): SignedInPerson,
+    Path(circle_id): Path<i64>,
+) -> Result<Response, AppError> {
+    let (_, own) = circle_for(&state, &person, circle_id).await?;
+    let now = state.clock.now().naive_utc();
+    let outcome = state
+        .db
+        .run(move |conn| store::leave(conn, circle_id, own.id, now))
+        .await?;
+    match outcome {
+        Departure::Done => Ok(Redirect::to("/").into_response()),
+        Departure::NotAMember => Err(AppError::NotFound),
+        Departure::LastFacilitator => Ok(departure_refused(
+            &person,
+            circle_id,
+            "You are this circle's only facilitator. Make another member a facilitator first, then you can leave.",
+        )),
+    }
+}
+
+fn departure_refused(person: &SignedIn, circle_id: i64, why: &str) -> Response {
+    (
+        StatusCode::CONFLICT,
+        views::circles::refused(
+            &person.display_name,
+            "Not yet",
+            why,
+            &format!("/circles/{circle_id}"),
+        ),
+    )
+        .into_response()
+}

@@ -1,0 +1,542 @@
+//! Handlers for inviting people (the facilitator's invite page, the
+//! reusable link, email invites, revoking) and for joining through an
+//! invite (the invite page, the join request, the emailed confirmation).
+//!
+//! The facilitator routes answer 404 to anyone who is not a facilitator of
+//! the circle, members included, as every circle page does to outsiders.
+//! Invite and confirmation links are opened with GET, which only looks; the
+//! buttons on their pages POST.
+
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Redirect, Response};
+use chrono::{Duration, NaiveDateTime};
+use chrono_tz::Tz;
+use serde::Deserialize;
+
+use super::form::FormData;
+use super::session::{SignedInPerson, Viewer, session_cookie};
+use super::views;
+use super::views::invites::{BatchView, InvitePage, JoinForm, LinkView, PendingRow};
+use crate::app::AppState;
+use crate::auth::Token;
+use crate::auth::sign_in::DisplayName;
+use crate::circles::invites::{
+    self, AddressList, ConfirmError, Confirmation, Confirmed, InviteError, InviteOverview,
+    JOIN_LINK_LIFETIME, JoinOffer, JoinRequest, JoinRequested, LinkStatus, MAX_ADDRESSES_PER_BATCH,
+    Mailing, NewLink, Opened, Refusal, ResetLink, Revoke, SendInvites,
+};
+use crate::circles::store::CircleStatus;
+use crate::error::AppError;
+use crate::mail::EmailAddress;
+
+impl From<InviteError> for AppError {
+    fn from(error: InviteError) -> Self {
+        match error {
+            InviteError::Db(error) => AppError::from(error),
+            other => AppError::Internal(other.to_string()),
+        }
+    }
+}
+
+impl From<ConfirmError> for AppError {
+    fn from(error: ConfirmError) -> Self {
+        match error {
+            ConfirmError::Db(error) => AppError::from(error),
+            other => AppError::Internal(other.to_string()),
+        }
+    }
+}
+
+/// Ids in paths are numbers; anything else names no circle: 404, not 400.
+fn parse_id(raw: &str) -> Result<i64, AppError> {
+    raw.parse().map_err(|_| AppError::NotFound)
+}
+
+fn link_lifetime(state: &AppState) -> Duration {
+    Duration::days(i64::from(state.config.circles.invite_link_days))
+}
+
+/// An instant as the circle's members read it, in the circle's own zone.
+fn when(at: NaiveDateTime, zone: Tz) -> String {
+    at.and_utc()
+        .with_timezone(&zone)
+        .format("%A %-d %B %Y, %H:%M %Z")
+        .to_string()
+}
+
+fn day(at: NaiveDateTime, zone: Tz) -> String {
+    at.and_utc()
+        .with_timezone(&zone)
+        .format("%-d %b %Y")
+        .to_string()
+}
+
+/// Everything the invite page shows besides the form, from the overview.
+struct Shown {
+    circle_name: String,
+    closed: Option<CircleStatus>,
+    members: i64,
+    size_cap: i32,
+    link: LinkView,
+    pending: Vec<PendingRow>,
+}
+
+fn shown(overview: InviteOverview, fresh: Option<(&NewLink, &str)>) -> Shown {
+    let circle = overview.circle;
+    // A zone that no longer parses is shown in UTC rather than failing the page.
+    let zone: Tz = circle.time_zone.parse().unwrap_or(Tz::UTC);
+    let link = match (fresh, overview.link) {
+        (Some((new, base)), _) => LinkView::Fresh {
+            url: format!("{base}/join/{}", new.token.as_str()),
+            expires: when(new.expires_at, zone),
+        },
+        (None, LinkStatus::Active { expires_at }) => LinkView::Exists {
+            expires: when(expires_at, zone),
+        },
+        (None, LinkStatus::Expired { expired_at }) => LinkView::Expired {
+            expired: when(expired_at, zone),
+        },
+        (None, LinkStatus::NotMade) => LinkView::NotMade,
+    };
+    let status = circle.status();
+    Shown {
+        closed: (status != CircleStatus::Active).then_some(status),
+        members: overview.members,
+        size_cap: circle.size_cap,
+        link,
+        pending: overview
+            .pending
+            .into_iter()
+            .map(|invite| PendingRow {
+                id: invite.id,
+                email: invite.email,
+                sent: day(invite.sent_at, zone),
+                expires: day(invite.expires_at, zone),
+            })
+            .collect(),
+        circle_name: circle.name,
+    }
+}
+
+fn render_invite_page(
+    state: &AppState,
+    viewer: &str,
+    circle_id: i64,
+    shown: &Shown,
+    batch: BatchView<'_>,
+    notice: Option<&str>,
+) -> maud::Markup {
+    views::invites::invite_page(&InvitePage {
+        viewer,
+        circle_id,
+        circle_name: &shown.circle_name,
+        closed: shown.closed,
+        members: shown.members,
+        size_cap: shown.size_cap,
+        link: shown.link.clone(),
+        pending: &shown.pending,
+        batch,
+        notice,
+        max_addresses: MAX_ADDRESSES_PER_BATCH,
+        days: state.config.circles.invite_link_days,
+    })
+}
+
+async fn load_overview(
+    state: &AppState,
+    circle_id: i64,
+    person_id: i64,
+) -> Result<InviteOverview, AppError> {
+    let now = state.clock.now();
+    state
+        .db
+        .run(move |conn| invites::overview(conn, circle_id, person_id, now))
+        .await?
+        .ok_or(AppError::NotFound)
+}
+
+#[derive(Deserialize)]
+pub struct Done {
+    done: Option<String>,
+}
+
+pub async fn invite_page(
+    State(state): State<AppState>,
+    SignedInPerson(person): SignedInPerson,
+    Path(id): Path<String>,
+    Query(query): Query<Done>,
+) -> Result<Response, AppError> {
+    let circle_id = parse_id(&id)?;
+    let overview = load_overview(&state, circle_id, person.person_id).await?;
+    let notice = match query.done.as_deref() {
+        Some("revoked") => Some("The invitation was withdrawn; its link no longer works."),
+        Some("closed") => Some("That invitation had already been used, withdrawn or had expired."),
+        _ => None,
+    };
+    let shown = shown(overview, None);
+    Ok(render_invite_page(
+        &state,
+        &person.display_name,
+        circle_id,
+        &shown,
+        BatchView::default(),
+        notice,
+    )
+    .into_response())
+}
+
+/// Makes a new reusable link and shows it on the page this POST answers,
+/// rather than redirecting: the token then never needs to be kept anywhere.
+pub async fn reset_link(
+    State(state): State<AppState>,
+    SignedInPerson(person): SignedInPerson,
+    Path(id): Path<String>,
+) -> Result<Response, AppError> {
+    let circle_id = parse_id(&id)?;
+    let now = state.clock.now();
+    let lifetime = link_lifetime(&state);
+    let person_id = person.person_id;
+    let (reset, overview) = state
+        .db
+        .run(move |conn| {
+            let reset = invites::reset_link(conn, circle_id, person_id, lifetime, now)?;
+            let overview = invites::overview(conn, circle_id, person_id, now)?;
+            Ok::<_, AppError>((reset, overview))
+        })
+        .await?;
+    let Some(overview) = overview else {
+        return Err(AppError::NotFound);
+    };
+    let (fresh, status) = match &reset {
+        ResetLink::Made(link) => (Some((link, state.config.public_base())), StatusCode::OK),
+        ResetLink::CircleNotActive(_) => (None, StatusCode::CONFLICT),
+        ResetLink::NotFacilitator => return Err(AppError::NotFound),
+    };
+    let notice = fresh
+        .is_some()
+        .then_some("Here is the new invite link. Any earlier link has stopped working.");
+    let shown = shown(overview, fresh);
+    let page = render_invite_page(
+        &state,
+        &person.display_name,
+        circle_id,
+        &shown,
+        BatchView::default(),
+        notice,
+    );
+    Ok((status, page).into_response())
+}
+
+pub async fn send(
+    State(state): State<AppState>,
+    SignedInPerson(person): SignedInPerson,
+    Path(id): Path<String>,
+    form: FormData,
+) -> Result<Response, AppError> {
+    let circle_id = parse_id(&id)?;
+    let typed = form.get("addresses").to_string();
+    let person_id = person.person_id;
+    let list = match AddressList::parse(&typed) {
+        Ok(list) => list,
+        Err(error) => {
+            let overview = load_overview(&state, circle_id, person_id).await?;
+            let shown = shown(overview, None);
+            let page = render_invite_page(
+                &state,
+                &person.display_name,
+                circle_id,
+                &shown,
+                BatchView {
+                    typed: &typed,
+                    error: Some(sentence(&error.to_string())),
+                    results: &[],
+                },
+                None,
+            );
+            return Ok((StatusCode::UNPROCESSABLE_ENTITY, page).into_response());
+        }
+    };
+    let now = state.clock.now();
+    let lifetime = link_lifetime(&state);
+    let worker = state.clone();
+    let (outcome, overview) = state
+        .db
+        .run(move |conn| {
+            let mailing = Mailing {
+                templates: worker.mailer.templates(),
+                public_base: worker.config.public_base(),
+            };
+            let outcome =
+                invites::send_invites(conn, mailing, circle_id, person_id, &list, lifetime, now)?;
+            let overview = invites::overview(conn, circle_id, person_id, now)?;
+            Ok::<_, AppError>((outcome, overview))
+        })
+        .await?;
+    let Some(overview) = overview else {
+        return Err(AppError::NotFound);
+    };
+    let shown = shown(overview, None);
+    let (status, results, kept) = match &outcome {
+        SendInvites::Done(results) => {
+            if results.iter().any(|r| r.outcome.sent()) {
+                state.wake_jobs();
+            }
+            // Sent addresses are done with; the box is emptied for the next ones.
+            (StatusCode::OK, results.as_slice(), "")
+        }
+        SendInvites::CircleNotActive(_) => (StatusCode::CONFLICT, &[][..], typed.as_str()),
+        SendInvites::NotFacilitator => return Err(AppError::NotFound),
+    };
+    let page = render_invite_page(
+        &state,
+        &person.display_name,
+        circle_id,
+        &shown,
+        BatchView {
+            typed: kept,
+            error: None,
+            results,
+        },
+        None,
+    );
+    Ok((status, page).into_response())
+}
+
+pub async fn revoke(
+    State(state): State<AppState>,
+    SignedInPerson(person): SignedInPerson,
+    Path((id, invite_id)): Path<(String, String)>,
+) -> Result<Response, AppError> {
+    let circle_id = parse_id(&id)?;
+    let invite_id = parse_id(&invite_id)?;
+    let now = state.clock.now();
+    let person_id = person.person_id;
+    let outcome = state
+        .db
+        .run(move |conn| invites::revoke(conn, circle_id, person_id, invite_id, now))
+        .await?;
+    let done = match outcome {
+        Revoke::Revoked => "revoked",
+        Revoke::NoLongerPending => "closed",
+        Revoke::NotFound => return Err(AppError::NotFound),
+    };
+    Ok(Redirect::to(&format!("/circles/{circle_id}/invites?done={done}")).into_response())
+}
+
+// ---------------------------------------------------------------------------
+// Joining
+// ---------------------------------------------------------------------------
+
+fn refusal_status(refusal: &Refusal) -> StatusCode {
+    match refusal {
+        Refusal::UnknownLink => StatusCode::NOT_FOUND,
+        Refusal::InviteExpired
+        | Refusal::InviteRevoked
+        | Refusal::InviteUsed
+        | Refusal::LinkReplaced
+        | Refusal::ConfirmationExpired
+        | Refusal::ConfirmationUsed => StatusCode::GONE,
+        Refusal::CircleFull { .. }
+        | Refusal::CircleNotOpen { .. }
+        | Refusal::AlreadyMember { .. }
+        | Refusal::Removed { .. } => StatusCode::CONFLICT,
+    }
+}
+
+fn refused(refusal: &Refusal, viewer: Option<&str>) -> Response {
+    (
+        refusal_status(refusal),
+        views::invites::refused(refusal, viewer),
+    )
+        .into_response()
+}
+
+async fn open(state: &AppState, token: Token, viewer: Option<i64>) -> Result<Opened, AppError> {
+    let now = state.clock.now();
+    Ok(state
+        .db
+        .run(move |conn| invites::open_invite(conn, &token, viewer, now))
+        .await?)
+}
+
+pub async fn join_page(
+    State(state): State<AppState>,
+    Viewer(viewer): Viewer,
+    Path(raw): Path<String>,
+) -> Result<Response, AppError> {
+    let name = viewer.as_ref().map(|v| v.display_name.as_str());
+    let Some(token) = Token::parse(&raw) else {
+        return Ok(refused(&Refusal::UnknownLink, name));
+    };
+    let offer = match open(&state, token.clone(), viewer.as_ref().map(|v| v.person_id)).await? {
+        Opened::Offer(offer) => offer,
+        Opened::Refused(refusal) => return Ok(refused(&refusal, name)),
+    };
+    // Someone signed in is offered the name and address they already use.
+    let form = JoinForm {
+        name: name.unwrap_or(""),
+        email: viewer.as_ref().map_or("", |v| v.email.as_str()),
+        ..JoinForm::default()
+    };
+    Ok(views::invites::join(token.as_str(), &offer, &form, name).into_response())
+}
+
+/// What is wrong with a join form, field by field.
+struct JoinProblems {
+    name: Option<String>,
+    email: Option<String>,
+    accept: Option<String>,
+}
+
+/// The join form's fields, parsed, or each field's problem.
+fn parse_join_form(form: &FormData, offer: &JoinOffer) -> Result<JoinRequest, JoinProblems> {
+    let name = DisplayName::parse(form.get("name")).map_err(|e| sentence(&e.to_string()));
+    // An email invite's address is the one that joins, whatever the form says.
+    let typed_email = offer.fixed_email.as_deref().unwrap_or(form.get("email"));
+    let email = EmailAddress::parse(typed_email).map_err(|e| sentence(&e.to_string()));
+    let accepted = form.get("accept") == "yes";
+    match (name, email, accepted) {
+        (Ok(name), Ok(email), true) => Ok(JoinRequest { name, email }),
+        (name, email, accepted) => Err(JoinProblems {
+            name: name.err(),
+            email: email.err(),
+            accept: (!accepted).then(|| {
+                "Please read the agreements and tick the box if you accept them; \
+                 they are what makes the circle work."
+                    .to_string()
+            }),
+        }),
+    }
+}
+
+pub async fn request_join(
+    State(state): State<AppState>,
+    Viewer(viewer): Viewer,
+    Path(raw): Path<String>,
+    form: FormData,
+) -> Result<Response, AppError> {
+    let shown_name = viewer.as_ref().map(|v| v.display_name.clone());
+    let name = shown_name.as_deref();
+    let Some(token) = Token::parse(&raw) else {
+        return Ok(refused(&Refusal::UnknownLink, name));
+    };
+    let offer = match open(&state, token.clone(), viewer.as_ref().map(|v| v.person_id)).await? {
+        Opened::Offer(offer) => offer,
+        Opened::Refused(refusal) => return Ok(refused(&refusal, name)),
+    };
+    let request = match parse_join_form(&form, &offer) {
+        Ok(request) => request,
+        Err(problems) => {
+            let typed = JoinForm {
+                name: form.get("name"),
+                email: form.get("email"),
+                accepted: form.get("accept") == "yes",
+                name_error: problems.name,
+                email_error: problems.email,
+                accept_error: problems.accept,
+            };
+            let page = views::invites::join(token.as_str(), &offer, &typed, name);
+            return Ok((StatusCode::UNPROCESSABLE_ENTITY, page).into_response());
+        }
+    };
+    let now = state.clock.now();
+    let worker = state.clone();
+    let outcome = state
+        .db
+        .run(move |conn| {
+            let mailing = Mailing {
+                templates: worker.mailer.templates(),
+                public_base: worker.config.public_base(),
+            };
+            invites::request_join(conn, mailing, &token, &request, now)
+        })
+        .await?;
+    Ok(match outcome {
+        JoinRequested::Sent { email, circle_name } => {
+            state.wake_jobs();
+            views::invites::check_your_email(
+                &email,
+                &circle_name,
+                JOIN_LINK_LIFETIME.num_hours(),
+                name,
+            )
+            .into_response()
+        }
+        JoinRequested::Refused(refusal) => refused(&refusal, name),
+    })
+}
+
+pub async fn confirm_page(
+    State(state): State<AppState>,
+    Viewer(viewer): Viewer,
+    Path(raw): Path<String>,
+) -> Result<Response, AppError> {
+    let name = viewer.as_ref().map(|v| v.display_name.as_str());
+    let Some(token) = Token::parse(&raw) else {
+        return Ok(refused(&Refusal::UnknownLink, name));
+    };
+    let now = state.clock.now();
+    let peeking = token.clone();
+    let confirmation = state
+        .db
+        .run(move |conn| invites::peek_confirmation(conn, &peeking, now))
+        .await?;
+    Ok(match confirmation {
+        Confirmation::Ready { circle_name, email } => {
+            views::invites::confirm(token.as_str(), &circle_name, &email, name).into_response()
+        }
+        Confirmation::Refused(refusal) => refused(&refusal, name),
+    })
+}
+
+pub async fn confirm(
+    State(state): State<AppState>,
+    Viewer(viewer): Viewer,
+    Path(raw): Path<String>,
+) -> Result<Response, AppError> {
+    let name = viewer.as_ref().map(|v| v.display_name.as_str());
+    let Some(token) = Token::parse(&raw) else {
+        return Ok(refused(&Refusal::UnknownLink, name));
+    };
+    let now = state.clock.now();
+    let outcome = state
+        .db
+        .run(move |conn| invites::confirm_join(conn, &token, now))
+        .await?;
+    Ok(match outcome {
+        Confirmed::Joined {
+            circle_id, session, ..
+        } => {
+            let to = format!("/circles/{circle_id}");
+            (
+                StatusCode::SEE_OTHER,
+                [
+                    (
+                        header::LOCATION,
+                        HeaderValue::from_str(&to).unwrap_or(HeaderValue::from_static("/")),
+                    ),
+                    (
+                        header::SET_COOKIE,
+                        session_cookie(&session, state.config.public_url_is_https()),
+                    ),
+                ],
+            )
+                .into_response()
+        }
+        Confirmed::Refused(refusal) => refused(&refusal, name),
+    })
+}
+
+/// A message from the domain as a sentence: capital first, full stop last.
+fn sentence(text: &str) -> String {
+    let mut chars = text.chars();
+    let mut out: String = match chars.next() {
+        Some(first) => first.to_uppercase().chain(chars).collect(),
+        None => String::new(),
+    };
+    if !out.ends_with('.') {
+        out.push('.');
+    }
+    out
+}

@@ -1,0 +1,306 @@
+//! Circle pages: the settings form (start and edit), the circle itself, and
+//! the list on a signed-in person's front page.
+
+use maud::{Markup, html};
+
+use super::layout::page_for;
+use crate::circles::settings::{FieldErrors, MAX_ROUND_HOURS, SettingsForm, WEEKDAYS};
+
+/// What the settings form is for.
+pub enum FormPurpose {
+    Start,
+    Edit { circle_id: i64 },
+}
+
+pub struct FormPage<'a> {
+    pub viewer: &'a str,
+    pub purpose: FormPurpose,
+    pub form: &'a SettingsForm,
+    pub errors: &'a FieldErrors,
+    /// The next round times in the circle's zone, when the schedule parses.
+    pub preview: Option<Vec<String>>,
+}
+
+fn problem(errors: &FieldErrors, field: &str) -> Markup {
+    html! {
+        @if let Some(message) = errors.get(field) {
+            p.error id={ (field) "-error" } { (message) }
+        }
+    }
+}
+
+pub fn settings_form(page: &FormPage<'_>) -> Markup {
+    let (title, action, submit) = match page.purpose {
+        FormPurpose::Start => ("Start a circle", "/circles".to_string(), "Start the circle"),
+        FormPurpose::Edit { circle_id } => (
+            "Circle settings",
+            format!("/circles/{circle_id}/edit"),
+            "Save the settings",
+        ),
+    };
+    let form = page.form;
+    let errors = page.errors;
+    page_for(
+        page.viewer,
+        title,
+        html! {
+            h1 { (title) }
+            @if !errors.is_empty() {
+                p.error role="alert" { "Some answers need another look; each is marked below." }
+            }
+            form method="post" action=(action) {
+                label for="name" { "Name" }
+                input #name type="text" name="name" value=(form.name) maxlength="80" required;
+                (problem(errors, "name"))
+
+                label for="purpose" { "Purpose" }
+                p.muted { "Why this circle meets, in a sentence or two." }
+                textarea #purpose name="purpose" rows="3" required { (form.purpose) }
+                (problem(errors, "purpose"))
+
+                label for="agreements" { "Agreements" }
+                p.muted { "What every member accepts when they join, one per line." }
+                textarea #agreements name="agreements" rows="5" required { (form.agreements) }
+                (problem(errors, "agreements"))
+
+                fieldset {
+                    legend { "When rounds open" }
+                    p {
+                        label.inline {
+                            input type="radio" name="cadence_kind" value="weekly" checked[form.cadence_kind == "weekly"];
+                            " On days of the week"
+                        }
+                    }
+                    p.days {
+                        @for (_, key, day) in WEEKDAYS {
+                            label.inline {
+                                input type="checkbox" name="day" value=(key) checked[form.days.iter().any(|d| d == key)];
+                                " " (day)
+                            }
+                        }
+                    }
+                    (problem(errors, "days"))
+                    label for="every_weeks" { "Every" }
+                    select #every_weeks name="every_weeks" {
+                        @for n in 1..=4u8 {
+                            @let value = n.to_string();
+                            option value=(value) selected[form.every_weeks == value] {
+                                @if n == 1 { "week" } @else { (n) " weeks" }
+                            }
+                        }
+                    }
+                    (problem(errors, "every_weeks"))
+                    p {
+                        label.inline {
+                            input type="radio" name="cadence_kind" value="monthly" checked[form.cadence_kind == "monthly"];
+                            " Monthly, on day "
+                        }
+                        input.short type="number" name="month_day" min="1" max="31" value=(form.month_day) aria-label="Day of the month";
+                    }
+                    (problem(errors, "month_day"))
+                    label for="time" { "At (local time)" }
+                    input #time type="time" name="time" value=(form.time);
+                    (problem(errors, "time"))
+                    p {
+                        label.inline {
+                            input type="radio" name="cadence_kind" value="cron" checked[form.cadence_kind == "cron"];
+                            " A cron expression"
+                        }
+                    }
+                    input #cron type="text" name="cron" value=(form.cron) placeholder="0 9 * * 1" aria-label="Cron expression";
+                    p.muted { "Five fields (minute hour day month weekday, Sunday is 0 or 7) or six with seconds first; at most hourly." }
+                    (problem(errors, "cron"))
+                    (problem(errors, "cadence_kind"))
+                }
+
+                label for="time_zone" { "Time zone" }
+                select #time_zone name="time_zone" {
+                    @for zone in chrono_tz::TZ_VARIANTS.iter() {
+                        option value=(zone.name()) selected[form.time_zone == zone.name()] { (zone.name()) }
+                    }
+                }
+                (problem(errors, "time_zone"))
+
+                label for="round_hours" { "A round stays open for (hours)" }
+                input.short #round_hours type="number" name="round_hours" min="1" max=(MAX_ROUND_HOURS) value=(form.round_hours);
+                (problem(errors, "round_hours"))
+
+                label for="size_cap" { "Room for (people, 3 to 12)" }
+                input.short #size_cap type="number" name="size_cap" min="3" max="12" value=(form.size_cap);
+                (problem(errors, "size_cap"))
+
+                @if let Some(times) = &page.preview {
+                    section.preview {
+                        h2 { "The next rounds" }
+                        ul { @for time in times { li { (time) } } }
+                    }
+                }
+                p.actions {
+                    button type="submit" name="intent" value="preview" { "Preview the schedule" }
+                    " "
+                    button type="submit" name="intent" value="save" { (submit) }
+                }
+            }
+        },
+    )
+}
+
+/// One member as the circle page lists them.
+pub struct MemberLine {
+    pub membership_id: i64,
+    pub name: String,
+    pub facilitator: bool,
+    pub is_viewer: bool,
+}
+
+pub struct CirclePage<'a> {
+    pub viewer: &'a str,
+    pub circle_id: i64,
+    pub name: &'a str,
+    pub purpose: &'a str,
+    pub agreements: &'a str,
+    pub status: &'a str,
+    pub paused_reason: Option<&'a str>,
+    pub schedule: String,
+    pub time_zone: &'a str,
+    /// Next round in the circle's zone, and in UTC.
+    pub next_round: Option<(String, String)>,
+    pub members: Vec<MemberLine>,
+    pub size_cap: i32,
+    pub viewer_is_facilitator: bool,
+    pub notice: Option<&'a str>,
+}
+
+pub fn circle(page: &CirclePage<'_>) -> Markup {
+    let id = page.circle_id;
+    page_for(
+        page.viewer,
+        page.name,
+        html! {
+            @if let Some(notice) = page.notice {
+                p.notice role="status" { (notice) }
+            }
+            h1 { (page.name) }
+            @if page.status != "active" {
+                p.notice {
+                    "This circle is " (page.status) "."
+                    @if let Some(reason) = page.paused_reason { " " (reason) }
+                }
+            }
+            p.purpose { (page.purpose) }
+            section {
+                h2 { "Rhythm" }
+                p { (page.schedule) " (" (page.time_zone) ")" }
+                @match &page.next_round {
+                    Some((local, utc)) => p { "Next round: " strong { (local) } " in the circle's time zone; " (utc) "." },
+                    None => p.muted { "No round is scheduled." },
+                }
+            }
+            section {
+                h2 { "Agreements" }
+                @for line in page.agreements.lines() {
+                    @if !line.trim().is_empty() { p.agreement { (line) } }
+                }
+            }
+            section {
+                h2 { "Members (" (page.members.len()) " of " (page.size_cap) ")" }
+                ul.members {
+                    @for member in &page.members {
+                        li {
+                            (member.name)
+                            @if member.facilitator { " " span.role { "facilitator" } }
+                            @if member.is_viewer { " " span.muted { "(you)" } }
+                            @if page.viewer_is_facilitator && !member.is_viewer {
+                                @if !member.facilitator {
+                                    form.inline method="post" action={ "/circles/" (id) "/members/" (member.membership_id) "/facilitator" } {
+                                        button.link type="submit" { "Make facilitator" }
+                                    }
+                                }
+                                form.inline method="post" action={ "/circles/" (id) "/members/" (member.membership_id) "/remove" } {
+                                    button.link type="submit" { "Remove" }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+            @if page.viewer_is_facilitator {
+                section.facilitator {
+                    h2 { "Facilitating" }
+                    p {
+                        a href={ "/circles/" (id) "/invites" } { "Invite people" }
+                        " · "
+                        a href={ "/circles/" (id) "/edit" } { "Settings" }
+                    }
+                    form.inline method="post" action={ "/circles/" (id) "/status" } {
+                        @if page.status == "active" {
+                            button.link type="submit" name="action" value="pause" { "Pause the circle" }
+                        } @else if page.status == "paused" {
+                            button.link type="submit" name="action" value="resume" { "Resume the circle" }
+                        }
+                        @if page.status != "archived" {
+                            " · "
+                            button.link type="submit" name="action" value="archive" { "Archive the circle" }
+                        }
+                    }
+                }
+            }
+            section {
+                form method="post" action={ "/circles/" (id) "/leave" } {
+                    button.link type="submit" { "Leave this circle" }
+                }
+            }
+        },
+    )
+}
+
+/// A line on the front page.
+pub struct CircleLine {
+    pub id: i64,
+    pub name: String,
+    pub facilitator: bool,
+    pub status: String,
+    pub next_round: Option<String>,
+}
+
+pub fn my_circles(viewer: &str, circles: &[CircleLine]) -> Markup {
+    page_for(
+        viewer,
+        "My circles",
+        html! {
+            h1 { "My circles" }
+            @if circles.is_empty() {
+                p { "You are not in a circle yet. When someone invites you, it will appear here; or start one yourself." }
+            } @else {
+                ul.circles {
+                    @for circle in circles {
+                        li {
+                            a href={ "/circles/" (circle.id) } { (circle.name) }
+                            @if circle.facilitator { " " span.role { "facilitator" } }
+                            br;
+                            span.muted {
+                                @if circle.status != "active" { "Paused." }
+                                @else if let Some(next) = &circle.next_round { "Next round " (next) "." }
+                                @else { "No round scheduled." }
+                            }
+                        }
+                    }
+                }
+            }
+            p { a.button href="/circles/new" { "Start a circle" } }
+        },
+    )
+}
+
+/// A page that explains why something was not done.
+pub fn refused(viewer: &str, title: &str, why: &str, back: &str) -> Markup {
+    page_for(
+        viewer,
+        title,
+        html! {
+            h1 { (title) }
+            p { (why) }
+            p { a href=(back) { "Back" } }
+        },
+    )
+}

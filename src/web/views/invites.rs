@@ -1,0 +1,487 @@
+//! Invite and join pages: the facilitator's invite page (link, email
+//! invites, pending list), the page behind an invite, the "check your email"
+//! page, the confirmation page whose button joins, and one page per reason a
+//! join cannot go ahead.
+
+use maud::{Markup, html};
+
+use super::layout::{page, page_for};
+use crate::circles::invites::{AddressOutcome, AddressResult, JoinOffer, Refusal};
+use crate::circles::store::CircleStatus;
+use crate::mail::MAX_EMAIL_LEN;
+
+/// A page for whoever is looking: named in the header when signed in.
+fn page_as(viewer: Option<&str>, title: &str, content: Markup) -> Markup {
+    match viewer {
+        Some(name) => page_for(name, title, content),
+        None => page(title, content),
+    }
+}
+
+/// The reusable link as the invite page can show it.
+#[derive(Clone)]
+pub enum LinkView {
+    /// Just made: the only time its address can be shown.
+    Fresh {
+        url: String,
+        expires: String,
+    },
+    /// One exists, but only its hash is kept, so it cannot be shown again.
+    Exists {
+        expires: String,
+    },
+    Expired {
+        expired: String,
+    },
+    NotMade,
+}
+
+pub struct PendingRow {
+    pub id: i64,
+    pub email: String,
+    pub sent: String,
+    pub expires: String,
+}
+
+/// The email invite form as typed, and what sending it did.
+#[derive(Default)]
+pub struct BatchView<'a> {
+    pub typed: &'a str,
+    pub error: Option<String>,
+    pub results: &'a [AddressResult],
+}
+
+pub struct InvitePage<'a> {
+    pub viewer: &'a str,
+    pub circle_id: i64,
+    pub circle_name: &'a str,
+    /// `None` while the circle is active; otherwise why nobody can join now.
+    pub closed: Option<CircleStatus>,
+    pub members: i64,
+    pub size_cap: i32,
+    pub link: LinkView,
+    pub pending: &'a [PendingRow],
+    pub batch: BatchView<'a>,
+    /// A short line at the top saying what just happened.
+    pub notice: Option<&'a str>,
+    pub max_addresses: usize,
+    pub days: u32,
+}
+
+pub fn invite_page(view: &InvitePage<'_>) -> Markup {
+    let id = view.circle_id;
+    let title = format!("Invite people to {}", view.circle_name);
+    page_for(
+        view.viewer,
+        &title,
+        html! {
+            p.muted { a href={ "/circles/" (id) } { "← " (view.circle_name) } }
+            h1 { "Invite people" }
+            @if let Some(notice) = view.notice {
+                p.notice role="status" { (notice) }
+            }
+            p {
+                (view.members) " of " (view.size_cap) " places are taken. "
+                @if view.members >= i64::from(view.size_cap) {
+                    "The circle is full: people you invite can join once someone leaves or the size cap is raised."
+                }
+            }
+            @match view.closed {
+                Some(status) => {
+                    p.error {
+                        "This circle is " (status.as_str()) ", so nobody can join it for now. "
+                        "Resume it to invite people again."
+                    }
+                }
+                None => {
+                    (link_section(id, &view.link, view.days))
+                    (email_section(view))
+                }
+            }
+            (pending_section(id, view.pending))
+        },
+    )
+}
+
+fn link_section(circle_id: i64, link: &LinkView, days: u32) -> Markup {
+    let action = format!("/circles/{circle_id}/invites/link");
+    html! {
+        section #invite-link {
+            h2 { "A link to share" }
+            p {
+                "Anyone with this link can ask to join, until the circle is full. "
+                "Share it where only the people you mean can see it."
+            }
+            @match link {
+                LinkView::Fresh { url, expires } => {
+                    label for="invite-url" { "Your invite link" }
+                    input #invite-url type="text" value=(url) readonly;
+                    p.muted {
+                        "It works until " (expires) ". Copy it now: for safety we keep only a "
+                        "fingerprint of it, so this page cannot show it again. You can always make a new one."
+                    }
+                    form method="post" action=(action) {
+                        button type="submit" { "Make a new link" }
+                    }
+                }
+                LinkView::Exists { expires } => {
+                    p { "An invite link exists (expires " (expires) ")." }
+                    p.muted {
+                        "We keep only a fingerprint of it, so it cannot be shown again. "
+                        "Making a new link shows it here and stops the old one from working."
+                    }
+                    form method="post" action=(action) {
+                        button type="submit" { "Make a new link" }
+                    }
+                }
+                LinkView::Expired { expired } => {
+                    p { "The last invite link expired on " (expired) "." }
+                    form method="post" action=(action) {
+                        button type="submit" { "Make a new link" }
+                    }
+                }
+                LinkView::NotMade => {
+                    p { "There is no invite link yet. A new one works for " (days) " days." }
+                    form method="post" action=(action) {
+                        button type="submit" { "Make a link" }
+                    }
+                }
+            }
+        }
+    }
+}
+
+fn email_section(view: &InvitePage<'_>) -> Markup {
+    let batch = &view.batch;
+    html! {
+        section #email-invites {
+            h2 { "Invite by email" }
+            @if !batch.results.is_empty() {
+                (results_table(batch.results))
+            }
+            form method="post" action={ "/circles/" (view.circle_id) "/invites" } {
+                label for="addresses" { "Email addresses" }
+                p.muted {
+                    "Up to " (view.max_addresses) " at once, one per line or separated by commas. "
+                    "Each person gets their own link, which works once, for " (view.days) " days."
+                }
+                textarea #addresses name="addresses" rows="5" { (batch.typed) }
+                @if let Some(error) = &batch.error {
+                    p.error #addresses-error { (error) }
+                }
+                p { button type="submit" { "Send invitations" } }
+            }
+        }
+    }
+}
+
+/// Long entries are cut for the table; the full text stays in the form.
+fn shown_entry(entry: &str) -> String {
+    let limit = MAX_EMAIL_LEN.min(80);
+    if entry.chars().count() > limit {
+        let cut: String = entry.chars().take(limit).collect();
+        format!("{cut}…")
+    } else {
+        entry.to_string()
+    }
+}
+
+fn outcome_text(outcome: &AddressOutcome) -> String {
+    match outcome {
+        AddressOutcome::Invited => "Invited.".into(),
+        AddressOutcome::InvitedAgain => {
+            "Invited again, with a fresh link; the earlier one no longer works.".into()
+        }
+        AddressOutcome::AlreadyMember => "Already a member of this circle.".into(),
+        AddressOutcome::AlreadyInvited => {
+            "Already invited in the last day, so not sent again.".into()
+        }
+        AddressOutcome::Repeated => "Listed twice; invited once.".into(),
+        AddressOutcome::Malformed(error) => format!("Not sent: {error}."),
+        AddressOutcome::CircleCapReached => {
+            "Not sent: this circle already has as many invitations waiting as it may. \
+             Revoke some below, or wait for answers."
+                .into()
+        }
+        AddressOutcome::DailyCapReached => {
+            "Not sent: you have sent as many invitations today as one person may. \
+             Please try again tomorrow."
+                .into()
+        }
+    }
+}
+
+fn results_table(results: &[AddressResult]) -> Markup {
+    let sent = results.iter().filter(|r| r.outcome.sent()).count();
+    html! {
+        h3 { "What happened" }
+        p { (sent) " of " (results.len()) " sent." }
+        table.results {
+            thead { tr { th { "Address" } th { "Result" } } }
+            tbody {
+                @for result in results {
+                    tr.sent[result.outcome.sent()] {
+                        td { (shown_entry(&result.entry)) }
+                        td { (outcome_text(&result.outcome)) }
+                    }
+                }
+            }
+        }
+    }
+}
+
+fn pending_section(circle_id: i64, pending: &[PendingRow]) -> Markup {
+    html! {
+        section #pending-invites {
+            h2 { "Waiting for an answer" }
+            @if pending.is_empty() {
+                p.muted { "No email invitations are waiting." }
+            } @else {
+                table {
+                    thead { tr { th { "Address" } th { "Sent" } th { "Expires" } th {} } }
+                    tbody {
+                        @for invite in pending {
+                            tr {
+                                td { (invite.email) }
+                                td { (invite.sent) }
+                                td { (invite.expires) }
+                                td {
+                                    form method="post" action={ "/circles/" (circle_id) "/invites/" (invite.id) "/revoke" } {
+                                        button.link type="submit" { "Revoke" }
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// The join form as typed, with a message per field that needs another look.
+#[derive(Default)]
+pub struct JoinForm<'a> {
+    pub name: &'a str,
+    pub email: &'a str,
+    pub accepted: bool,
+    pub name_error: Option<String>,
+    pub email_error: Option<String>,
+    pub accept_error: Option<String>,
+}
+
+fn agreements_list(agreements: &str) -> Markup {
+    html! {
+        ul.agreements {
+            @for line in agreements.lines().map(str::trim).filter(|l| !l.is_empty()) {
+                li { (line) }
+            }
+        }
+    }
+}
+
+fn names(list: &[String]) -> String {
+    match list {
+        [] => String::new(),
+        [one] => one.clone(),
+        [rest @ .., last] => format!("{} and {last}", rest.join(", ")),
+    }
+}
+
+pub fn join(token: &str, offer: &JoinOffer, form: &JoinForm<'_>, viewer: Option<&str>) -> Markup {
+    let title = format!("Join {}", offer.circle_name);
+    page_as(
+        viewer,
+        &title,
+        html! {
+            h1 { "You are invited to join " (offer.circle_name) }
+            @if !offer.facilitators.is_empty() {
+                p.muted { "Facilitated by " (names(&offer.facilitators)) "." }
+            }
+            h2 { "What the circle is for" }
+            @for paragraph in offer.purpose.split("\n\n") {
+                p.purpose { (paragraph) }
+            }
+            h2 { "What members agree to" }
+            (agreements_list(&offer.agreements))
+            p.muted {
+                "Each round everyone gets the same question, says what they will do before the next "
+                "round, and encourages someone else. Nobody is scored, and \"not yet\" is an honest answer."
+            }
+            form method="post" action={ "/join/" (token) } {
+                label for="name" { "Your name" }
+                p.muted { "As the others in the circle will see it." }
+                input #name type="text" name="name" value=(form.name) maxlength="60" autocomplete="name" required;
+                @if let Some(error) = &form.name_error {
+                    p.error #name-error { (error) }
+                }
+                label for="email" { "Your email address" }
+                @match &offer.fixed_email {
+                    Some(email) => {
+                        input #email type="email" name="email" value=(email) readonly;
+                        p.muted { "This invitation was sent to this address, so it is the one that joins." }
+                    }
+                    None => {
+                        input #email type="email" name="email" value=(form.email) autocomplete="email" required;
+                        @if let Some(error) = &form.email_error {
+                            p.error #email-error { (error) }
+                        }
+                    }
+                }
+                p {
+                    label.inline {
+                        input #accept type="checkbox" name="accept" value="yes" checked[form.accepted];
+                        " I accept these agreements"
+                    }
+                }
+                @if let Some(error) = &form.accept_error {
+                    p.error #accept-error { (error) }
+                }
+                p { button type="submit" { "Ask to join" } }
+                p.muted { "We will email you a link to confirm; you join when you use it." }
+            }
+        },
+    )
+}
+
+pub fn check_your_email(
+    email: &str,
+    circle_name: &str,
+    hours: i64,
+    viewer: Option<&str>,
+) -> Markup {
+    page_as(
+        viewer,
+        "Check your email",
+        html! {
+            h1 { "Check your email" }
+            p {
+                "A confirmation link is on its way to " strong { (email) } ". Open it and press the "
+                "button there to join " (circle_name) ". It works once, within " (hours) " hours."
+            }
+            p.muted { "Nothing arrived? Look in the spam folder, or open the invitation again and ask once more." }
+        },
+    )
+}
+
+pub fn confirm(token: &str, circle_name: &str, email: &str, viewer: Option<&str>) -> Markup {
+    page_as(
+        viewer,
+        "Confirm joining",
+        html! {
+            h1 { "Join " (circle_name) }
+            p { "You are joining as " strong { (email) } ". Pressing the button adds you to the circle and signs you in." }
+            form method="post" action={ "/join/confirm/" (token) } {
+                p { button type="submit" { "Join the circle" } }
+            }
+        },
+    )
+}
+
+pub fn refused(refusal: &Refusal, viewer: Option<&str>) -> Markup {
+    let (title, why, next): (String, String, Markup) = match refusal {
+        Refusal::UnknownLink => (
+            "This link does not work".into(),
+            "It may have been copied incompletely, or the facilitator has since made a new invite link. \
+             Please ask them for the current one."
+                .into(),
+            home_link(),
+        ),
+        Refusal::InviteExpired => (
+            "This invitation has expired".into(),
+            "Invitations stay open for a limited time. Please ask the facilitator for a new one.".into(),
+            home_link(),
+        ),
+        Refusal::InviteRevoked => (
+            "This invitation was withdrawn".into(),
+            "The facilitator has taken this invitation back. If you think that was a mistake, \
+             please get in touch with them."
+                .into(),
+            home_link(),
+        ),
+        Refusal::InviteUsed => (
+            "This invitation has been used".into(),
+            "Each emailed invitation works once, and this one already has. If that was you, \
+             sign in to find the circle."
+                .into(),
+            sign_in_link(),
+        ),
+        Refusal::LinkReplaced => (
+            "This invite link was replaced".into(),
+            "The facilitator made a new invite link after you asked to join, and the old one \
+             no longer works. Please ask them for the new link."
+                .into(),
+            home_link(),
+        ),
+        Refusal::ConfirmationExpired => (
+            "This confirmation link has expired".into(),
+            "Confirmation links work for a day. Open your invitation again and ask to join once more."
+                .into(),
+            home_link(),
+        ),
+        Refusal::ConfirmationUsed => (
+            "This confirmation link has been used".into(),
+            "Each confirmation link works once. If you have joined already, sign in to find the circle."
+                .into(),
+            sign_in_link(),
+        ),
+        Refusal::CircleFull { circle_name } => (
+            format!("{circle_name} is full"),
+            "Every place in this circle is taken for now. The facilitator can raise its size cap, \
+             or a place may open when someone leaves; your link will work again then if it has not expired."
+                .into(),
+            home_link(),
+        ),
+        Refusal::CircleNotOpen {
+            circle_name,
+            status,
+        } => {
+            let why = match status {
+                CircleStatus::Archived => {
+                    "This circle has finished its work and been archived, so it takes nobody new."
+                }
+                CircleStatus::Paused | CircleStatus::Active => {
+                    "This circle is taking a pause and is not taking new members right now. \
+                     Please try again when the facilitator has resumed it."
+                }
+            };
+            (
+                format!("{circle_name} is not taking new members"),
+                why.into(),
+                home_link(),
+            )
+        }
+        Refusal::AlreadyMember {
+            circle_id,
+            circle_name,
+        } => (
+            format!("You are already in {circle_name}"),
+            "Nothing more to do: you are a member of this circle.".into(),
+            html! { p { a.button href={ "/circles/" (circle_id) } { "Go to the circle" } } },
+        ),
+        Refusal::Removed { circle_name } => (
+            format!("This link cannot bring you back to {circle_name}"),
+            "A facilitator ended your membership of this circle. If you would like to return, \
+             ask them to invite you by email."
+                .into(),
+            home_link(),
+        ),
+    };
+    page_as(
+        viewer,
+        &title,
+        html! {
+            h1 { (title) }
+            p { (why) }
+            (next)
+        },
+    )
+}
+
+fn home_link() -> Markup {
+    html! { p { a href="/" { "Back to the start" } } }
+}
+
+fn sign_in_link() -> Markup {
+    html! { p { a.button href="/sign-in" { "Sign in" } } }
+}

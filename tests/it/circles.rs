@@ -1,0 +1,303 @@
+//! Starting and running a circle through its pages.
+
+use diesel::prelude::*;
+use shoulder::circles::store;
+use shoulder::db::DbError;
+use shoulder::db::schema::{circles, memberships, people};
+
+use crate::on_both_backends;
+use crate::support::{Backend, TestApp};
+
+/// A complete start-a-circle form; tests change one field at a time.
+fn circle_form() -> Vec<(&'static str, String)> {
+    vec![
+        ("name", "Tuesday accomplices".into()),
+        ("purpose", "Turning what we learn into what we do.".into()),
+        ("agreements", "We listen first.\r\nWe give credit.".into()),
+        ("cadence_kind", "weekly".into()),
+        ("day", "tue".into()),
+        ("day", "fri".into()),
+        ("time", "09:00".into()),
+        ("every_weeks", "1".into()),
+        ("month_day", "1".into()),
+        ("cron", String::new()),
+        ("time_zone", "America/Toronto".into()),
+        ("round_hours", "72".into()),
+        ("size_cap", "8".into()),
+        ("intent", "save".into()),
+    ]
+}
+
+fn with(form: &[(&'static str, String)], name: &str, value: &str) -> Vec<(&'static str, String)> {
+    form.iter()
+        .map(|(k, v)| {
+            (
+                *k,
+                if *k == name {
+                    value.to_string()
+                } else {
+                    v.clone()
+                },
+            )
+        })
+        .collect()
+}
+
+async fn post(
+    app: &TestApp,
+    cookie: &str,
+    path: &str,
+    form: &[(&'static str, String)],
+) -> reqwest::Response {
+    let fields: Vec<(&str, &str)> = form.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    app.post_form_as(cookie, path, &fields).await
+}
+
+/// Starts a circle as `cookie`'s person and returns its id.
+async fn start_circle(app: &TestApp, cookie: &str) -> i64 {
+    let response = post(app, cookie, "/circles", &circle_form()).await;
+    assert_eq!(response.status().as_u16(), 303);
+    let location = response.headers()["location"]
+        .to_str()
+        .expect("ascii")
+        .to_string();
+    location
+        .strip_prefix("/circles/")
+        .and_then(|id| id.parse().ok())
+        .unwrap_or_else(|| panic!("redirected to the circle, not {location}"))
+}
+
+async fn circle_count(app: &TestApp) -> i64 {
+    app.state
+        .db
+        .run(|conn| Ok::<i64, DbError>(circles::table.count().get_result(conn)?))
+        .await
+        .expect("counted")
+}
+
+/// Adds `name` to a circle directly, as the join flow would.
+async fn add_member(app: &TestApp, circle_id: i64, email: &'static str, name: &'static str) -> i64 {
+    let now = app.clock.now().naive_utc();
+    app.state
+        .db
+        .run(move |conn| {
+            let person: i64 = diesel::insert_into(people::table)
+                .values((
+                    people::email.eq(email),
+                    people::display_name.eq(name),
+                    people::created_at.eq(now),
+                ))
+                .returning(people::id)
+                .get_result(conn)?;
+            store::add_member(conn, circle_id, person, store::ROLE_MEMBER, now)
+        })
+        .await
+        .expect("member added")
+}
+
+on_both_backends! {
+    async fn a_facilitator_starts_a_circle_and_sees_it(app) {
+        let ada = app.sign_in("ada@example.org", "Ada").await;
+        let (status, form) = {
+            let r = app.get_as(&ada, "/circles/new").await;
+            (r.status().as_u16(), r.text().await.expect("page"))
+        };
+        assert_eq!(status, 200);
+        assert!(form.contains("America/Toronto"), "zones are offered");
+
+        let id = start_circle(&app, &ada).await;
+        let page = app.get_as(&ada, &format!("/circles/{id}")).await.text().await.expect("page");
+        assert!(page.contains("Tuesday accomplices"));
+        assert!(page.contains("Turning what we learn into what we do."));
+        assert!(page.contains("We give credit."));
+        assert!(page.contains("facilitator"));
+        assert!(page.contains("Members (1 of 8)"));
+        // 2027-03-01 09:00 UTC is a Monday morning in Toronto: the next round
+        // is Tuesday 09:00 local, 14:00 UTC.
+        assert!(page.contains("Tuesday 2 March 2027, 09:00 EST"), "{page}");
+        assert!(page.contains("Tuesday 2 March 2027, 14:00 UTC"), "{page}");
+
+        let home = app.get_as(&ada, "/").await.text().await.expect("page");
+        assert!(home.contains(&format!("/circles/{id}")));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_preview_shows_the_next_three_rounds_and_saves_nothing() {
+    let app = TestApp::start(Backend::Sqlite).await.expect("sqlite");
+    let ada = app.sign_in("ada@example.org", "Ada").await;
+    let form = with(&circle_form(), "intent", "preview");
+    let response = post(&app, &ada, "/circles", &form).await;
+    assert_eq!(response.status().as_u16(), 200);
+    let page = response.text().await.expect("page");
+    for expected in [
+        "Tuesday 2 March 2027, 09:00 EST",
+        "Friday 5 March 2027, 09:00 EST",
+        // Toronto moves its clocks on 14 March; the local time stays 09:00.
+        "Tuesday 9 March 2027, 09:00 EST",
+    ] {
+        assert!(page.contains(expected), "{expected} in {page}");
+    }
+    assert_eq!(circle_count(&app).await, 0);
+}
+
+on_both_backends! {
+    async fn each_bad_answer_is_shown_next_to_its_field_with_the_form_kept(app) {
+        let ada = app.sign_in("ada@example.org", "Ada").await;
+        let cases = [
+            ("name", "x".repeat(81), "limited to 80 characters"),
+            ("name", "Circle\r\nBcc: eve@example.org".to_string(), "one line"),
+            ("name", "<script>alert(1)</script>\u{202E}".to_string(), "control character"),
+            ("time_zone", "Mars/Olympus".to_string(), "Mars/Olympus"),
+            ("size_cap", "13".to_string(), "3 to 12 people"),
+            ("size_cap", "two".to_string(), "3 to 12 people"),
+            ("cadence_kind", "cron".to_string(), "cron"),
+        ];
+        for (field, value, message) in cases {
+            let mut form = with(&circle_form(), field, &value);
+            if field == "cadence_kind" {
+                form = with(&form, "cron", "*/10 * * * *");
+            }
+            let response = post(&app, &ada, "/circles", &form).await;
+            assert_eq!(response.status().as_u16(), 422, "{field}={value:?}");
+            let page = response.text().await.expect("page");
+            assert!(page.contains(message), "{field}: expected {message:?} in the page");
+            assert!(page.contains("Turning what we learn into what we do."), "the form is kept");
+            assert!(!page.contains("<script>alert"), "escaped");
+        }
+        let never = with(&with(&circle_form(), "cadence_kind", "cron"), "cron", "0 9 31 2 *");
+        let page = post(&app, &ada, "/circles", &never).await.text().await.expect("page");
+        assert!(page.contains("never"), "{page}");
+        let no_days: Vec<_> = circle_form().into_iter().filter(|(k, _)| *k != "day").collect();
+        let response = post(&app, &ada, "/circles", &no_days).await;
+        assert_eq!(response.status().as_u16(), 422);
+        assert_eq!(circle_count(&app).await, 0, "nothing was saved");
+    }
+}
+
+on_both_backends! {
+    async fn a_circle_answers_only_to_its_members(app) {
+        let ada = app.sign_in("ada@example.org", "Ada").await;
+        let eve = app.sign_in("eve@example.org", "Eve").await;
+        let id = start_circle(&app, &ada).await;
+        for path in [
+            format!("/circles/{id}"),
+            format!("/circles/{id}/edit"),
+            "/circles/999999".to_string(),
+        ] {
+            assert_eq!(app.get_as(&eve, &path).await.status().as_u16(), 404, "{path}");
+        }
+        let refused = post(&app, &eve, &format!("/circles/{id}/status"), &[("action", "archive".into())]).await;
+        assert_eq!(refused.status().as_u16(), 404);
+        let refused = post(&app, &eve, &format!("/circles/{id}/edit"), &circle_form()).await;
+        assert_eq!(refused.status().as_u16(), 404);
+        // Not signed in at all: sent to sign in, and brought back afterwards.
+        let anonymous = app.get(&format!("/circles/{id}")).await;
+        assert_eq!(anonymous.status().as_u16(), 303);
+        assert_eq!(
+            anonymous.headers()["location"],
+            format!("/sign-in?next=%2Fcircles%2F{id}").as_str()
+        );
+        assert_eq!(app.get_as(&ada, "/circles/not-a-number").await.status().as_u16(), 400);
+    }
+}
+
+on_both_backends! {
+    async fn a_facilitator_edits_pauses_resumes_and_archives(app) {
+        let ada = app.sign_in("ada@example.org", "Ada").await;
+        let id = start_circle(&app, &ada).await;
+        let edit = app.get_as(&ada, &format!("/circles/{id}/edit")).await.text().await.expect("page");
+        assert!(edit.contains(r#"value="Tuesday accomplices""#));
+        assert!(edit.contains("The next rounds"));
+
+        let renamed = with(&circle_form(), "name", "Friday accomplices");
+        let response = post(&app, &ada, &format!("/circles/{id}/edit"), &renamed).await;
+        assert_eq!(response.status().as_u16(), 303);
+        let page = app.get_as(&ada, &format!("/circles/{id}")).await.text().await.expect("page");
+        assert!(page.contains("Friday accomplices"));
+
+        post(&app, &ada, &format!("/circles/{id}/status"), &[("action", "pause".into())]).await;
+        let page = app.get_as(&ada, &format!("/circles/{id}")).await.text().await.expect("page");
+        assert!(page.contains("This circle is paused."));
+        assert!(page.contains("No round is scheduled."));
+
+        post(&app, &ada, &format!("/circles/{id}/status"), &[("action", "resume".into())]).await;
+        let page = app.get_as(&ada, &format!("/circles/{id}")).await.text().await.expect("page");
+        assert!(page.contains("Next round:"));
+
+        let response = post(&app, &ada, &format!("/circles/{id}/status"), &[("action", "explode".into())]).await;
+        assert_eq!(response.status().as_u16(), 422);
+
+        post(&app, &ada, &format!("/circles/{id}/status"), &[("action", "archive".into())]).await;
+        let home = app.get_as(&ada, "/").await.text().await.expect("page");
+        assert!(!home.contains(&format!("/circles/{id}\"")), "archived circles leave the list");
+    }
+}
+
+on_both_backends! {
+    async fn the_cap_cannot_drop_below_the_members_already_in(app) {
+        let ada = app.sign_in("ada@example.org", "Ada").await;
+        let id = start_circle(&app, &ada).await;
+        add_member(&app, id, "bea@example.org", "Bea").await;
+        add_member(&app, id, "cy@example.org", "Cy").await;
+        add_member(&app, id, "dee@example.org", "Dee").await;
+        let response = post(&app, &ada, &format!("/circles/{id}/edit"), &with(&circle_form(), "size_cap", "3")).await;
+        assert_eq!(response.status().as_u16(), 422);
+        assert!(response.text().await.expect("page").contains("already has 4 members"));
+    }
+}
+
+on_both_backends! {
+    async fn roles_leaving_and_removal(app) {
+        let ada = app.sign_in("ada@example.org", "Ada").await;
+        let id = start_circle(&app, &ada).await;
+        let bea_membership = add_member(&app, id, "bea@example.org", "Bea").await;
+        let bea = app.sign_in("bea@example.org", "Bea").await;
+
+        // The only facilitator cannot leave without handing over.
+        let response = app.post_form_as(&ada, &format!("/circles/{id}/leave"), &[]).await;
+        assert_eq!(response.status().as_u16(), 409);
+        assert!(response.text().await.expect("page").contains("only facilitator"));
+
+        // A member cannot manage others.
+        let refused = app
+            .post_form_as(&bea, &format!("/circles/{id}/members/{bea_membership}/facilitator"), &[])
+            .await;
+        assert_eq!(refused.status().as_u16(), 404);
+
+        let handed = app
+            .post_form_as(&ada, &format!("/circles/{id}/members/{bea_membership}/facilitator"), &[])
+            .await;
+        assert_eq!(handed.status().as_u16(), 303);
+        let left = app.post_form_as(&ada, &format!("/circles/{id}/leave"), &[]).await;
+        assert_eq!(left.status().as_u16(), 303);
+        assert_eq!(app.get_as(&ada, &format!("/circles/{id}")).await.status().as_u16(), 404, "gone with leaving");
+
+        let page = app.get_as(&bea, &format!("/circles/{id}")).await.text().await.expect("page");
+        assert!(page.contains("Members (1 of 8)"));
+
+        // Removal: Bea removes a newcomer, whose old session then opens nothing.
+        let cy_membership = add_member(&app, id, "cy@example.org", "Cy").await;
+        let cy = app.sign_in("cy@example.org", "Cy").await;
+        assert_eq!(app.get_as(&cy, &format!("/circles/{id}")).await.status().as_u16(), 200);
+        let removed = app
+            .post_form_as(&bea, &format!("/circles/{id}/members/{cy_membership}/remove"), &[])
+            .await;
+        assert_eq!(removed.status().as_u16(), 303);
+        assert_eq!(app.get_as(&cy, &format!("/circles/{id}")).await.status().as_u16(), 404);
+        let status: String = app
+            .state
+            .db
+            .run(move |conn| {
+                Ok::<String, DbError>(
+                    memberships::table
+                        .find(cy_membership)
+                        .select(memberships::status)
+                        .first(conn)?,
+                )
+            })
+            .await
+            .expect("read");
+        assert_eq!(status, "removed");
+    }
+}
