@@ -184,6 +184,8 @@ pub async fn show(
                 (
                     format_local(at.and_utc(), settings.time_zone),
                     at.and_utc().format("%A %-d %B %Y, %H:%M UTC").to_string(),
+                    at.and_utc()
+                        .to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
                 )
             }),
         ),

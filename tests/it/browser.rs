@@ -108,3 +108,122 @@ async fn the_header_link_leads_from_an_unknown_page_back_to_the_start() {
         .expect("the click leads to the home page");
     assert_eq!(text_of(client, "h1").await, "Shouldering each other up");
 }
+
+/// The newest email to `to`, once the outbox has delivered it.
+async fn latest_email_to(app: &TestApp, to: &str) -> crate::support::ReceivedEmail {
+    app.run_jobs().await;
+    app.emails()
+        .into_iter()
+        .rev()
+        .find(|m| m.to == [to.to_string()])
+        .unwrap_or_else(|| panic!("an email to {to}"))
+}
+
+async fn fill(client: &Client, css: &str, value: &str) {
+    let field = client
+        .find(Locator::Css(css))
+        .await
+        .unwrap_or_else(|e| panic!("the page has {css}: {e}"));
+    field
+        .clear()
+        .await
+        .unwrap_or_else(|e| panic!("{css} clears: {e}"));
+    field
+        .send_keys(value)
+        .await
+        .unwrap_or_else(|e| panic!("{css} takes text: {e}"));
+}
+
+async fn click(client: &Client, css: &str) {
+    client
+        .find(Locator::Css(css))
+        .await
+        .unwrap_or_else(|e| panic!("the page has {css}: {e}"))
+        .click()
+        .await
+        .unwrap_or_else(|e| panic!("{css} can be clicked: {e}"));
+}
+
+async fn page_text(client: &Client) -> String {
+    text_of(client, "main").await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_facilitator_starts_a_circle_and_a_second_person_joins_through_its_link() {
+    let app = TestApp::start(Backend::Sqlite).await.expect("SQLite");
+    let Some(facilitator) = Browser::start().await else {
+        return;
+    };
+    let Some(joiner) = Browser::start().await else {
+        return;
+    };
+    let ada = facilitator.client();
+
+    // Ada signs in through the emailed link.
+    ada.goto(&app.url("/sign-in")).await.expect("sign-in page");
+    fill(ada, "#email", "ada@example.org").await;
+    click(ada, "form button[type=submit]").await;
+    assert!(page_text(ada).await.contains("Check your email"));
+    let email = latest_email_to(&app, "ada@example.org").await;
+    let link = crate::support::link_path(&email.text_body(), app.public_base(), "/sign-in/");
+    ada.goto(&app.url(&link))
+        .await
+        .expect("the emailed link opens");
+    fill(ada, "#name", "Ada").await;
+    click(ada, "main form button[type=submit]").await;
+    assert!(page_text(ada).await.contains("My circles"));
+
+    // She starts a circle.
+    click(ada, "a[href='/circles/new']").await;
+    fill(ada, "#name", "Night shift accomplices").await;
+    fill(ada, "#purpose", "Turning what we learn into what we do.").await;
+    fill(ada, "#agreements", "We listen first.").await;
+    click(ada, "button[value=save]").await;
+    let circle_page = page_text(ada).await;
+    assert!(
+        circle_page.contains("Night shift accomplices"),
+        "{circle_page}"
+    );
+    assert!(circle_page.contains("Members (1 of 8)"));
+    let local = text_of(ada, "time[data-local]").await;
+    assert!(
+        local.ends_with("your time"),
+        "the script shows the reader's zone: {local}"
+    );
+
+    // And copies the circle's invite link.
+    click(ada, "a[href$='/invites']").await;
+    click(ada, "#invite-link form button[type=submit]").await;
+    let invite = ada
+        .find(Locator::Css("#invite-url"))
+        .await
+        .expect("the new link is shown")
+        .prop("value")
+        .await
+        .expect("a value")
+        .expect("a link");
+    assert!(invite.starts_with(&app.url("/join/")), "{invite}");
+
+    // Bea, in a browser of her own, asks to join and confirms from her email.
+    let bea = joiner.client();
+    bea.goto(&invite).await.expect("the invite opens");
+    assert!(page_text(bea).await.contains("We listen first."));
+    fill(bea, "#name", "Bea").await;
+    fill(bea, "#email", "bea@example.org").await;
+    click(bea, "#accept").await;
+    click(bea, "main form button[type=submit]").await;
+    assert!(page_text(bea).await.contains("email"));
+    let email = latest_email_to(&app, "bea@example.org").await;
+    let confirm =
+        crate::support::link_path(&email.text_body(), app.public_base(), "/join/confirm/");
+    bea.goto(&app.url(&confirm))
+        .await
+        .expect("the confirmation opens");
+    click(bea, "main form button[type=submit]").await;
+
+    let members = page_text(bea).await;
+    assert!(members.contains("Night shift accomplices"), "{members}");
+    assert!(members.contains("Members (2 of 8)"), "{members}");
+    assert!(members.contains("Ada"));
+    assert!(members.contains("Bea"));
+}

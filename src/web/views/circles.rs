@@ -163,8 +163,9 @@ pub struct CirclePage<'a> {
     pub paused_reason: Option<&'a str>,
     pub schedule: String,
     pub time_zone: &'a str,
-    /// Next round in the circle's zone, and in UTC.
-    pub next_round: Option<(String, String)>,
+    /// Next round in the circle's zone, in UTC, and as RFC 3339 for the
+    /// reader's own zone (filled in by the browser when it runs scripts).
+    pub next_round: Option<(String, String, String)>,
     pub members: Vec<MemberLine>,
     pub size_cap: i32,
     pub viewer_is_facilitator: bool,
@@ -192,7 +193,10 @@ pub fn circle(page: &CirclePage<'_>) -> Markup {
                 h2 { "Rhythm" }
                 p { (page.schedule) " (" (page.time_zone) ")" }
                 @match &page.next_round {
-                    Some((local, utc)) => p { "Next round: " strong { (local) } " in the circle's time zone; " (utc) "." },
+                    Some((local, utc, instant)) => p {
+                        "Next round: " strong { (local) } " in the circle's time zone; "
+                        time datetime=(instant) data-local { (utc) } "."
+                    },
                     None => p.muted { "No round is scheduled." },
                 }
             }

@@ -8,7 +8,6 @@ use maud::{Markup, html};
 use super::layout::{page, page_for};
 use crate::circles::invites::{AddressOutcome, AddressResult, JoinOffer, Refusal};
 use crate::circles::store::CircleStatus;
-use crate::mail::MAX_EMAIL_LEN;
 
 /// A page for whoever is looking: named in the header when signed in.
 fn page_as(viewer: Option<&str>, title: &str, content: Markup) -> Markup {
@@ -175,11 +174,13 @@ fn email_section(view: &InvitePage<'_>) -> Markup {
     }
 }
 
-/// Long entries are cut for the table; the full text stays in the form.
+/// Results show at most this much of an entry; a pasted paragraph in the
+/// address box should not stretch the table.
+const SHOWN_ENTRY_LEN: usize = 80;
+
 fn shown_entry(entry: &str) -> String {
-    let limit = MAX_EMAIL_LEN.min(80);
-    if entry.chars().count() > limit {
-        let cut: String = entry.chars().take(limit).collect();
+    if entry.chars().count() > SHOWN_ENTRY_LEN {
+        let cut: String = entry.chars().take(SHOWN_ENTRY_LEN).collect();
         format!("{cut}…")
     } else {
         entry.to_string()

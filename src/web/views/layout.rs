@@ -24,6 +24,7 @@ fn frame(title: &str, person: Option<&str>, content: Markup) -> Markup {
                 meta name="viewport" content="width=device-width, initial-scale=1";
                 title { (title) " · Shoulder" }
                 link rel="stylesheet" href=(assets::stylesheet_path());
+                script src=(assets::script_path()) defer {}
             }
             body {
                 header.site {
