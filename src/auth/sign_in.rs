@@ -32,6 +32,7 @@ pub const SIGN_IN_LIMIT: Limit = Limit {
 pub const MAX_DISPLAY_NAME_LEN: usize = 60;
 
 const PURPOSE: &str = "sign_in";
+const START_A_CIRCLE: &str = "/circles/new";
 
 /// A local path to return to after signing in; never another site.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -110,7 +111,10 @@ pub fn request(
                 sign_in_tokens::person_id.eq(person.as_ref().map(|(id, _)| *id)),
                 sign_in_tokens::token_hash.eq(token.hash().as_str()),
                 sign_in_tokens::purpose.eq(PURPOSE),
-                sign_in_tokens::redirect_to.eq(return_to.map(ReturnPath::as_str)),
+                sign_in_tokens::redirect_to.eq(return_to.map(ReturnPath::as_str).or(
+                    // Someone new was offered to start a circle: take them there.
+                    person.is_none().then_some(START_A_CIRCLE),
+                )),
                 sign_in_tokens::created_at.eq(at),
                 sign_in_tokens::expires_at.eq(at + LINK_LIFETIME),
             ))

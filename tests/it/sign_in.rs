@@ -113,6 +113,7 @@ on_both_backends! {
 
         let response = app.post_form(&link, &[("name", "Bea Q")]).await;
         assert_eq!(response.status().as_u16(), 303);
+        assert_eq!(response.headers()["location"], "/circles/new", "on to start a circle");
         let home = app.get_as(&cookie_from(&response), "/").await.text().await.expect("page");
         assert!(home.contains("Bea Q"));
         assert_eq!(count(&app, "people").await, 1);
