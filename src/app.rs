@@ -13,6 +13,7 @@ use crate::config::Config;
 use crate::db::{DatabaseUrl, Db};
 use crate::jobs;
 use crate::mail::Mailer;
+use crate::prompts::Decks;
 use crate::web;
 use crate::web::metrics::Metrics;
 
@@ -22,6 +23,8 @@ pub struct AppState {
     pub config: Arc<Config>,
     pub db: Db,
     pub mailer: Arc<Mailer>,
+    /// The prompt decks, loaded and checked at start; read-only afterwards.
+    pub decks: Arc<Decks>,
     pub clock: Clock,
     pub metrics: Arc<Metrics>,
     /// Wakes the background jobs early, e.g. when an email was just queued.
@@ -41,13 +44,16 @@ impl AppState {
 pub struct StartError(pub String);
 
 impl AppState {
-    /// Connects to the database and prepares the mailer; applies migrations
-    /// when `migrate` is set.
+    /// Loads the prompt decks, connects to the database and prepares the
+    /// mailer; applies migrations when `migrate` is set.
     pub async fn build(
         config: Config,
         clock: Clock,
         migrate: bool,
     ) -> Result<AppState, StartError> {
+        // Decks first: a broken deck file is the cheapest mistake to report,
+        // and names its file and line.
+        let decks = load_decks(&config)?;
         let db = connect(&config).await?;
         if migrate {
             let applied = db
@@ -63,11 +69,20 @@ impl AppState {
             config: Arc::new(config),
             db,
             mailer: Arc::new(mailer),
+            decks: Arc::new(decks),
             clock,
             metrics: Arc::default(),
             jobs_waker: Arc::default(),
         })
     }
+}
+
+/// Reads and checks every prompt deck in `rounds.prompts_dir`.
+pub fn load_decks(config: &Config) -> Result<Decks, StartError> {
+    let decks = Decks::load(std::path::Path::new(&config.rounds.prompts_dir))
+        .map_err(|e| StartError(e.to_string()))?;
+    tracing::debug!(decks = decks.len(), "prompt decks loaded");
+    Ok(decks)
 }
 
 /// Opens the pool off the async runtime: the first connect may take a while.

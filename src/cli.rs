@@ -6,6 +6,7 @@ use std::fmt::Write as _;
 use std::path::Path;
 
 use chrono::Duration;
+use diesel::prelude::*;
 
 use crate::app::AppState;
 use crate::circles::import::{self, ImportError, ImportOutcome, RowOutcome};
@@ -207,4 +208,61 @@ pub async fn import_members(
             "circle {circle_id} has room for {cap} and has {members} members; the file would add {new}. Nothing was imported."
         ))),
     }
+}
+
+/// People in the demo circle: the facilitator first.
+const DEMO_PEOPLE: [(&str, &str); 4] = [
+    ("facilitator@demo.example", "Robin (facilitator)"),
+    ("ada@demo.example", "Ada"),
+    ("bea@demo.example", "Bea"),
+    ("cy@demo.example", "Cy"),
+];
+
+/// Starts a small demo circle whose first round opens right now, so its
+/// check-in emails are there to read at once.
+pub async fn demo(state: &AppState) -> Result<String, CliError> {
+    let now = state.clock.now();
+    let zone = crate::circles::cadence::parse_time_zone(&state.config.circles.default_time_zone)
+        .unwrap_or(chrono_tz::UTC);
+    let local = now.with_timezone(&zone);
+    // A weekly slot at this very minute: its first occurrence is now.
+    let mut form = SettingsForm::new(zone.name());
+    form.name = "Demo circle".into();
+    form.purpose = "Trying Shoulder out: one shared question, a few honest commitments.".into();
+    form.agreements =
+        "We listen before we advise.\nAn honest \"not yet\" is always welcome.".into();
+    form.days = vec![chrono::Weekday::to_string(&chrono::Datelike::weekday(&local)).to_lowercase()];
+    form.time = local.format("%H:%M").to_string();
+    let settings = Settings::parse(&form, local.date_naive())
+        .map_err(|errors| CliError::Failed(format!("the demo settings are invalid: {errors:?}")))?;
+    let first = settings
+        .cadence
+        .next_after(zone, now - Duration::minutes(1))
+        .ok_or_else(|| CliError::Failed("the demo schedule never fires".into()))?;
+    let circle_id = state
+        .db
+        .run(move |conn| {
+            let at = now.naive_utc();
+            let (facilitator_email, facilitator_name) = DEMO_PEOPLE[0];
+            let facilitator =
+                store::find_or_create_person(conn, facilitator_email, facilitator_name, at)?;
+            let circle_id = store::create(conn, facilitator, &settings, now)?;
+            for (email, name) in &DEMO_PEOPLE[1..] {
+                let person = store::find_or_create_person(conn, email, name, at)?;
+                store::add_member(conn, circle_id, person, store::ROLE_MEMBER, at)?;
+            }
+            // Due now, so the next pass opens round 1.
+            diesel::update(crate::db::schema::circles::table.find(circle_id))
+                .set(crate::db::schema::circles::next_round_at.eq(first.at.naive_utc()))
+                .execute(conn)?;
+            Ok::<_, DbError>(circle_id)
+        })
+        .await?;
+    Ok(format!(
+        "demo circle {circle_id} started with {} people; its first round opens now.\n\
+         Sign in as {} to see it; the check-in emails are at {}/dev/mail when the server runs with the file transport.\n",
+        DEMO_PEOPLE.len(),
+        DEMO_PEOPLE[0].0,
+        state.config.public_base()
+    ))
 }

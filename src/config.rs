@@ -38,6 +38,7 @@ pub struct Config {
     pub database: DatabaseConfig,
     pub mail: MailConfig,
     pub scheduler: SchedulerConfig,
+    pub rounds: RoundsConfig,
     pub circles: CirclesConfig,
     pub log: LogConfig,
 }
@@ -88,6 +89,15 @@ pub struct MailConfig {
 pub struct SchedulerConfig {
     pub enabled: bool,
     pub interval_secs: u64,
+    pub catch_up_grace_minutes: u32,
+    pub batch_size: u32,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RoundsConfig {
+    pub reminder_before_close_hours: u32,
+    pub prompts_dir: String,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -300,6 +310,31 @@ impl Config {
             ));
         }
 
+        if self.scheduler.catch_up_grace_minutes > 7 * 24 * 60 {
+            return Err(ConfigError::new(
+                "scheduler.catch_up_grace_minutes",
+                "must be at most 10080 (a week)",
+            ));
+        }
+        if !(1..=100_000).contains(&self.scheduler.batch_size) {
+            return Err(ConfigError::new(
+                "scheduler.batch_size",
+                "must be between 1 and 100000",
+            ));
+        }
+        if !(1..=24 * 28).contains(&self.rounds.reminder_before_close_hours) {
+            return Err(ConfigError::new(
+                "rounds.reminder_before_close_hours",
+                "must be between 1 and 672",
+            ));
+        }
+        if self.rounds.prompts_dir.trim().is_empty() {
+            return Err(ConfigError::new(
+                "rounds.prompts_dir",
+                "must not be empty (the folder of prompt decks, e.g. templates/prompts)",
+            ));
+        }
+
         self.circles
             .default_time_zone
             .parse::<chrono_tz::Tz>()
@@ -489,6 +524,16 @@ mod tests {
                 "circles.default_time_zone",
             ),
             ("[scheduler]\ninterval_secs = 0", "scheduler.interval_secs"),
+            (
+                "[scheduler]\ncatch_up_grace_minutes = 20000",
+                "scheduler.catch_up_grace_minutes",
+            ),
+            ("[scheduler]\nbatch_size = 0", "scheduler.batch_size"),
+            (
+                "[rounds]\nreminder_before_close_hours = 0",
+                "rounds.reminder_before_close_hours",
+            ),
+            ("[rounds]\nprompts_dir = \" \"", "rounds.prompts_dir"),
             ("[database]\npool_size = \"many\"", "database.pool_size"),
             ("[mail]\nretry_for_hours = 0", "mail.retry_for_hours"),
             ("[mail]\nretry_for_hours = 10000", "mail.retry_for_hours"),

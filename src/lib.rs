@@ -10,6 +10,8 @@
 //! - [`text`]: people's words: what a name or a longer text may contain.
 //! - [`rate_limit`]: request limits counted in the database.
 //! - [`mail`]: addresses, email templates, and the transports that send.
+//! - [`prompts`]: prompt decks, and which prompt a circle's next round asks.
+//! - [`rounds`]: opening rounds on schedule, reminders, closing, digests.
 //! - [`jobs`]: the background scheduler and what it runs.
 //! - [`web`]: router, middleware, thin handlers and maud views.
 //! - [`cli`]: the operator's circle commands behind `shoulder circle`.
@@ -29,6 +31,9 @@ pub mod db;
 pub mod error;
 pub mod jobs;
 pub mod mail;
+pub mod prompts;
 pub mod rate_limit;
+pub mod rounds;
+
 pub mod text;
 pub mod web;

@@ -47,6 +47,18 @@ enum Command {
         /// Where to send it.
         address: String,
     },
+    /// Run one pass of the scheduler as if at the given instant, then send
+    /// what is due, and print what happened.
+    Tick {
+        /// The instant, e.g. 2027-03-14T07:00:00Z.
+        #[arg(long, value_parser = parse_instant)]
+        at: chrono::DateTime<chrono::Utc>,
+        /// Leave the emails queued instead of sending them.
+        #[arg(long)]
+        no_deliver: bool,
+    },
+    /// Start a small demo circle whose first round opens at once.
+    Demo,
     /// Start circles and bring people in, from the command line.
     Circle {
         #[command(subcommand)]
@@ -151,7 +163,78 @@ async fn run(command: Command, config: Config) -> Result<(), Failure> {
         Command::CheckConfig => check_config(config),
         Command::SendTestEmail { address } => send_test_email(config, &address).await,
         Command::Circle { command } => circle_command(command, config).await,
+        Command::Tick { at, no_deliver } => tick(config, at, !no_deliver).await,
+        Command::Demo => demo(config).await,
     }
+}
+
+fn parse_instant(text: &str) -> Result<chrono::DateTime<chrono::Utc>, String> {
+    chrono::DateTime::parse_from_rfc3339(text)
+        .map(|at| at.with_timezone(&chrono::Utc))
+        .map_err(|e| format!("expected an RFC 3339 instant like 2027-03-14T07:00:00Z ({e})"))
+}
+
+async fn tick(
+    config: Config,
+    at: chrono::DateTime<chrono::Utc>,
+    deliver: bool,
+) -> Result<(), Failure> {
+    let state = AppState::build(config, Clock::fixed(at), true)
+        .await
+        .map_err(|e| Failure::Setup(e.0))?;
+    let report = shoulder::jobs::run_with(&state, shoulder::jobs::PassOptions { deliver })
+        .await
+        .map_err(|e| Failure::Work(e.to_string()))?;
+    let rounds = &report.rounds;
+    let opened: Vec<String> = rounds
+        .opened
+        .iter()
+        .map(|(circle, number)| format!("circle {circle} round {number}"))
+        .collect();
+    println!("at {}", at.to_rfc3339());
+    println!(
+        "opened {} round(s){}",
+        opened.len(),
+        if opened.is_empty() {
+            String::new()
+        } else {
+            format!(": {}", opened.join(", "))
+        }
+    );
+    println!("skipped {} missed round(s)", rounds.skipped);
+    println!("paused {} circle(s)", rounds.paused.len());
+    println!("reminded {} round(s)", rounds.reminded);
+    println!("closed {} round(s)", rounds.closed);
+    let delivery = &report.delivery;
+    if deliver {
+        println!(
+            "sent {} email(s), {} to retry, {} failed",
+            delivery.sent, delivery.retried, delivery.failed
+        );
+    } else {
+        println!("emails left queued (--no-deliver)");
+    }
+    Ok(())
+}
+
+async fn demo(config: Config) -> Result<(), Failure> {
+    let state = AppState::build(config, Clock::system(), true)
+        .await
+        .map_err(|e| Failure::Setup(e.0))?;
+    let text = cli::demo(&state).await.map_err(|failure| match failure {
+        cli::CliError::Input(message) => Failure::Setup(message),
+        cli::CliError::Failed(message) => Failure::Work(message),
+    })?;
+    let report = shoulder::jobs::run_once(&state)
+        .await
+        .map_err(|e| Failure::Work(e.to_string()))?;
+    print!("{text}");
+    println!(
+        "opened {} round(s); {} check-in email(s) sent",
+        report.rounds.opened.len(),
+        report.delivery.sent
+    );
+    Ok(())
 }
 
 async fn circle_command(command: CircleCommand, config: Config) -> Result<(), Failure> {
@@ -236,6 +319,7 @@ async fn migrate(config: Config) -> Result<(), Failure> {
 fn check_config(config: Config) -> Result<(), Failure> {
     shoulder::mail::EmailTemplates::load(std::path::Path::new(&config.mail.templates_dir))
         .map_err(|e| Failure::Setup(format!("mail.templates_dir: {e}")))?;
+    app::load_decks(&config).map_err(|e| Failure::Setup(e.0))?;
     print!("{}", config.redacted_toml());
     eprintln!("shoulder: the configuration is valid");
     Ok(())

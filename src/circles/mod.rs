@@ -5,3 +5,4 @@ pub mod import;
 pub mod invites;
 pub mod settings;
 pub mod store;
+pub mod unsubscribe;

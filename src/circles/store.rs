@@ -466,3 +466,15 @@ pub fn find_or_create_person(
             .get_result(conn)?),
     }
 }
+
+/// Holds the circle's row until the transaction ends, so that work which
+/// reads the circle and then writes for it (opening a round, counting places)
+/// runs one transaction at a time per circle. On PostgreSQL a no-op update
+/// takes the row lock and a second transaction waits, then reads what the
+/// first committed; SQLite's `write_transaction` already has one writer.
+pub fn lock(conn: &mut DbConnection, circle_id: i64) -> Result<bool, DbError> {
+    let locked = diesel::update(circles::table.find(circle_id))
+        .set(circles::updated_at.eq(circles::updated_at))
+        .execute(conn)?;
+    Ok(locked == 1)
+}

@@ -11,25 +11,76 @@ use std::time::Duration;
 use tokio::sync::watch;
 
 use crate::app::AppState;
-use crate::db::DbError;
 use crate::mail::outbox::{self, DeliveryReport, OutboxSettings};
+use crate::rounds::open::{Context, OpenError};
+use crate::rounds::{RoundReport, RoundSettings, lifecycle, open};
 
 /// What one pass did, for logs and the CLI.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct PassReport {
     pub cleanup: cleanup::CleanupReport,
+    pub rounds: RoundReport,
     pub delivery: DeliveryReport,
 }
 
+/// Options for one pass.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PassOptions {
+    /// Send what is due; `shoulder tick --no-deliver` leaves it queued.
+    pub deliver: bool,
+}
+
+impl Default for PassOptions {
+    fn default() -> Self {
+        PassOptions { deliver: true }
+    }
+}
+
 /// One pass of every job, as if at the clock's current instant.
-pub async fn run_once(state: &AppState) -> Result<PassReport, DbError> {
-    let now = state.clock.now().naive_utc();
-    let cleanup = state.db.run(move |conn| cleanup::run(conn, now)).await?;
-    let settings = OutboxSettings::from_config(&state.config.mail);
-    let delivery =
-        outbox::deliver_due(&state.db, &state.mailer, state.clock.now(), &settings).await?;
-    state.metrics.record_deliveries(&delivery);
-    Ok(PassReport { cleanup, delivery })
+pub async fn run_once(state: &AppState) -> Result<PassReport, OpenError> {
+    run_with(state, PassOptions::default()).await
+}
+
+pub async fn run_with(state: &AppState, options: PassOptions) -> Result<PassReport, OpenError> {
+    let now = state.clock.now();
+    let at = now.naive_utc();
+    let cleanup = state
+        .db
+        .run(move |conn| cleanup::run(conn, at))
+        .await
+        .map_err(OpenError::from)?;
+    let worker = state.clone();
+    let rounds = state
+        .db
+        .run(move |conn| {
+            let settings = RoundSettings::from_config(&worker.config);
+            let context = Context {
+                settings: &settings,
+                templates: worker.mailer.templates(),
+                decks: &worker.decks,
+            };
+            let mut report = RoundReport::default();
+            open::open_due(conn, &context, now, &mut report)?;
+            lifecycle::advance(conn, &settings, worker.mailer.templates(), now, &mut report)?;
+            Ok::<_, OpenError>(report)
+        })
+        .await?;
+    state.metrics.record_rounds_opened(rounds.opened.len());
+    let delivery = if options.deliver {
+        let settings = OutboxSettings::from_config(&state.config.mail);
+        let delivery = outbox::deliver_due(&state.db, &state.mailer, state.clock.now(), &settings)
+            .await
+            .map_err(OpenError::from)?;
+        state.metrics.record_deliveries(&delivery);
+        delivery
+    } else {
+        DeliveryReport::default()
+    };
+    Ok(PassReport {
+        cleanup,
+        rounds,
+        delivery,
+    })
 }
 
 /// Runs passes until `stop` turns true. A failed pass is logged and the

@@ -89,6 +89,42 @@ const BUILT_IN: &[(&str, &str)] = &[
         "welcome/body.html",
         include_str!("../../templates/email/welcome/body.html"),
     ),
+    (
+        "check_in/subject.txt",
+        include_str!("../../templates/email/check_in/subject.txt"),
+    ),
+    (
+        "check_in/body.txt",
+        include_str!("../../templates/email/check_in/body.txt"),
+    ),
+    (
+        "check_in/body.html",
+        include_str!("../../templates/email/check_in/body.html"),
+    ),
+    (
+        "reminder/subject.txt",
+        include_str!("../../templates/email/reminder/subject.txt"),
+    ),
+    (
+        "reminder/body.txt",
+        include_str!("../../templates/email/reminder/body.txt"),
+    ),
+    (
+        "reminder/body.html",
+        include_str!("../../templates/email/reminder/body.html"),
+    ),
+    (
+        "digest/subject.txt",
+        include_str!("../../templates/email/digest/subject.txt"),
+    ),
+    (
+        "digest/body.txt",
+        include_str!("../../templates/email/digest/body.txt"),
+    ),
+    (
+        "digest/body.html",
+        include_str!("../../templates/email/digest/body.html"),
+    ),
 ];
 
 /// The kinds of email we send; each names its template folder.
@@ -99,6 +135,9 @@ pub const KINDS: &[&str] = &[
     "invite",
     "join_confirm",
     "welcome",
+    "check_in",
+    "reminder",
+    "digest",
 ];
 
 /// One email's words, ready for the transport.

@@ -15,6 +15,7 @@ use crate::app::AppState;
 use crate::auth::session::SignedIn;
 use crate::circles::settings::{FieldErrors, Settings, SettingsForm};
 use crate::circles::store::{self, Circle, CircleStatus, Departure, Membership, UpdateOutcome};
+use crate::circles::unsubscribe;
 use crate::error::AppError;
 
 const UPCOMING_SHOWN: usize = 3;
@@ -172,9 +173,14 @@ pub async fn show(
     Path(circle_id): Path<i64>,
 ) -> Result<Response, AppError> {
     let (circle, membership) = circle_for(&state, &person, circle_id).await?;
-    let members = state
+    let person_id = person.person_id;
+    let (members, muted) = state
         .db
-        .run(move |conn| store::list_members(conn, circle_id))
+        .run(move |conn| {
+            let members = store::list_members(conn, circle_id)?;
+            let muted = unsubscribe::is_muted(conn, circle_id, person_id)?;
+            Ok::<_, AppError>((members, muted.unwrap_or(false)))
+        })
         .await?;
     let settings = circle.settings();
     let (schedule, next_round) = match &settings {
@@ -213,6 +219,7 @@ pub async fn show(
             .collect(),
         size_cap: circle.size_cap,
         viewer_is_facilitator: membership.is_facilitator(),
+        muted,
         notice: None,
     };
     Ok(views::circles::circle(&page).into_response())
@@ -334,6 +341,42 @@ pub async fn change_status(
         format!("/circles/{circle_id}")
     };
     Ok(Redirect::to(&to).into_response())
+}
+
+/// Mutes or unmutes the viewer's own email from this circle.
+pub async fn change_mail(
+    State(state): State<AppState>,
+    SignedInPerson(person): SignedInPerson,
+    Path(circle_id): Path<i64>,
+    data: FormData,
+) -> Result<Response, AppError> {
+    let muted = match data.get("action") {
+        "mute" => true,
+        "unmute" => false,
+        _ => {
+            circle_for(&state, &person, circle_id).await?;
+            return Ok((
+                StatusCode::UNPROCESSABLE_ENTITY,
+                views::circles::refused(
+                    &person.display_name,
+                    "Nothing changed",
+                    "Choose to mute or to turn email back on.",
+                    &format!("/circles/{circle_id}"),
+                ),
+            )
+                .into_response());
+        }
+    };
+    let person_id = person.person_id;
+    let member = state
+        .db
+        .run(move |conn| unsubscribe::set_muted(conn, circle_id, person_id, muted))
+        .await?;
+    if !member {
+        return Err(AppError::NotFound);
+    }
+    tracing::info!(circle.id = circle_id, muted, "circle mail setting changed");
+    Ok(Redirect::to(&format!("/circles/{circle_id}")).into_response())
 }
 
 pub async fn make_facilitator(

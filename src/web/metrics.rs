@@ -31,6 +31,7 @@ pub struct Metrics {
     emails_sent: AtomicU64,
     emails_retried: AtomicU64,
     emails_failed: AtomicU64,
+    rounds_opened: AtomicU64,
 }
 
 #[derive(Debug, Default)]
@@ -69,6 +70,11 @@ impl Metrics {
         ] {
             counter.fetch_add(count as u64, Ordering::Relaxed);
         }
+    }
+
+    pub fn record_rounds_opened(&self, opened: usize) {
+        self.rounds_opened
+            .fetch_add(opened as u64, Ordering::Relaxed);
     }
 
     /// The metrics text. `queue_depth` is left out when it could not be read.
@@ -145,6 +151,11 @@ impl Metrics {
                 "shoulder_emails_failed_total",
                 "Emails given up for good.",
                 &self.emails_failed,
+            ),
+            (
+                "shoulder_rounds_opened_total",
+                "Rounds opened by this instance.",
+                &self.rounds_opened,
             ),
         ] {
             let _ = writeln!(out, "# HELP {name} {help}");

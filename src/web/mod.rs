@@ -9,8 +9,11 @@ pub mod form;
 mod health;
 mod invites;
 pub mod metrics;
+mod prompts;
+mod rounds;
 pub mod session;
 mod sign_in;
+mod unsubscribe;
 pub mod views;
 
 use std::time::Duration;
@@ -65,6 +68,13 @@ pub fn router(state: AppState) -> Router {
         )
         .route("/circles/{id}/status", post(circles::change_status))
         .route("/circles/{id}/leave", post(circles::leave))
+        .route("/circles/{id}/prompts", get(prompts::page))
+        .route("/circles/{id}/prompts/deck", post(prompts::choose_deck))
+        .route("/circles/{id}/prompts/pin", post(prompts::pin))
+        .route("/circles/{id}/prompts/unpin", post(prompts::unpin))
+        .route("/circles/{id}/prompts/own", post(prompts::add_own))
+        .route("/circles/{id}/rounds/{number}", get(rounds::show))
+        .route("/circles/{id}/mail", post(circles::change_mail))
         .route(
             "/circles/{id}/members/{membership}/facilitator",
             post(circles::make_facilitator),
@@ -89,6 +99,10 @@ pub fn router(state: AppState) -> Router {
         .route(
             "/join/confirm/{token}",
             get(invites::confirm_page).post(invites::confirm),
+        )
+        .route(
+            "/unsubscribe/{token}",
+            get(unsubscribe::confirm_page).post(unsubscribe::unsubscribe),
         )
         .route("/dev/mail", get(dev_mail::list))
         .route("/dev/mail/{id}", get(dev_mail::message))

@@ -12,5 +12,8 @@ mod invites;
 mod jobs;
 mod mail;
 mod outbox;
+mod prompts;
+mod rounds;
 mod schema;
 mod sign_in;
+mod unsubscribe;

@@ -169,6 +169,8 @@ pub struct CirclePage<'a> {
     pub members: Vec<MemberLine>,
     pub size_cap: i32,
     pub viewer_is_facilitator: bool,
+    /// Whether the viewer has muted this circle's email.
+    pub muted: bool,
     pub notice: Option<&'a str>,
 }
 
@@ -235,6 +237,8 @@ pub fn circle(page: &CirclePage<'_>) -> Markup {
                         a href={ "/circles/" (id) "/invites" } { "Invite people" }
                         " · "
                         a href={ "/circles/" (id) "/edit" } { "Settings" }
+                        " · "
+                        a href={ "/circles/" (id) "/prompts" } { "Prompts" }
                     }
                     form.inline method="post" action={ "/circles/" (id) "/status" } {
                         @if page.status == "active" {
@@ -246,6 +250,18 @@ pub fn circle(page: &CirclePage<'_>) -> Markup {
                             " · "
                             button.link type="submit" name="action" value="archive" { "Archive the circle" }
                         }
+                    }
+                }
+            }
+            section.mail {
+                h2 { "Email" }
+                form method="post" action={ "/circles/" (id) "/mail" } {
+                    @if page.muted {
+                        p { "You have muted this circle's emails." }
+                        button.link type="submit" name="action" value="unmute" { "Turn email back on" }
+                    } @else {
+                        p { "You get this circle's emails." }
+                        button.link type="submit" name="action" value="mute" { "Mute this circle's emails" }
                     }
                 }
             }

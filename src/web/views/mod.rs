@@ -7,4 +7,7 @@ pub mod errors;
 pub mod home;
 pub mod invites;
 pub mod layout;
+pub mod prompts;
+pub mod rounds;
 pub mod sign_in;
+pub mod unsubscribe;

@@ -1,0 +1,122 @@
+//! Rounds: opening them on each circle's cadence, reminding, closing, and
+//! the emails each step sends.
+//!
+//! Every step is a conditional change in one transaction, safe to run on
+//! several instances at once. Correctness rests on unique keys, not on who
+//! runs first: one round per circle and slot, one delivery per round,
+//! member and kind. See `open` for the catch-up and DST rules.
+
+pub mod lifecycle;
+pub mod open;
+
+use chrono::{Duration, NaiveDateTime};
+use diesel::prelude::*;
+
+use crate::db::schema::rounds;
+use crate::db::{DbConnection, DbError};
+
+/// What a scheduler pass needs besides the database.
+#[derive(Debug, Clone)]
+pub struct RoundSettings {
+    /// A missed round older than this is skipped rather than opened late.
+    pub catch_up_grace: Duration,
+    /// How long before a round closes its reminder goes out.
+    pub reminder_before_close: Duration,
+    /// Circles looked at per pass; the rest wait for the next pass.
+    pub batch_size: i64,
+    pub public_base: String,
+}
+
+impl RoundSettings {
+    pub fn from_config(config: &crate::config::Config) -> RoundSettings {
+        RoundSettings {
+            catch_up_grace: Duration::minutes(i64::from(config.scheduler.catch_up_grace_minutes)),
+            reminder_before_close: Duration::hours(i64::from(
+                config.rounds.reminder_before_close_hours,
+            )),
+            batch_size: i64::from(config.scheduler.batch_size),
+            public_base: config.public_base().to_string(),
+        }
+    }
+}
+
+/// The format of `rounds.slot`: the intended local date-time, to the minute.
+pub const SLOT_FORMAT: &str = "%Y-%m-%dT%H:%M";
+
+/// What one pass did to rounds.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct RoundReport {
+    /// (circle id, round number) of each round opened.
+    pub opened: Vec<(i64, i32)>,
+    /// Missed slots not opened because they were too old or superseded.
+    pub skipped: usize,
+    /// Circles paused because their schedule or deck no longer works.
+    pub paused: Vec<i64>,
+    pub reminded: usize,
+    pub closed: usize,
+}
+
+impl RoundReport {
+    pub fn is_empty(&self) -> bool {
+        *self == RoundReport::default()
+    }
+}
+
+/// A round as its page shows it.
+#[derive(Debug, Clone, Queryable)]
+pub struct Round {
+    pub id: i64,
+    pub number: i32,
+    pub slot: String,
+    pub question: String,
+    pub follow_up: Option<String>,
+    pub opened_at: NaiveDateTime,
+    pub closes_at: NaiveDateTime,
+    pub closed_at: Option<NaiveDateTime>,
+}
+
+/// Round `number` of a circle. Callers check membership first.
+pub fn find_by_number(
+    conn: &mut DbConnection,
+    circle_id: i64,
+    number: i32,
+) -> Result<Option<Round>, DbError> {
+    Ok(rounds::table
+        .filter(rounds::circle_id.eq(circle_id))
+        .filter(rounds::number.eq(number))
+        .select((
+            rounds::id,
+            rounds::number,
+            rounds::slot,
+            rounds::prompt_question,
+            rounds::prompt_follow_up,
+            rounds::opened_at,
+            rounds::closes_at,
+            rounds::closed_at,
+        ))
+        .first(conn)
+        .optional()?)
+}
+
+/// A circle's rounds, newest first.
+pub fn list_for_circle(
+    conn: &mut DbConnection,
+    circle_id: i64,
+    limit: i64,
+) -> Result<Vec<Round>, DbError> {
+    Ok(rounds::table
+        .filter(rounds::circle_id.eq(circle_id))
+        .order(rounds::number.desc())
+        .limit(limit)
+        .select((
+            rounds::id,
+            rounds::number,
+            rounds::slot,
+            rounds::prompt_question,
+            rounds::prompt_follow_up,
+            rounds::opened_at,
+            rounds::closes_at,
+            rounds::closed_at,
+        ))
+        .load(conn)?)
+}
