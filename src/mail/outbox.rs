@@ -969,3 +969,47 @@ mod tests {
         assert!(a.starts_with("d-"));
     }
 }
+
+/// A circle email that could not be delivered, for the facilitator.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FailedDelivery {
+    pub member_name: String,
+    pub kind: String,
+    pub status: String,
+    pub reason: Option<String>,
+    pub at: NaiveDateTime,
+}
+
+/// The circle's most recent failed or suppressed emails, newest first.
+pub fn list_failures_for_circle(
+    conn: &mut DbConnection,
+    circle_id: i64,
+    limit: i64,
+) -> Result<Vec<FailedDelivery>, DbError> {
+    use crate::db::schema::{memberships, people};
+    let rows = deliveries::table
+        .inner_join(memberships::table.on(deliveries::membership_id.eq(memberships::id.nullable())))
+        .inner_join(people::table.on(memberships::person_id.eq(people::id)))
+        .filter(memberships::circle_id.eq(circle_id))
+        .filter(deliveries::status.eq_any([status::FAILED, status::SUPPRESSED]))
+        .order(deliveries::created_at.desc())
+        .limit(limit)
+        .select((
+            people::display_name,
+            deliveries::kind,
+            deliveries::status,
+            deliveries::last_error,
+            deliveries::created_at,
+        ))
+        .load::<(String, String, String, Option<String>, NaiveDateTime)>(conn)?;
+    Ok(rows
+        .into_iter()
+        .map(|(member_name, kind, status, reason, at)| FailedDelivery {
+            member_name,
+            kind,
+            status,
+            reason,
+            at,
+        })
+        .collect())
+}

@@ -10,15 +10,21 @@ use chrono_tz::Tz;
 use super::form::FormData;
 use super::session::SignedInPerson;
 use super::views;
-use super::views::circles::{CircleLine, CirclePage, FormPage, FormPurpose, MemberLine};
+use super::views::circles::{
+    CircleLine, CirclePage, FailureLine, FormPage, FormPurpose, MemberLine, RoundLine,
+};
 use crate::app::AppState;
 use crate::auth::session::SignedIn;
 use crate::circles::settings::{FieldErrors, Settings, SettingsForm};
 use crate::circles::store::{self, Circle, CircleStatus, Departure, Membership, UpdateOutcome};
 use crate::circles::unsubscribe;
 use crate::error::AppError;
+use crate::mail::outbox;
+use crate::rounds;
 
 const UPCOMING_SHOWN: usize = 3;
+const RECENT_ROUNDS_SHOWN: i64 = 10;
+const FAILURES_SHOWN: i64 = 20;
 
 fn settings_form_from(form: &FormData) -> SettingsForm {
     SettingsForm {
@@ -174,12 +180,20 @@ pub async fn show(
 ) -> Result<Response, AppError> {
     let (circle, membership) = circle_for(&state, &person, circle_id).await?;
     let person_id = person.person_id;
-    let (members, muted) = state
+    let facilitator = membership.is_facilitator();
+    let (members, muted, recent_rounds, failures) = state
         .db
         .run(move |conn| {
             let members = store::list_members(conn, circle_id)?;
             let muted = unsubscribe::is_muted(conn, circle_id, person_id)?;
-            Ok::<_, AppError>((members, muted.unwrap_or(false)))
+            let recent = rounds::list_for_circle(conn, circle_id, RECENT_ROUNDS_SHOWN)?;
+            // Delivery problems are the facilitator's to follow up, not everyone's.
+            let failures = if facilitator {
+                outbox::list_failures_for_circle(conn, circle_id, FAILURES_SHOWN)?
+            } else {
+                Vec::new()
+            };
+            Ok::<_, AppError>((members, muted.unwrap_or(false), recent, failures))
         })
         .await?;
     let settings = circle.settings();
@@ -220,6 +234,27 @@ pub async fn show(
         size_cap: circle.size_cap,
         viewer_is_facilitator: membership.is_facilitator(),
         muted,
+        rounds: recent_rounds
+            .iter()
+            .map(|round| RoundLine {
+                number: round.number,
+                question: round.question.clone(),
+                open: round.closed_at.is_none(),
+            })
+            .collect(),
+        failures: failures
+            .iter()
+            .map(|failure| FailureLine {
+                member: failure.member_name.clone(),
+                kind: failure.kind.replace('_', "-"),
+                what: if failure.status == "suppressed" {
+                    "not sent: the address refused earlier mail".to_string()
+                } else {
+                    failure.reason.clone().unwrap_or_else(|| "refused".into())
+                },
+                when: failure.at.format("%-d %b %Y %H:%M UTC").to_string(),
+            })
+            .collect(),
         notice: None,
     };
     Ok(views::circles::circle(&page).into_response())

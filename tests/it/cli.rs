@@ -574,3 +574,51 @@ async fn import_members_adds_everyone_or_nobody() {
     );
     assert_refuses_to_start(&output, "has room for 8 and has 3 members");
 }
+
+#[test]
+fn demo_opens_a_round_whose_check_ins_are_ready_to_read() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    std::fs::create_dir(dir.path().join("data")).expect("data folder");
+    let mut command = shoulder(dir.path());
+    command.arg("demo");
+    let output = finish(command);
+    let stdout = text(&output.stdout);
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    assert!(
+        stdout.contains("opened 1 round(s); 4 check-in email(s) sent"),
+        "{stdout}"
+    );
+    let written = std::fs::read_dir(dir.path().join("data/mail"))
+        .expect("mail folder")
+        .count();
+    assert_eq!(
+        written, 4,
+        "one check-in per demo member, readable at /dev/mail"
+    );
+
+    // A tick far ahead closes that round and reports it.
+    let mut command = shoulder(dir.path());
+    command.args(["tick", "--at", "2100-01-01T00:00:00Z", "--no-deliver"]);
+    let output = finish(command);
+    let stdout = text(&output.stdout);
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    assert!(stdout.contains("closed 1 round(s)"), "{stdout}");
+    assert!(
+        stdout.contains("emails left queued (--no-deliver)"),
+        "{stdout}"
+    );
+}
+
+#[test]
+fn tick_refuses_an_instant_it_cannot_read() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut command = shoulder(dir.path());
+    command.args(["tick", "--at", "next tuesday"]);
+    let output = finish(command);
+    assert_eq!(output.status.code(), Some(2));
+    assert!(
+        text(&output.stderr).contains("RFC 3339"),
+        "{}",
+        text(&output.stderr)
+    );
+}

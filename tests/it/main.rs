@@ -13,6 +13,7 @@ mod jobs;
 mod mail;
 mod outbox;
 mod prompts;
+mod resilience;
 mod rounds;
 mod schema;
 mod sign_in;

@@ -374,3 +374,74 @@ on_both_backends! {
         race(app).await;
     }
 }
+
+on_both_backends! {
+    async fn a_circle_whose_schedule_broke_pauses_with_a_reason_and_others_go_on(app) {
+        app.clock.set(utc("2027-03-01T00:00:00Z"));
+        let broken_zone = circle(&app, "0 * * * *", "UTC", &[ADA]).await;
+        let broken_deck = circle(&app, "0 * * * *", "UTC", &[BEA]).await;
+        let healthy = circle(&app, "0 * * * *", "UTC", &[("cy@example.org", "Cy")]).await;
+        app.state
+            .db
+            .run(move |conn| {
+                use shoulder::db::schema::circles;
+                // A zone renamed away in a newer time zone database, and a
+                // deck whose file was deleted.
+                diesel::update(circles::table.find(broken_zone))
+                    .set(circles::time_zone.eq("Asia/Old_Capital"))
+                    .execute(conn)?;
+                diesel::update(circles::table.find(broken_deck))
+                    .set(circles::deck.eq("retired-deck"))
+                    .execute(conn)?;
+                Ok::<_, DbError>(())
+            })
+            .await
+            .expect("broken");
+        app.clock.set(utc("2027-03-01T01:00:00Z"));
+        let report = app.run_jobs().await;
+        let mut paused = report.rounds.paused.clone();
+        paused.sort_unstable();
+        assert_eq!(paused, [broken_zone, broken_deck]);
+        assert_eq!(report.rounds.opened, [(healthy, 1)]);
+
+        let ada = app.sign_in("ada@example.org", "Ada").await;
+        let page = app.get_as(&ada, &format!("/circles/{broken_zone}")).await.text().await.expect("page");
+        assert!(page.contains("This circle is paused."), "{page}");
+        assert!(page.contains("Asia/Old_Capital"), "the reason names the problem");
+        let bea = app.sign_in("bea@example.org", "Bea").await;
+        let page = app.get_as(&bea, &format!("/circles/{broken_deck}")).await.text().await.expect("page");
+        assert!(page.contains("retired-deck"), "{page}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn facilitators_see_emails_that_did_not_arrive_and_members_do_not() {
+    let app = TestApp::start(Backend::Sqlite).await.expect("sqlite");
+    app.clock.set(utc("2027-03-01T07:00:00Z"));
+    let id = circle(&app, "weekly mon 08:00", "UTC", &[ADA, BEA]).await;
+    // Both sign in first: once their addresses are refused for good, no
+    // more mail (sign-in links included) goes to them.
+    let ada = app.sign_in("ada@example.org", "Ada").await;
+    let bea = app.sign_in("bea@example.org", "Bea").await;
+    app.smtp.set_mode(crate::support::SmtpMode::PermFail);
+    app.clock.set(utc("2027-03-01T08:00:00Z"));
+    let report = app.run_jobs().await;
+    assert_eq!(report.delivery.failed, 2);
+
+    let page = app
+        .get_as(&ada, &format!("/circles/{id}"))
+        .await
+        .text()
+        .await
+        .expect("page");
+    assert!(page.contains("Emails that did not arrive"), "{page}");
+    assert!(page.contains("Bea · check-in"), "{page}");
+    let page = app
+        .get_as(&bea, &format!("/circles/{id}"))
+        .await
+        .text()
+        .await
+        .expect("page");
+    assert!(!page.contains("Emails that did not arrive"));
+    assert!(page.contains("Round 1"), "members see the round list");
+}

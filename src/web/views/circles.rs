@@ -153,6 +153,21 @@ pub struct MemberLine {
     pub is_viewer: bool,
 }
 
+/// A round in the circle page's list.
+pub struct RoundLine {
+    pub number: i32,
+    pub question: String,
+    pub open: bool,
+}
+
+/// An email that did not reach a member, shown to facilitators.
+pub struct FailureLine {
+    pub member: String,
+    pub kind: String,
+    pub what: String,
+    pub when: String,
+}
+
 pub struct CirclePage<'a> {
     pub viewer: &'a str,
     pub circle_id: i64,
@@ -171,6 +186,8 @@ pub struct CirclePage<'a> {
     pub viewer_is_facilitator: bool,
     /// Whether the viewer has muted this circle's email.
     pub muted: bool,
+    pub rounds: Vec<RoundLine>,
+    pub failures: Vec<FailureLine>,
     pub notice: Option<&'a str>,
 }
 
@@ -202,6 +219,20 @@ pub fn circle(page: &CirclePage<'_>) -> Markup {
                     None => p.muted { "No round is scheduled." },
                 }
             }
+            @if !page.rounds.is_empty() {
+                section {
+                    h2 { "Rounds" }
+                    ul.rounds {
+                        @for round in &page.rounds {
+                            li {
+                                a href={ "/circles/" (id) "/rounds/" (round.number) } { "Round " (round.number) }
+                                @if round.open { " " span.role { "open" } }
+                                ": " (round.question)
+                            }
+                        }
+                    }
+                }
+            }
             section {
                 h2 { "Agreements" }
                 @for line in page.agreements.lines() {
@@ -226,6 +257,17 @@ pub fn circle(page: &CirclePage<'_>) -> Markup {
                                     button.link type="submit" { "Remove" }
                                 }
                             }
+                        }
+                    }
+                }
+            }
+            @if page.viewer_is_facilitator && !page.failures.is_empty() {
+                section.failures {
+                    h2 { "Emails that did not arrive" }
+                    p.muted { "These members may have missed a check-in, reminder or digest. Check their addresses with them." }
+                    ul {
+                        @for failure in &page.failures {
+                            li { (failure.member) " · " (failure.kind) " · " (failure.when) ": " (failure.what) }
                         }
                     }
                 }
