@@ -260,7 +260,8 @@ diesel::table! {
 }
 
 diesel::table! {
-    /// Prompts a circle has used since it last started its deck again.
+    /// When a circle last used each prompt; once the deck is used up, the
+    /// least recently used comes round again.
     prompt_usage (id) {
         id -> BigInt,
         circle_id -> BigInt,
@@ -282,7 +283,8 @@ diesel::table! {
         subject -> Text,
         text_body -> Text,
         html_body -> Text,
-        /// Extra headers as a JSON object (e.g. `List-Unsubscribe`).
+        /// The recipient's display name and extra headers (e.g.
+        /// `List-Unsubscribe`), as JSON.
         headers_json -> Nullable<Text>,
         /// `pending`, `sending`, `sent`, `failed` or `suppressed`.
         status -> Text,

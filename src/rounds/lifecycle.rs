@@ -63,15 +63,23 @@ fn checked_in(conn: &mut DbConnection, round_id: i64) -> Result<Vec<i64>, DbErro
         .load(conn)?)
 }
 
-fn enqueue_to(
+/// Where round mail is written from.
+struct Writer<'a> {
+    templates: &'a EmailTemplates,
+    public_base: &'a str,
+}
+
+/// Renders `kind` for one member, with an unsubscribe link of their own,
+/// and puts it in the outbox.
+fn mail_member(
     conn: &mut DbConnection,
+    writer: &Writer<'_>,
     round: &RoundRow,
     member: &Recipient,
     kind: &'static str,
-    content: crate::mail::RenderedEmail,
+    mut context: serde_json::Value,
     now: NaiveDateTime,
-    unsubscribe_url: &str,
-) -> Result<(), DbError> {
+) -> Result<(), OpenError> {
     let Ok(to) = EmailAddress::parse(&member.email) else {
         tracing::warn!(
             membership.id = member.membership_id,
@@ -79,6 +87,11 @@ fn enqueue_to(
         );
         return Ok(());
     };
+    let token = unsubscribe::issue_link(conn, member.membership_id, now)?;
+    let unsubscribe_url = unsubscribe::link(writer.public_base, &token);
+    context["name"] = json!(member.name);
+    context["unsubscribe_url"] = json!(unsubscribe_url);
+    let content = writer.templates.render(kind, &context)?;
     outbox::enqueue(
         conn,
         now,
@@ -89,7 +102,7 @@ fn enqueue_to(
             round_id: Some(round.id),
             membership_id: Some(member.membership_id),
             content,
-            headers: unsubscribe::headers(unsubscribe_url),
+            headers: unsubscribe::headers(&unsubscribe_url),
         },
     )?;
     Ok(())
@@ -167,33 +180,29 @@ fn remind(
             "{}/circles/{}/rounds/{}",
             settings.public_base, round.circle_id, round.number
         );
+        let writer = Writer {
+            templates,
+            public_base: &settings.public_base,
+        };
+        let context = json!({
+            "circle": round.circle_name,
+            "number": round.number,
+            "question": round.question,
+            "round_url": round_url,
+            "closes": closes,
+        });
         for member in recipients(conn, round.circle_id, slot_day(&round.slot))? {
             if done.contains(&member.membership_id) {
                 continue;
             }
-            let token = unsubscribe::issue_link(conn, member.membership_id, at)?;
-            let unsubscribe_url =
-                format!("{}/unsubscribe/{}", settings.public_base, token.as_str());
-            let content = templates.render(
-                "reminder",
-                &json!({
-                    "name": member.name,
-                    "circle": round.circle_name,
-                    "number": round.number,
-                    "question": round.question,
-                    "round_url": round_url,
-                    "closes": closes,
-                    "unsubscribe_url": unsubscribe_url,
-                }),
-            )?;
-            enqueue_to(
+            mail_member(
                 conn,
+                &writer,
                 &round,
                 &member,
                 "reminder",
-                content,
+                context.clone(),
                 at,
-                &unsubscribe_url,
             )?;
         }
         Ok(true)
@@ -259,30 +268,26 @@ fn close(
             "{}/circles/{}/rounds/{}",
             settings.public_base, round.circle_id, round.number
         );
+        let writer = Writer {
+            templates,
+            public_base: &settings.public_base,
+        };
+        let context = json!({
+            "circle": round.circle_name,
+            "number": round.number,
+            "question": round.question,
+            "round_url": round_url,
+            "members": lines,
+        });
         for member in recipients(conn, round.circle_id, day)? {
-            let token = unsubscribe::issue_link(conn, member.membership_id, at)?;
-            let unsubscribe_url =
-                format!("{}/unsubscribe/{}", settings.public_base, token.as_str());
-            let content = templates.render(
-                "digest",
-                &json!({
-                    "name": member.name,
-                    "circle": round.circle_name,
-                    "number": round.number,
-                    "question": round.question,
-                    "round_url": round_url,
-                    "members": lines,
-                    "unsubscribe_url": unsubscribe_url,
-                }),
-            )?;
-            enqueue_to(
+            mail_member(
                 conn,
+                &writer,
                 &round,
                 &member,
                 "digest",
-                content,
+                context.clone(),
                 at,
-                &unsubscribe_url,
             )?;
         }
         tracing::info!(

@@ -63,12 +63,15 @@ impl RoundReport {
 }
 
 /// A round as its page shows it.
-#[derive(Debug, Clone, Queryable)]
+#[derive(Debug, Clone, Queryable, Selectable)]
+#[diesel(table_name = rounds)]
 pub struct Round {
     pub id: i64,
     pub number: i32,
     pub slot: String,
+    #[diesel(column_name = prompt_question)]
     pub question: String,
+    #[diesel(column_name = prompt_follow_up)]
     pub follow_up: Option<String>,
     pub opened_at: NaiveDateTime,
     pub closes_at: NaiveDateTime,
@@ -84,16 +87,7 @@ pub fn find_by_number(
     Ok(rounds::table
         .filter(rounds::circle_id.eq(circle_id))
         .filter(rounds::number.eq(number))
-        .select((
-            rounds::id,
-            rounds::number,
-            rounds::slot,
-            rounds::prompt_question,
-            rounds::prompt_follow_up,
-            rounds::opened_at,
-            rounds::closes_at,
-            rounds::closed_at,
-        ))
+        .select(Round::as_select())
         .first(conn)
         .optional()?)
 }
@@ -108,15 +102,6 @@ pub fn list_for_circle(
         .filter(rounds::circle_id.eq(circle_id))
         .order(rounds::number.desc())
         .limit(limit)
-        .select((
-            rounds::id,
-            rounds::number,
-            rounds::slot,
-            rounds::prompt_question,
-            rounds::prompt_follow_up,
-            rounds::opened_at,
-            rounds::closes_at,
-            rounds::closed_at,
-        ))
+        .select(Round::as_select())
         .load(conn)?)
 }

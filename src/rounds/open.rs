@@ -359,11 +359,7 @@ fn open_round(
     for member in recipients(conn, circle.id, occurrence.slot.date())? {
         let unsubscribe_token =
             unsubscribe::issue_link(conn, member.membership_id, now.naive_utc())?;
-        let unsubscribe_url = format!(
-            "{}/unsubscribe/{}",
-            context.settings.public_base,
-            unsubscribe_token.as_str()
-        );
+        let unsubscribe_url = unsubscribe::link(&context.settings.public_base, &unsubscribe_token);
         let content = context.templates.render(
             "check_in",
             &json!({

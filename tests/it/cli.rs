@@ -622,3 +622,53 @@ fn tick_refuses_an_instant_it_cannot_read() {
         text(&output.stderr)
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tick_drives_rounds_on_postgres_too() {
+    use diesel::prelude::*;
+    use shoulder::db::schema::circles;
+
+    let Some(app) = crate::support::TestApp::start(crate::support::Backend::Postgres).await else {
+        return;
+    };
+    let dir = tempfile::tempdir().expect("temp dir");
+    assert!(circle_command(&app, dir.path(), CREATE).status.success());
+    let next: chrono::NaiveDateTime = app
+        .state
+        .db
+        .run(|conn| {
+            Ok::<_, shoulder::db::DbError>(
+                circles::table
+                    .select(circles::next_round_at.assume_not_null())
+                    .first(conn)?,
+            )
+        })
+        .await
+        .expect("the circle's next round");
+    let at = (next.and_utc() + chrono::Duration::minutes(1)).to_rfc3339();
+    for expected in ["opened 1 round(s): circle 1 round 1", "opened 0 round(s)"] {
+        let output = circle_command_tick(&app, dir.path(), &at);
+        let stdout = text(&output.stdout);
+        assert!(output.status.success(), "{}", text(&output.stderr));
+        assert!(stdout.contains(expected), "{stdout}");
+    }
+    let check_in = app.smtp.wait_for_messages(1);
+    assert!(
+        check_in[0]
+            .subject()
+            .expect("subject")
+            .starts_with("Night shift accomplices, round 1")
+    );
+}
+
+/// `shoulder tick --at AT` against a test app's database and SMTP server.
+fn circle_command_tick(app: &crate::support::TestApp, dir: &Path, at: &str) -> Output {
+    let mut command = shoulder(dir);
+    command
+        .args(["tick", "--at", at])
+        .env("SHOULDER_DATABASE__URL", &app.state.config.database.url)
+        .env("SHOULDER_SERVER__PUBLIC_URL", app.public_base())
+        .env("SHOULDER_MAIL__TRANSPORT", "smtp")
+        .env("SHOULDER_MAIL__SMTP_URL", app.smtp.url());
+    finish(command)
+}

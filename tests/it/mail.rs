@@ -207,3 +207,33 @@ async fn the_app_sends_through_its_smtp_server_dated_by_its_clock() {
     let date = emails[0].header("Date").expect("a Date header");
     assert_eq!(date, "Tue, 06 May 2031 07:08:09 +0000");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn after_the_server_drops_a_pooled_connection_the_next_send_still_works() {
+    let smtp = TestSmtp::start();
+    let mailer = mailer_for(&smtp, 5);
+    mailer
+        .send(&email("ada@example.org", None))
+        .await
+        .expect("first send");
+    // The pool keeps that connection. A refusal makes the server close it.
+    smtp.set_mode(SmtpMode::TempFail);
+    let mut second = email("bea@example.org", None);
+    second.message_key = "delivery.42".into();
+    assert!(
+        mailer
+            .send(&second)
+            .await
+            .expect_err("refused")
+            .is_retryable()
+    );
+    smtp.set_mode(SmtpMode::Accept);
+    let mut third = email("cy@example.org", None);
+    third.message_key = "delivery.43".into();
+    mailer
+        .send(&third)
+        .await
+        .expect("a fresh connection carries it");
+    let received = smtp.wait_for_messages(2);
+    assert_eq!(received[1].to, ["cy@example.org"]);
+}

@@ -344,6 +344,10 @@ async fn two_tick_processes_at_once_on_one_sqlite_file_open_each_round_once() {
         let count = round_keys.iter().filter(|(c, _)| c == id).count();
         assert_eq!(count, *expected, "rounds of {cadence:?} in {zone}");
     }
+    assert!(
+        opened.iter().all(|&n| n > 0),
+        "both processes opened rounds: {opened:?}"
+    );
     assert_eq!(
         opened[0] + opened[1],
         round_keys.len(),

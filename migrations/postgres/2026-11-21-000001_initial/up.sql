@@ -262,8 +262,8 @@ CREATE UNIQUE INDEX circle_prompts_circle_id_prompt_key_key ON circle_prompts (c
 CREATE TABLE prompt_usage (
     id BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
     circle_id BIGINT NOT NULL REFERENCES circles (id) ON DELETE CASCADE,
-    -- deck prompt id or circle_prompts.prompt_key; rows are cleared when the
-    -- deck is used up and the circle starts it again
+    -- a deck prompt id, or own:<circle_prompts.prompt_key>; once the deck is
+    -- used up, the least recently used prompt comes round again
     prompt_id TEXT NOT NULL,
     round_id BIGINT NOT NULL REFERENCES rounds (id) ON DELETE CASCADE,
     used_at TIMESTAMP NOT NULL
