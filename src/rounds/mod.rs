@@ -6,6 +6,7 @@
 //! runs first: one round per circle and slot, one delivery per round,
 //! member and kind. See `open` for the catch-up and DST rules.
 
+pub mod check_in;
 pub mod lifecycle;
 pub mod open;
 

@@ -30,6 +30,11 @@ impl FormData {
 }
 
 impl FormData {
+    /// The names of all fields, in order, repeats included.
+    pub fn names(&self) -> impl Iterator<Item = &str> {
+        self.0.iter().map(|(n, _)| n.as_str())
+    }
+
     /// Every value named `name`, in order (checkboxes sharing a name).
     pub fn all(&self, name: &str) -> Vec<&str> {
         self.0

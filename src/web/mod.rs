@@ -73,7 +73,10 @@ pub fn router(state: AppState) -> Router {
         .route("/circles/{id}/prompts/pin", post(prompts::pin))
         .route("/circles/{id}/prompts/unpin", post(prompts::unpin))
         .route("/circles/{id}/prompts/own", post(prompts::add_own))
-        .route("/circles/{id}/rounds/{number}", get(rounds::show))
+        .route(
+            "/circles/{id}/rounds/{number}",
+            get(rounds::show).post(rounds::check_in),
+        )
         .route("/circles/{id}/mail", post(circles::change_mail))
         .route(
             "/circles/{id}/members/{membership}/facilitator",

@@ -4,6 +4,7 @@
 mod support;
 
 mod browser;
+mod check_ins;
 mod circles;
 mod cli;
 mod dev_mail;

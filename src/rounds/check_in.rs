@@ -1,0 +1,502 @@
+//! A member's check-in for a round: a reflection on the shared prompt, one
+//! to three commitments for the next round, and how the commitments still
+//! open from earlier rounds went.
+//!
+//! A check-in can be edited until the round closes, and one made after the
+//! close is accepted and marked late. Follow-through is honest, never a
+//! score: "not yet" carries a commitment into the next round, and "release"
+//! closes it without counting as a miss.
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, NaiveDateTime, Utc};
+use diesel::prelude::*;
+use diesel::sql_types::{BigInt, Bool, Integer, Nullable, Text, Timestamp};
+
+use crate::db::schema::{commitments, follow_throughs, rounds};
+use crate::db::{DbConnection, DbError, write_transaction};
+use crate::text;
+
+pub const MAX_REFLECTION_LEN: usize = 2000;
+pub const MAX_COMMITMENT_LEN: usize = 280;
+pub const MAX_NOTE_LEN: usize = 500;
+pub const MAX_COMMITMENTS: usize = 3;
+
+/// How a commitment went.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    Done,
+    Partly,
+    NotYet,
+    Release,
+}
+
+impl Outcome {
+    pub const ALL: [Outcome; 4] = [
+        Outcome::Done,
+        Outcome::Partly,
+        Outcome::NotYet,
+        Outcome::Release,
+    ];
+
+    /// As stored, and as a form value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Done => "done",
+            Outcome::Partly => "partly",
+            Outcome::NotYet => "not_yet",
+            Outcome::Release => "released",
+        }
+    }
+
+    pub fn label(self) -> &'static str {
+        match self {
+            Outcome::Done => "Done",
+            Outcome::Partly => "Partly",
+            Outcome::NotYet => "Not yet",
+            Outcome::Release => "Release",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Outcome> {
+        Outcome::ALL.into_iter().find(|o| o.as_str() == text)
+    }
+}
+
+/// The check-in form as typed: a missing or blank commitment slot is "".
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CheckInForm {
+    pub reflection: String,
+    pub commitments: [String; MAX_COMMITMENTS],
+    /// Commitment id (as typed) -> (outcome, note).
+    pub follow: BTreeMap<String, (String, String)>,
+}
+
+/// A valid check-in.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CheckIn {
+    pub reflection: String,
+    /// 1 to 3, in the order given.
+    pub commitments: Vec<String>,
+    pub follow: Vec<(i64, Outcome, Option<String>)>,
+}
+
+/// Field name -> what is wrong with it.
+pub type FieldErrors = BTreeMap<String, String>;
+
+fn sentence(error: &text::TextError) -> String {
+    let text = error.to_string();
+    let mut chars = text.chars();
+    match chars.next() {
+        Some(first) => format!("{}{}.", first.to_uppercase(), chars.as_str()),
+        None => String::new(),
+    }
+}
+
+impl CheckIn {
+    pub fn parse(form: &CheckInForm) -> Result<CheckIn, FieldErrors> {
+        let mut errors = FieldErrors::new();
+        let reflection = match text::multi_line(&form.reflection, MAX_REFLECTION_LEN, false) {
+            Ok(text) => text,
+            Err(error) => {
+                errors.insert("reflection".into(), sentence(&error));
+                String::new()
+            }
+        };
+        let mut commitments = Vec::new();
+        for (index, raw) in form.commitments.iter().enumerate() {
+            if raw.trim().is_empty() {
+                continue;
+            }
+            match text::single_line(raw, MAX_COMMITMENT_LEN) {
+                Ok(body) => commitments.push(body),
+                Err(error) => {
+                    errors.insert(format!("commitment-{}", index + 1), sentence(&error));
+                }
+            }
+        }
+        if commitments.is_empty() && !errors.keys().any(|k| k.starts_with("commitment-")) {
+            errors.insert(
+                "commitment-1".into(),
+                "Make at least one commitment for the next round; a small one is fine.".into(),
+            );
+        }
+        let mut follow = Vec::new();
+        for (id, (outcome, note)) in &form.follow {
+            let field = format!("follow-{id}");
+            let Ok(commitment_id) = id.parse::<i64>() else {
+                errors.insert(field, "This commitment is not one of yours.".into());
+                continue;
+            };
+            if outcome.is_empty() && note.trim().is_empty() {
+                continue;
+            }
+            let Some(outcome) = Outcome::parse(outcome) else {
+                errors.insert(field, "Choose Done, Partly, Not yet or Release.".into());
+                continue;
+            };
+            match text::multi_line(note, MAX_NOTE_LEN, false) {
+                Ok(note) => {
+                    follow.push((commitment_id, outcome, Some(note).filter(|n| !n.is_empty())))
+                }
+                Err(error) => {
+                    errors.insert(field, sentence(&error));
+                }
+            }
+        }
+        if errors.is_empty() {
+            Ok(CheckIn {
+                reflection,
+                commitments,
+                follow,
+            })
+        } else {
+            Err(errors)
+        }
+    }
+}
+
+/// A commitment from an earlier round that is still open for this member.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OpenCommitment {
+    pub id: i64,
+    pub body: String,
+    pub made_in_round: i32,
+}
+
+/// The member's commitments made before `round_number` that are still open
+/// (or carried with "not yet"), plus any already reported in this round.
+pub fn open_before(
+    conn: &mut DbConnection,
+    membership_id: i64,
+    round_id: i64,
+    round_number: i32,
+) -> Result<Vec<OpenCommitment>, DbError> {
+    let reported_here = follow_throughs::table
+        .filter(follow_throughs::round_id.eq(round_id))
+        .select(follow_throughs::commitment_id);
+    let rows = commitments::table
+        .inner_join(rounds::table)
+        .filter(commitments::membership_id.eq(membership_id))
+        .filter(rounds::number.lt(round_number))
+        .filter(
+            commitments::status
+                .eq_any(["open", "not_yet"])
+                .or(commitments::id.eq_any(reported_here)),
+        )
+        .order((rounds::number.asc(), commitments::position.asc()))
+        .select((commitments::id, commitments::body, rounds::number))
+        .load::<(i64, String, i32)>(conn)?;
+    Ok(rows
+        .into_iter()
+        .map(|(id, body, made_in_round)| OpenCommitment {
+            id,
+            body,
+            made_in_round,
+        })
+        .collect())
+}
+
+/// What the member has saved for this round so far, as a form.
+pub fn saved_form(
+    conn: &mut DbConnection,
+    round_id: i64,
+    membership_id: i64,
+) -> Result<Option<CheckInForm>, DbError> {
+    use crate::db::schema::check_ins;
+    let reflection: Option<String> = check_ins::table
+        .filter(check_ins::round_id.eq(round_id))
+        .filter(check_ins::membership_id.eq(membership_id))
+        .select(check_ins::reflection)
+        .first(conn)
+        .optional()?;
+    let Some(reflection) = reflection else {
+        return Ok(None);
+    };
+    let mut form = CheckInForm {
+        reflection,
+        ..CheckInForm::default()
+    };
+    let made: Vec<(i32, String)> = commitments::table
+        .filter(commitments::round_id.eq(round_id))
+        .filter(commitments::membership_id.eq(membership_id))
+        .order(commitments::position.asc())
+        .select((commitments::position, commitments::body))
+        .load(conn)?;
+    for (position, body) in made {
+        if let Some(slot) = usize::try_from(position - 1)
+            .ok()
+            .and_then(|i| form.commitments.get_mut(i))
+        {
+            *slot = body;
+        }
+    }
+    let reported: Vec<(i64, String, Option<String>)> = follow_throughs::table
+        .inner_join(commitments::table)
+        .filter(follow_throughs::round_id.eq(round_id))
+        .filter(commitments::membership_id.eq(membership_id))
+        .select((
+            follow_throughs::commitment_id,
+            follow_throughs::outcome,
+            follow_throughs::note,
+        ))
+        .load(conn)?;
+    for (id, outcome, note) in reported {
+        form.follow
+            .insert(id.to_string(), (outcome, note.unwrap_or_default()));
+    }
+    Ok(Some(form))
+}
+
+/// What saving did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Saved {
+    Saved {
+        late: bool,
+    },
+    /// A follow-through named a commitment that is not this member's open
+    /// one; nothing was saved.
+    NotYours(i64),
+}
+
+/// Why the save transaction rolled back.
+enum Abort {
+    NotYours(i64),
+    Db(DbError),
+}
+
+impl From<diesel::result::Error> for Abort {
+    fn from(error: diesel::result::Error) -> Self {
+        Abort::Db(DbError::Query(error))
+    }
+}
+
+impl From<DbError> for Abort {
+    fn from(error: DbError) -> Self {
+        Abort::Db(error)
+    }
+}
+
+/// Saves a check-in in one transaction: the reflection, this round's
+/// commitments (replacing earlier edits), and follow-through on earlier ones.
+pub fn save(
+    conn: &mut DbConnection,
+    round_id: i64,
+    round_number: i32,
+    closed: bool,
+    membership_id: i64,
+    check_in: &CheckIn,
+    now: DateTime<Utc>,
+) -> Result<Saved, DbError> {
+    let at = now.naive_utc();
+    let outcome = write_transaction(conn, |conn| {
+        upsert_check_in(
+            conn,
+            round_id,
+            membership_id,
+            &check_in.reflection,
+            closed,
+            at,
+        )?;
+        for position in 1..=MAX_COMMITMENTS {
+            let body = check_in.commitments.get(position - 1);
+            save_commitment(
+                conn,
+                round_id,
+                membership_id,
+                position as i32,
+                body.map(String::as_str),
+                at,
+            )?;
+        }
+        let open: Vec<i64> = open_before(conn, membership_id, round_id, round_number)?
+            .into_iter()
+            .map(|c| c.id)
+            .collect();
+        for (commitment_id, outcome, note) in &check_in.follow {
+            if !open.contains(commitment_id) {
+                return Err(Abort::NotYours(*commitment_id));
+            }
+            record_follow_through(
+                conn,
+                *commitment_id,
+                round_id,
+                *outcome,
+                note.as_deref(),
+                at,
+            )?;
+        }
+        Ok(Saved::Saved { late: closed })
+    });
+    match outcome {
+        Ok(saved) => Ok(saved),
+        Err(Abort::NotYours(id)) => Ok(Saved::NotYours(id)),
+        Err(Abort::Db(error)) => Err(error),
+    }
+}
+
+/// Upserts are the same SQL on both backends, bound through each backend's
+/// own connection.
+macro_rules! on_inner {
+    ($conn:expr, $query:expr) => {
+        match $conn {
+            DbConnection::Postgresql(conn) => $query.execute(conn),
+            DbConnection::Sqlite(conn) => $query.execute(conn),
+        }
+    };
+}
+
+fn upsert_check_in(
+    conn: &mut DbConnection,
+    round_id: i64,
+    membership_id: i64,
+    reflection: &str,
+    late: bool,
+    now: NaiveDateTime,
+) -> Result<(), DbError> {
+    // A check-in first made after the close stays marked late; editing an
+    // on-time one after the close does not make it late.
+    let query = diesel::sql_query(
+        "INSERT INTO check_ins (round_id, membership_id, reflection, late, created_at, updated_at) \
+         VALUES ($1, $2, $3, $4, $5, $5) \
+         ON CONFLICT (round_id, membership_id) DO UPDATE \
+         SET reflection = excluded.reflection, updated_at = excluded.updated_at",
+    )
+    .bind::<BigInt, _>(round_id)
+    .bind::<BigInt, _>(membership_id)
+    .bind::<Text, _>(reflection)
+    .bind::<Bool, _>(late)
+    .bind::<Timestamp, _>(now);
+    on_inner!(conn, query)?;
+    Ok(())
+}
+
+fn save_commitment(
+    conn: &mut DbConnection,
+    round_id: i64,
+    membership_id: i64,
+    position: i32,
+    body: Option<&str>,
+    now: NaiveDateTime,
+) -> Result<(), DbError> {
+    match body {
+        Some(body) => {
+            let query = diesel::sql_query(
+                "INSERT INTO commitments (membership_id, round_id, position, body, status, help_wanted, created_at) \
+                 VALUES ($1, $2, $3, $4, 'open', FALSE, $5) \
+                 ON CONFLICT (round_id, membership_id, position) DO UPDATE SET body = excluded.body",
+            )
+            .bind::<BigInt, _>(membership_id)
+            .bind::<BigInt, _>(round_id)
+            .bind::<Integer, _>(position)
+            .bind::<Text, _>(body)
+            .bind::<Timestamp, _>(now);
+            on_inner!(conn, query)?;
+        }
+        None => {
+            // A slot emptied while editing. Nothing has been reported on a
+            // commitment of the round still being checked in, so it can go.
+            diesel::delete(
+                commitments::table
+                    .filter(commitments::round_id.eq(round_id))
+                    .filter(commitments::membership_id.eq(membership_id))
+                    .filter(commitments::position.eq(position)),
+            )
+            .execute(conn)?;
+        }
+    }
+    Ok(())
+}
+
+fn record_follow_through(
+    conn: &mut DbConnection,
+    commitment_id: i64,
+    round_id: i64,
+    outcome: Outcome,
+    note: Option<&str>,
+    now: NaiveDateTime,
+) -> Result<(), DbError> {
+    let query = diesel::sql_query(
+        "INSERT INTO follow_throughs (commitment_id, round_id, outcome, note, recorded_at) \
+         VALUES ($1, $2, $3, $4, $5) \
+         ON CONFLICT (commitment_id, round_id) DO UPDATE \
+         SET outcome = excluded.outcome, note = excluded.note, recorded_at = excluded.recorded_at",
+    )
+    .bind::<BigInt, _>(commitment_id)
+    .bind::<BigInt, _>(round_id)
+    .bind::<Text, _>(outcome.as_str())
+    .bind::<Nullable<Text>, _>(note)
+    .bind::<Timestamp, _>(now);
+    on_inner!(conn, query)?;
+    // "Not yet" keeps the commitment open for the next round; the others
+    // settle it.
+    let closed_at = (outcome != Outcome::NotYet).then_some(now);
+    diesel::update(commitments::table.find(commitment_id))
+        .set((
+            commitments::status.eq(outcome.as_str()),
+            commitments::closed_at.eq(closed_at),
+        ))
+        .execute(conn)?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn form(commitments: [&str; 3]) -> CheckInForm {
+        CheckInForm {
+            reflection: "I talked more than I listened.".into(),
+            commitments: commitments.map(str::to_string),
+            follow: BTreeMap::new(),
+        }
+    }
+
+    #[test]
+    fn one_to_three_commitments_are_kept_in_order() {
+        let check_in =
+            CheckIn::parse(&form(["", "Ask before advising", "Credit Sam's idea"])).expect("valid");
+        assert_eq!(
+            check_in.commitments,
+            ["Ask before advising", "Credit Sam's idea"]
+        );
+    }
+
+    #[test]
+    fn empty_and_over_long_commitments_are_refused_by_field() {
+        let errors = CheckIn::parse(&form(["", "", ""])).expect_err("none");
+        assert!(errors.contains_key("commitment-1"));
+        let long = "x".repeat(MAX_COMMITMENT_LEN + 1);
+        let errors = CheckIn::parse(&form(["fine", &long, "a\r\nb"])).expect_err("bad");
+        assert_eq!(
+            errors.keys().collect::<Vec<_>>(),
+            ["commitment-2", "commitment-3"]
+        );
+    }
+
+    #[test]
+    fn follow_through_needs_a_known_outcome_and_a_short_note() {
+        let mut with_follow = form(["Ask before advising", "", ""]);
+        with_follow
+            .follow
+            .insert("7".into(), ("maybe".into(), String::new()));
+        with_follow
+            .follow
+            .insert("8".into(), ("done".into(), "x".repeat(MAX_NOTE_LEN + 1)));
+        with_follow
+            .follow
+            .insert("9".into(), ("not_yet".into(), "Next week".into()));
+        with_follow
+            .follow
+            .insert("10".into(), (String::new(), String::new()));
+        let errors = CheckIn::parse(&with_follow).expect_err("bad");
+        assert_eq!(errors.keys().collect::<Vec<_>>(), ["follow-7", "follow-8"]);
+        with_follow.follow.remove("7");
+        with_follow.follow.remove("8");
+        let check_in = CheckIn::parse(&with_follow).expect("valid");
+        assert_eq!(
+            check_in.follow,
+            [(9, Outcome::NotYet, Some("Next week".into()))]
+        );
+    }
+}
