@@ -144,8 +144,19 @@ async fn click(client: &Client, css: &str) {
         .unwrap_or_else(|e| panic!("{css} can be clicked: {e}"));
 }
 
-async fn page_text(client: &Client) -> String {
-    text_of(client, "main").await
+/// Waits until the page's main text contains `needle` (a form's POST
+/// navigates after the click returns), then gives that text.
+async fn wait_for(client: &Client, needle: &str) -> String {
+    let xpath = format!("//main[contains(normalize-space(.), \"{needle}\")]");
+    client
+        .wait()
+        .at_most(std::time::Duration::from_secs(20))
+        .for_element(Locator::XPath(&xpath))
+        .await
+        .unwrap_or_else(|e| panic!("the page came to say {needle:?}: {e}"))
+        .text()
+        .await
+        .unwrap_or_else(|e| panic!("main has text: {e}"))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -163,26 +174,32 @@ async fn a_facilitator_starts_a_circle_and_a_second_person_joins_through_its_lin
     ada.goto(&app.url("/sign-in")).await.expect("sign-in page");
     fill(ada, "#email", "ada@example.org").await;
     click(ada, "form button[type=submit]").await;
-    assert!(page_text(ada).await.contains("Check your email"));
+    wait_for(ada, "Check your email").await;
     let email = latest_email_to(&app, "ada@example.org").await;
     let link = crate::support::link_path(&email.text_body(), app.public_base(), "/sign-in/");
     ada.goto(&app.url(&link))
         .await
         .expect("the emailed link opens");
+    wait_for(ada, "You are signing in as").await;
     fill(ada, "#name", "Ada").await;
     click(ada, "main form button[type=submit]").await;
     // Someone new was offered to start a circle, and lands on its form.
-    assert!(page_text(ada).await.contains("Start a circle"));
+    wait_for(ada, "When rounds open").await;
     fill(ada, "#name", "Night shift accomplices").await;
     fill(ada, "#purpose", "Turning what we learn into what we do.").await;
     fill(ada, "#agreements", "We listen first.").await;
     click(ada, "button[value=save]").await;
-    let circle_page = page_text(ada).await;
+    let circle_page = wait_for(ada, "Members (1 of 8)").await;
     assert!(
         circle_page.contains("Night shift accomplices"),
         "{circle_page}"
     );
-    assert!(circle_page.contains("Members (1 of 8)"));
+    // The deferred script has run once the time reads in the reader's zone.
+    ada.wait()
+        .at_most(std::time::Duration::from_secs(20))
+        .for_element(Locator::XPath("//time[contains(., 'your time')]"))
+        .await
+        .expect("the script shows the reader's zone");
     let local = text_of(ada, "time[data-local]").await;
     assert!(
         local.ends_with("your time"),
@@ -191,9 +208,12 @@ async fn a_facilitator_starts_a_circle_and_a_second_person_joins_through_its_lin
 
     // And copies the circle's invite link.
     click(ada, "a[href$='/invites']").await;
+    wait_for(ada, "A link to share").await;
     click(ada, "#invite-link form button[type=submit]").await;
     let invite = ada
-        .find(Locator::Css("#invite-url"))
+        .wait()
+        .at_most(std::time::Duration::from_secs(20))
+        .for_element(Locator::Css("#invite-url"))
         .await
         .expect("the new link is shown")
         .prop("value")
@@ -205,21 +225,22 @@ async fn a_facilitator_starts_a_circle_and_a_second_person_joins_through_its_lin
     // Bea, in a browser of her own, asks to join and confirms from her email.
     let bea = joiner.client();
     bea.goto(&invite).await.expect("the invite opens");
-    assert!(page_text(bea).await.contains("We listen first."));
+    wait_for(bea, "We listen first.").await;
     fill(bea, "#name", "Bea").await;
     fill(bea, "#email", "bea@example.org").await;
     click(bea, "#accept").await;
     click(bea, "main form button[type=submit]").await;
-    assert!(page_text(bea).await.contains("email"));
+    wait_for(bea, "A confirmation link is on its way").await;
     let email = latest_email_to(&app, "bea@example.org").await;
     let confirm =
         crate::support::link_path(&email.text_body(), app.public_base(), "/join/confirm/");
     bea.goto(&app.url(&confirm))
         .await
         .expect("the confirmation opens");
+    wait_for(bea, "You are joining as").await;
     click(bea, "main form button[type=submit]").await;
 
-    let members = page_text(bea).await;
+    let members = wait_for(bea, "Members (2 of 8)").await;
     assert!(members.contains("Night shift accomplices"), "{members}");
     assert!(members.contains("Members (2 of 8)"), "{members}");
     assert!(members.contains("Ada"));
