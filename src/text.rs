@@ -21,6 +21,20 @@ pub enum TextError {
     ControlCharacter,
 }
 
+/// An error message, written lower-case so it can be embedded, made to
+/// stand alone on a page: capitalised, ending with a full stop.
+pub fn sentence(message: &str) -> String {
+    let mut chars = message.chars();
+    let mut out: String = match chars.next() {
+        Some(first) => first.to_uppercase().chain(chars).collect(),
+        None => return String::new(),
+    };
+    if !out.ends_with(['.', '!', '?']) {
+        out.push('.');
+    }
+    out
+}
+
 fn is_forbidden(c: char) -> bool {
     (c.is_control() && c != '\n' && c != '\t') || BIDI_CONTROLS.contains(&c)
 }
@@ -106,6 +120,13 @@ mod tests {
             Ok("ééééé".into()),
             "characters, not bytes"
         );
+    }
+
+    #[test]
+    fn messages_become_sentences() {
+        assert_eq!(sentence("this cannot be empty"), "This cannot be empty.");
+        assert_eq!(sentence("été trop long!"), "Été trop long!");
+        assert_eq!(sentence(""), "");
     }
 
     #[test]

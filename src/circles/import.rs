@@ -208,22 +208,8 @@ pub fn import(
             if *outcome == RowOutcome::AlreadyMember {
                 continue;
             }
-            let existing: Option<i64> = people::table
-                .filter(people::email.eq(row.email.as_str()))
-                .select(people::id)
-                .first(conn)
-                .optional()?;
-            let person_id = match existing {
-                Some(id) => id,
-                None => diesel::insert_into(people::table)
-                    .values((
-                        people::email.eq(row.email.as_str()),
-                        people::display_name.eq(row.name.as_str()),
-                        people::created_at.eq(at),
-                    ))
-                    .returning(people::id)
-                    .get_result(conn)?,
-            };
+            let person_id =
+                store::find_or_create_person(conn, row.email.as_str(), row.name.as_str(), at)?;
             store::add_member(conn, circle_id, person_id, store::ROLE_MEMBER, at)?;
             let content = templates.render(
                 "welcome",

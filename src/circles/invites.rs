@@ -248,23 +248,6 @@ pub fn reset_link(
     })
 }
 
-/// Takes the circle row's lock until the transaction ends, so that work
-/// which counts and then adds (invites against the pending cap, members
-/// against the size cap) runs one at a time per circle.
-///
-/// SQLite needs nothing more: `write_transaction` begins IMMEDIATE, so there
-/// is one writer at a time. PostgreSQL reads each statement afresh under READ
-/// COMMITTED but lets two transactions count at once; this update that
-/// changes nothing makes the second wait for the first to commit, and its
-/// counts after that see what the first wrote. Returns false when the circle
-/// does not exist.
-fn lock_circle(conn: &mut DbConnection, circle_id: i64) -> Result<bool, DbError> {
-    let locked = diesel::update(circles::table.find(circle_id))
-        .set(circles::updated_at.eq(circles::updated_at))
-        .execute(conn)?;
-    Ok(locked == 1)
-}
-
 /// The addresses typed into the invite form: one per line or separated by
 /// commas or semicolons, blanks dropped. Each entry is parsed as an address
 /// later, one by one, so a single typo costs only its own line.
@@ -359,7 +342,7 @@ pub fn send_invites(
         if circle.status() != CircleStatus::Active {
             return Ok(SendInvites::CircleNotActive(circle.status()));
         }
-        lock_circle(conn, circle_id)?;
+        store::lock(conn, circle_id)?;
         let facilitator: String = people::table
             .find(person_id)
             .select(people::display_name)
@@ -1123,7 +1106,7 @@ pub fn confirm_join(
         if claimed != 1 {
             return Err(Abort::Refused(Refusal::ConfirmationUsed));
         }
-        if !lock_circle(conn, pending.circle_id)? {
+        if !store::lock(conn, pending.circle_id)? {
             return Err(Abort::Refused(Refusal::UnknownLink));
         }
         let admission = admit(conn, &row.email, &pending)?.map_err(Abort::Refused)?;

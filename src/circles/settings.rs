@@ -10,7 +10,7 @@ use chrono::{NaiveDate, NaiveTime, Weekday};
 use chrono_tz::Tz;
 
 use super::cadence::{Cadence, parse_time_zone};
-use crate::text;
+use crate::text::{self, sentence};
 
 pub const MAX_NAME_LEN: usize = 80;
 pub const MAX_PURPOSE_LEN: usize = 1000;
@@ -289,20 +289,6 @@ fn cadence_field(error: &super::cadence::CadenceError) -> (&'static str, String)
         _ => "cadence_kind",
     };
     (field, sentence(&error.to_string()))
-}
-
-/// Error texts start lower-case so they can be embedded; on a page they
-/// stand alone as a sentence.
-fn sentence(text: &str) -> String {
-    let mut chars = text.chars();
-    let mut out: String = match chars.next() {
-        Some(first) => first.to_uppercase().chain(chars).collect(),
-        None => return String::new(),
-    };
-    if !out.ends_with(['.', '!', '?']) {
-        out.push('.');
-    }
-    out
 }
 
 #[cfg(test)]

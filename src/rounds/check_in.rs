@@ -15,7 +15,7 @@ use diesel::sql_types::{BigInt, Bool, Integer, Nullable, Text, Timestamp};
 
 use crate::db::schema::{commitments, follow_throughs, rounds};
 use crate::db::{DbConnection, DbError, write_transaction};
-use crate::text;
+use crate::text::{self, sentence};
 
 pub const MAX_REFLECTION_LEN: usize = 2000;
 pub const MAX_COMMITMENT_LEN: usize = 280;
@@ -84,22 +84,13 @@ pub struct CheckIn {
 /// Field name -> what is wrong with it.
 pub type FieldErrors = BTreeMap<String, String>;
 
-fn sentence(error: &text::TextError) -> String {
-    let text = error.to_string();
-    let mut chars = text.chars();
-    match chars.next() {
-        Some(first) => format!("{}{}.", first.to_uppercase(), chars.as_str()),
-        None => String::new(),
-    }
-}
-
 impl CheckIn {
     pub fn parse(form: &CheckInForm) -> Result<CheckIn, FieldErrors> {
         let mut errors = FieldErrors::new();
         let reflection = match text::multi_line(&form.reflection, MAX_REFLECTION_LEN, false) {
             Ok(text) => text,
             Err(error) => {
-                errors.insert("reflection".into(), sentence(&error));
+                errors.insert("reflection".into(), sentence(&error.to_string()));
                 String::new()
             }
         };
@@ -111,7 +102,10 @@ impl CheckIn {
             match text::single_line(raw, MAX_COMMITMENT_LEN) {
                 Ok(body) => commitments.push(body),
                 Err(error) => {
-                    errors.insert(format!("commitment-{}", index + 1), sentence(&error));
+                    errors.insert(
+                        format!("commitment-{}", index + 1),
+                        sentence(&error.to_string()),
+                    );
                 }
             }
         }
@@ -140,7 +134,7 @@ impl CheckIn {
                     follow.push((commitment_id, outcome, Some(note).filter(|n| !n.is_empty())))
                 }
                 Err(error) => {
-                    errors.insert(field, sentence(&error));
+                    errors.insert(field, sentence(&error.to_string()));
                 }
             }
         }

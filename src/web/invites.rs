@@ -29,6 +29,7 @@ use crate::circles::invites::{
 use crate::circles::store::CircleStatus;
 use crate::error::AppError;
 use crate::mail::EmailAddress;
+use crate::text;
 
 impl From<InviteError> for AppError {
     fn from(error: InviteError) -> Self {
@@ -249,7 +250,7 @@ pub async fn send(
                 &shown,
                 BatchView {
                     typed: &typed,
-                    error: Some(sentence(&error.to_string())),
+                    error: Some(text::sentence(&error.to_string())),
                     results: &[],
                 },
                 None,
@@ -391,10 +392,10 @@ struct JoinProblems {
 
 /// The join form's fields, parsed, or each field's problem.
 fn parse_join_form(form: &FormData, offer: &JoinOffer) -> Result<JoinRequest, JoinProblems> {
-    let name = DisplayName::parse(form.get("name")).map_err(|e| sentence(&e.to_string()));
+    let name = DisplayName::parse(form.get("name")).map_err(|e| text::sentence(&e.to_string()));
     // An email invite's address is the one that joins, whatever the form says.
     let typed_email = offer.fixed_email.as_deref().unwrap_or(form.get("email"));
-    let email = EmailAddress::parse(typed_email).map_err(|e| sentence(&e.to_string()));
+    let email = EmailAddress::parse(typed_email).map_err(|e| text::sentence(&e.to_string()));
     let accepted = form.get("accept") == "yes";
     match (name, email, accepted) {
         (Ok(name), Ok(email), true) => Ok(JoinRequest { name, email }),
@@ -526,17 +527,4 @@ pub async fn confirm(
         }
         Confirmed::Refused(refusal) => refused(&refusal, name),
     })
-}
-
-/// A message from the domain as a sentence: capital first, full stop last.
-fn sentence(text: &str) -> String {
-    let mut chars = text.chars();
-    let mut out: String = match chars.next() {
-        Some(first) => first.to_uppercase().chain(chars).collect(),
-        None => String::new(),
-    };
-    if !out.ends_with('.') {
-        out.push('.');
-    }
-    out
 }

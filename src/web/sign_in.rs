@@ -13,6 +13,7 @@ use crate::auth::sign_in::{self, DisplayName, LinkState, Redeemed, RequestError,
 use crate::auth::{Token, session};
 use crate::error::AppError;
 use crate::mail::EmailAddress;
+use crate::text;
 
 #[derive(Deserialize)]
 pub struct Next {
@@ -36,7 +37,7 @@ pub async fn request(State(state): State<AppState>, form: FormData) -> Result<Re
             let page = views::sign_in::form(
                 &typed,
                 next.as_ref().map_or("", ReturnPath::as_str),
-                Some(&format!("{}.", capitalise(&error.to_string()))),
+                Some(&text::sentence(&error.to_string())),
             );
             return Ok((StatusCode::UNPROCESSABLE_ENTITY, page).into_response());
         }
@@ -190,12 +191,4 @@ pub async fn sign_out(
         ],
     )
         .into_response())
-}
-
-fn capitalise(text: &str) -> String {
-    let mut chars = text.chars();
-    match chars.next() {
-        Some(first) => first.to_uppercase().chain(chars).collect(),
-        None => String::new(),
-    }
 }
