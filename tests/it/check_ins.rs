@@ -1,6 +1,5 @@
 //! Checking in on the round page: reflection, commitments, follow-through.
 
-use chrono::{DateTime, Utc};
 use diesel::prelude::*;
 use shoulder::circles::settings::{Settings, SettingsForm};
 use shoulder::circles::store;
@@ -8,13 +7,7 @@ use shoulder::db::DbError;
 use shoulder::db::schema::{check_ins, commitments};
 
 use crate::on_both_backends;
-use crate::support::{Backend, TestApp};
-
-fn utc(text: &str) -> DateTime<Utc> {
-    DateTime::parse_from_rfc3339(text)
-        .expect("an RFC 3339 instant")
-        .with_timezone(&Utc)
-}
+use crate::support::{Backend, TestApp, utc};
 
 /// A weekly Monday 09:00 UTC circle of Ada and Bea, with round 1 open.
 async fn circle_with_a_round(app: &TestApp) -> i64 {

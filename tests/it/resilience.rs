@@ -16,15 +16,9 @@ use shoulder::db::DbError;
 use shoulder::db::schema::{deliveries, rounds, suppressed_addresses};
 use shoulder::mail::outbox::{Delivery, status};
 
-use crate::support::{Backend, ReceivedEmail, SmtpMode, TestApp};
+use crate::support::{Backend, ReceivedEmail, SmtpMode, TestApp, utc};
 
 // ---- helpers ----------------------------------------------------------------
-
-fn utc(text: &str) -> DateTime<Utc> {
-    DateTime::parse_from_rfc3339(text)
-        .expect("an RFC 3339 instant")
-        .with_timezone(&Utc)
-}
 
 async fn sqlite_app() -> TestApp {
     TestApp::start(Backend::Sqlite)

@@ -9,13 +9,7 @@ use shoulder::db::DbError;
 use shoulder::db::schema::{deliveries, rounds};
 
 use crate::on_both_backends;
-use crate::support::{Backend, TestApp};
-
-fn utc(text: &str) -> DateTime<Utc> {
-    DateTime::parse_from_rfc3339(text)
-        .expect("an RFC 3339 instant")
-        .with_timezone(&Utc)
-}
+use crate::support::{Backend, TestApp, utc};
 
 /// Starts a circle with `cadence` (the command line's form) in `zone`, its
 /// facilitator and members given as (email, name).

@@ -37,6 +37,13 @@ pub fn announce_skip(what: &str, why: &str, hint: &str) {
     );
 }
 
+/// An instant written as RFC 3339, for setting the fixed clock.
+pub fn utc(text: &str) -> DateTime<Utc> {
+    DateTime::parse_from_rfc3339(text)
+        .expect("an RFC 3339 instant")
+        .with_timezone(&Utc)
+}
+
 /// Where every test's clock starts unless it says otherwise.
 pub fn default_start() -> DateTime<Utc> {
     Utc.with_ymd_and_hms(2027, 3, 1, 9, 0, 0)
