@@ -12,6 +12,7 @@
 //! - [`mail`]: addresses, email templates, and the transports that send.
 //! - [`prompts`]: prompt decks, and which prompt a circle's next round asks.
 //! - [`rounds`]: opening rounds on schedule, reminders, closing, digests.
+//! - [`people`]: a person's own data: export and delete; a circle's export.
 //! - [`jobs`]: the background scheduler and what it runs.
 //! - [`web`]: router, middleware, thin handlers and maud views.
 //! - [`cli`]: the operator's circle commands behind `shoulder circle`.
@@ -31,6 +32,7 @@ pub mod db;
 pub mod error;
 pub mod jobs;
 pub mod mail;
+pub mod people;
 pub mod prompts;
 pub mod rate_limit;
 pub mod rounds;

@@ -191,7 +191,8 @@ pub fn open_before(
         .collect())
 }
 
-/// What the member has saved for this round so far, as a form.
+/// What the member has saved for this round so far, as a form; `None`
+/// until they have checked in.
 pub fn saved_form(
     conn: &mut DbConnection,
     round_id: i64,
@@ -207,10 +208,8 @@ pub fn saved_form(
     let Some(reflection) = reflection else {
         return Ok(None);
     };
-    let mut form = CheckInForm {
-        reflection,
-        ..CheckInForm::default()
-    };
+    let mut form = reported_form(conn, round_id, membership_id)?;
+    form.reflection = reflection;
     let made: Vec<(i32, String)> = commitments::table
         .filter(commitments::round_id.eq(round_id))
         .filter(commitments::membership_id.eq(membership_id))
@@ -225,6 +224,17 @@ pub fn saved_form(
             *slot = body;
         }
     }
+    Ok(Some(form))
+}
+
+/// A form holding only the follow-through reported in this round, which
+/// one-click choices from the email record before any check-in.
+pub fn reported_form(
+    conn: &mut DbConnection,
+    round_id: i64,
+    membership_id: i64,
+) -> Result<CheckInForm, DbError> {
+    let mut form = CheckInForm::default();
     let reported: Vec<(i64, String, Option<String>)> = follow_throughs::table
         .inner_join(commitments::table)
         .filter(follow_throughs::round_id.eq(round_id))
@@ -239,7 +249,7 @@ pub fn saved_form(
         form.follow
             .insert(id.to_string(), (outcome, note.unwrap_or_default()));
     }
-    Ok(Some(form))
+    Ok(form)
 }
 
 /// What saving did.
@@ -402,7 +412,7 @@ fn save_commitment(
     Ok(())
 }
 
-fn record_follow_through(
+pub(crate) fn record_follow_through(
     conn: &mut DbConnection,
     commitment_id: i64,
     round_id: i64,

@@ -8,13 +8,14 @@
 
 use chrono::{DateTime, NaiveDate, NaiveDateTime, Utc};
 use diesel::prelude::*;
-use serde::Serialize;
 use serde_json::json;
 
+use super::away;
+use super::content::{self, RoundFacts};
 use super::open::{Recipient, recipients};
 use super::{RoundReport, RoundSettings, SLOT_FORMAT};
 use crate::circles::unsubscribe;
-use crate::db::schema::{away_periods, check_ins, circles, memberships, people, rounds};
+use crate::db::schema::{check_ins, circles, rounds};
 use crate::db::{DbConnection, DbError, write_transaction};
 use crate::mail::outbox::{self, NewEmail};
 use crate::mail::{EmailAddress, EmailTemplates};
@@ -50,7 +51,19 @@ fn load_round(conn: &mut DbConnection, round_id: i64) -> Result<RoundRow, DbErro
         .first(conn)?)
 }
 
-fn slot_day(slot: &str) -> NaiveDate {
+impl RoundRow {
+    fn facts(&self) -> RoundFacts {
+        RoundFacts {
+            id: self.id,
+            circle_id: self.circle_id,
+            number: self.number,
+            closes_at: self.closes_at,
+            day: slot_day(&self.slot),
+        }
+    }
+}
+
+pub(super) fn slot_day(slot: &str) -> NaiveDate {
     NaiveDateTime::parse_from_str(slot, SLOT_FORMAT)
         .map(|at| at.date())
         .unwrap_or_default()
@@ -64,17 +77,17 @@ fn checked_in(conn: &mut DbConnection, round_id: i64) -> Result<Vec<i64>, DbErro
 }
 
 /// Where round mail is written from.
-struct Writer<'a> {
-    templates: &'a EmailTemplates,
-    public_base: &'a str,
+pub(super) struct Writer<'a> {
+    pub templates: &'a EmailTemplates,
+    pub public_base: &'a str,
 }
 
 /// Renders `kind` for one member, with an unsubscribe link of their own,
 /// and puts it in the outbox.
-fn mail_member(
+pub(super) fn mail_member(
     conn: &mut DbConnection,
     writer: &Writer<'_>,
-    round: &RoundRow,
+    round_id: i64,
     member: &Recipient,
     kind: &'static str,
     mut context: serde_json::Value,
@@ -99,7 +112,7 @@ fn mail_member(
             kind,
             to,
             to_name: Some(member.name.clone()),
-            round_id: Some(round.id),
+            round_id: Some(round_id),
             membership_id: Some(member.membership_id),
             content,
             headers: unsubscribe::headers(&unsubscribe_url),
@@ -121,6 +134,8 @@ pub fn advance(
         .filter(rounds::reminded_at.is_null())
         .filter(rounds::closed_at.is_null())
         .filter(rounds::reminder_at.le(at))
+        // A round already due to close gets its digest, not a late nudge.
+        .filter(rounds::closes_at.gt(at))
         .order(rounds::reminder_at.asc())
         .limit(settings.batch_size)
         .select(rounds::id)
@@ -176,45 +191,26 @@ fn remind(
             .with_timezone(&zone)
             .format("%A %-d %B, %H:%M %Z")
             .to_string();
-        let round_url = format!(
-            "{}/circles/{}/rounds/{}",
-            settings.public_base, round.circle_id, round.number
-        );
         let writer = Writer {
             templates,
             public_base: &settings.public_base,
         };
-        let context = json!({
-            "circle": round.circle_name,
-            "number": round.number,
-            "question": round.question,
-            "round_url": round_url,
-            "closes": closes,
-        });
-        for member in recipients(conn, round.circle_id, slot_day(&round.slot))? {
-            if done.contains(&member.membership_id) {
+        let facts = round.facts();
+        let skipping = away::skipping(conn, round_id)?;
+        for member in recipients(conn, round.circle_id, facts.day)? {
+            if done.contains(&member.membership_id) || skipping.contains(&member.membership_id) {
                 continue;
             }
-            mail_member(
-                conn,
-                &writer,
-                &round,
-                &member,
-                "reminder",
-                context.clone(),
-                at,
-            )?;
+            let mut context =
+                content::reminder(conn, &facts, member.membership_id, &settings.public_base)?;
+            context["circle"] = json!(round.circle_name);
+            context["number"] = json!(round.number);
+            context["question"] = json!(round.question);
+            context["closes"] = json!(closes);
+            mail_member(conn, &writer, round_id, &member, "reminder", context, at)?;
         }
         Ok(true)
     })
-}
-
-/// One line of the digest.
-#[derive(Serialize)]
-struct DigestLine {
-    name: String,
-    /// "checked in", "away", or "no check-in this round": never "missed".
-    status: &'static str,
 }
 
 fn close(
@@ -237,33 +233,7 @@ fn close(
             return Ok(false);
         }
         let round = load_round(conn, round_id)?;
-        let day = slot_day(&round.slot);
-        let done = checked_in(conn, round_id)?;
-        let away: Vec<i64> = away_periods::table
-            .filter(away_periods::starts_on.le(day))
-            .filter(away_periods::ends_on.ge(day))
-            .select(away_periods::membership_id)
-            .load(conn)?;
-        let members: Vec<(i64, String)> = memberships::table
-            .inner_join(people::table)
-            .filter(memberships::circle_id.eq(round.circle_id))
-            .filter(memberships::status.eq("active"))
-            .order(people::display_name.asc())
-            .select((memberships::id, people::display_name))
-            .load(conn)?;
-        let lines: Vec<DigestLine> = members
-            .into_iter()
-            .map(|(id, name)| DigestLine {
-                name,
-                status: if done.contains(&id) {
-                    "checked in"
-                } else if away.contains(&id) {
-                    "away"
-                } else {
-                    "no check-in this round"
-                },
-            })
-            .collect();
+        let facts = round.facts();
         let round_url = format!(
             "{}/circles/{}/rounds/{}",
             settings.public_base, round.circle_id, round.number
@@ -272,18 +242,16 @@ fn close(
             templates,
             public_base: &settings.public_base,
         };
-        let context = json!({
-            "circle": round.circle_name,
-            "number": round.number,
-            "question": round.question,
-            "round_url": round_url,
-            "members": lines,
-        });
-        for member in recipients(conn, round.circle_id, day)? {
+        let mut context = content::digest(conn, &facts)?;
+        context["circle"] = json!(round.circle_name);
+        context["number"] = json!(round.number);
+        context["question"] = json!(round.question);
+        context["round_url"] = json!(round_url);
+        for member in recipients(conn, round.circle_id, facts.day)? {
             mail_member(
                 conn,
                 &writer,
-                &round,
+                round_id,
                 &member,
                 "digest",
                 context.clone(),

@@ -6,9 +6,16 @@
 //! runs first: one round per circle and slot, one delivery per round,
 //! member and kind. See `open` for the catch-up and DST rules.
 
+pub mod actions;
+pub mod away;
 pub mod check_in;
+pub mod content;
+pub mod history;
 pub mod lifecycle;
+pub mod links;
 pub mod open;
+pub mod pairing;
+pub mod support;
 
 use chrono::{Duration, NaiveDateTime};
 use diesel::prelude::*;

@@ -17,14 +17,14 @@ use diesel::prelude::*;
 use diesel::sql_types::{BigInt, Integer, Nullable, Text, Timestamp};
 use serde_json::json;
 
-use super::{RoundReport, RoundSettings, SLOT_FORMAT};
+use super::content::{self, RoundFacts};
+use super::lifecycle::{Writer, mail_member};
+use super::{RoundReport, RoundSettings, SLOT_FORMAT, pairing};
 use crate::circles::cadence::Occurrence;
 use crate::circles::store::{self, Circle, CircleStatus};
-use crate::circles::unsubscribe;
 use crate::db::schema::{away_periods, circles, memberships, people, rounds};
 use crate::db::{DbConnection, DbError, write_transaction};
-use crate::mail::outbox::{self, NewEmail};
-use crate::mail::{EmailAddress, EmailTemplates, TemplateError};
+use crate::mail::{EmailTemplates, TemplateError};
 use crate::prompts::{self, Decks, PromptError};
 
 #[derive(Debug, thiserror::Error)]
@@ -348,50 +348,51 @@ fn open_round(
         return Ok(Opening::AlreadyOpen);
     };
     prompts::record_use(conn, circle.id, &prompt.id, round.id, now.naive_utc())?;
-    let round_url = format!(
-        "{}/circles/{}/rounds/{number}",
-        context.settings.public_base, circle.id
-    );
     let closes_local = closes_at
         .with_timezone(&zone)
         .format("%A %-d %B, %H:%M %Z")
         .to_string();
-    for member in recipients(conn, circle.id, occurrence.slot.date())? {
-        let unsubscribe_token =
-            unsubscribe::issue_link(conn, member.membership_id, now.naive_utc())?;
-        let unsubscribe_url = unsubscribe::link(&context.settings.public_base, &unsubscribe_token);
-        let content = context.templates.render(
-            "check_in",
-            &json!({
-                "name": member.name,
-                "circle": circle.name,
-                "number": number,
-                "question": prompt.question,
-                "follow_up": prompt.follow_up,
-                "round_url": round_url,
-                "closes": closes_local,
-                "unsubscribe_url": unsubscribe_url,
-            }),
-        )?;
-        let Ok(to) = EmailAddress::parse(&member.email) else {
-            tracing::warn!(
-                membership.id = member.membership_id,
-                "member has an unusable address"
-            );
-            continue;
-        };
-        outbox::enqueue(
+    let facts = RoundFacts {
+        id: round.id,
+        circle_id: circle.id,
+        number,
+        closes_at: closes_at.naive_utc(),
+        day: occurrence.slot.date(),
+    };
+    // Support received since the previous round opened goes in this email.
+    let support_since: Option<NaiveDateTime> = rounds::table
+        .filter(rounds::circle_id.eq(circle.id))
+        .filter(rounds::number.lt(number))
+        .select(diesel::dsl::max(rounds::opened_at))
+        .first(conn)?;
+    let members = recipients(conn, circle.id, facts.day)?;
+    let ids: Vec<i64> = members.iter().map(|m| m.membership_id).collect();
+    pairing::assign(conn, round.id, number, &ids)?;
+    let writer = Writer {
+        templates: context.templates,
+        public_base: &context.settings.public_base,
+    };
+    for member in &members {
+        let mut mail = content::check_in(
             conn,
+            &facts,
+            member.membership_id,
+            support_since,
+            &context.settings.public_base,
+        )?;
+        mail["circle"] = json!(circle.name);
+        mail["number"] = json!(number);
+        mail["question"] = json!(prompt.question);
+        mail["follow_up"] = json!(prompt.follow_up);
+        mail["closes"] = json!(closes_local);
+        mail_member(
+            conn,
+            &writer,
+            round.id,
+            member,
+            "check_in",
+            mail,
             now.naive_utc(),
-            &NewEmail {
-                kind: "check_in",
-                to,
-                to_name: Some(member.name.clone()),
-                round_id: Some(round.id),
-                membership_id: Some(member.membership_id),
-                content,
-                headers: unsubscribe::headers(&unsubscribe_url),
-            },
         )?;
     }
     tracing::info!(

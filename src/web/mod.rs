@@ -2,11 +2,14 @@
 //! handlers, which stay thin: extract, call one domain function, render.
 //! Nothing under `web/` touches diesel.
 
+mod account;
+mod actions;
 pub mod assets;
 mod circles;
 mod dev_mail;
 pub mod form;
 mod health;
+mod history;
 mod invites;
 pub mod metrics;
 mod prompts;
@@ -59,6 +62,18 @@ pub fn router(state: AppState) -> Router {
             get(sign_in::confirm_page).post(sign_in::redeem),
         )
         .route("/sign-out", post(sign_in::sign_out))
+        .route("/me", get(account::page))
+        .route("/me/export.json", get(account::export_json))
+        .route("/me/export.csv", get(account::export_csv))
+        .route(
+            "/me/delete",
+            get(account::delete_page).post(account::delete),
+        )
+        .route(
+            "/circles/{id}/export.json",
+            get(account::circle_export_json),
+        )
+        .route("/circles/{id}/export.csv", get(account::circle_export_csv))
         .route("/circles", post(circles::create))
         .route("/circles/new", get(circles::new_form))
         .route("/circles/{id}", get(circles::show))
@@ -77,6 +92,23 @@ pub fn router(state: AppState) -> Router {
             "/circles/{id}/rounds/{number}",
             get(rounds::show).post(rounds::check_in),
         )
+        .route(
+            "/circles/{id}/rounds/{number}/support",
+            post(rounds::support),
+        )
+        .route("/circles/{id}/rounds/{number}/help", post(rounds::help))
+        .route("/circles/{id}/rounds/{number}/skip", post(rounds::skip))
+        .route("/circles/{id}/rounds/{number}/away", post(rounds::away))
+        .route(
+            "/act/{token}",
+            get(actions::confirm_page).post(actions::perform),
+        )
+        .route("/circles/{id}/history", get(history::circle_history))
+        .route(
+            "/circles/{id}/members/{membership}/history",
+            get(history::member_history),
+        )
+        .route("/circles/{id}/health", get(history::health))
         .route("/circles/{id}/mail", post(circles::change_mail))
         .route(
             "/circles/{id}/members/{membership}/facilitator",

@@ -316,14 +316,14 @@ async fn serve_without_migrations_is_alive_but_not_ready_and_stops_on_sigint() {
     assert_eq!(probe(&running.base, "/healthz").await.0, 200);
     let (status, body) = probe(&running.base, "/readyz").await;
     assert_eq!(status, 503);
-    assert!(body.contains("1 database migrations pending"), "{body}");
+    assert!(body.contains("2 database migrations pending"), "{body}");
     assert!(running.stop_with("-INT").success());
 }
 
 #[test]
 fn migrate_applies_once_then_finds_nothing_to_do() {
     let dir = tempfile::tempdir().expect("temp dir");
-    for expected in ["applied 1 migration(s)", "applied 0 migration(s)"] {
+    for expected in ["applied 2 migration(s)", "applied 0 migration(s)"] {
         let mut command = shoulder(dir.path());
         command
             .arg("migrate")

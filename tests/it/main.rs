@@ -4,18 +4,23 @@
 mod support;
 
 mod browser;
+mod browser_round;
 mod check_ins;
 mod circles;
 mod cli;
 mod dev_mail;
+mod health;
+mod history;
 mod http;
 mod invites;
 mod jobs;
 mod mail;
 mod outbox;
+mod own_data;
 mod prompts;
 mod resilience;
 mod rounds;
 mod schema;
+mod shoulder;
 mod sign_in;
 mod unsubscribe;

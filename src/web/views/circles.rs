@@ -231,6 +231,13 @@ pub fn circle(page: &CirclePage<'_>) -> Markup {
                             }
                         }
                     }
+                    p.history-links {
+                        a href={ "/circles/" (id) "/history" } { "The circle's follow-through" }
+                        @if let Some(me) = page.members.iter().find(|m| m.is_viewer) {
+                            " · "
+                            a href={ "/circles/" (id) "/members/" (me.membership_id) "/history" } { "Your history" }
+                        }
+                    }
                 }
             }
             section {
@@ -247,6 +254,8 @@ pub fn circle(page: &CirclePage<'_>) -> Markup {
                             (member.name)
                             @if member.facilitator { " " span.role { "facilitator" } }
                             @if member.is_viewer { " " span.muted { "(you)" } }
+                            " · "
+                            a href={ "/circles/" (id) "/members/" (member.membership_id) "/history" } { "history" }
                             @if page.viewer_is_facilitator && !member.is_viewer {
                                 @if !member.facilitator {
                                     form.inline method="post" action={ "/circles/" (id) "/members/" (member.membership_id) "/facilitator" } {
@@ -281,6 +290,8 @@ pub fn circle(page: &CirclePage<'_>) -> Markup {
                         a href={ "/circles/" (id) "/edit" } { "Settings" }
                         " · "
                         a href={ "/circles/" (id) "/prompts" } { "Prompts" }
+                        " · "
+                        a href={ "/circles/" (id) "/health" } { "Circle health" }
                     }
                     form.inline method="post" action={ "/circles/" (id) "/status" } {
                         @if page.status == "active" {

@@ -33,6 +33,8 @@ fn frame(title: &str, person: Option<&str>, content: Markup) -> Markup {
                         form.account method="post" action="/sign-out" {
                             span.muted { (person) }
                             " "
+                            a href="/me" { "Your data" }
+                            " "
                             button.link type="submit" { "Sign out" }
                         }
                     }

@@ -1,17 +1,96 @@
-//! The round page: the prompt everyone shares, and the viewer's check-in.
+//! The round page: the prompt everyone shares, the viewer's check-in, the
+//! peer they shoulder up, the circle's open commitments, and stepping back.
 
+use chrono::NaiveDate;
 use maud::{Markup, html};
 
-use super::layout::page_for;
+use super::layout::{page, page_for};
+use crate::rounds::away::{AwayForm, AwayPeriod};
 use crate::rounds::check_in::{
     CheckInForm, FieldErrors, MAX_COMMITMENT_LEN, MAX_COMMITMENTS, MAX_NOTE_LEN, OpenCommitment,
     Outcome,
 };
+use crate::rounds::support::{CircleCommitment, MAX_SUPPORT_LEN};
+
+/// What a change just did, said once at the top of the page.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Notice {
+    CheckedIn,
+    Supported,
+    HelpAsked,
+    HelpWithdrawn,
+    Skipped,
+    Unskipped,
+    AwaySet,
+    AwayCancelled,
+}
+
+impl Notice {
+    const ALL: [Notice; 8] = [
+        Notice::CheckedIn,
+        Notice::Supported,
+        Notice::HelpAsked,
+        Notice::HelpWithdrawn,
+        Notice::Skipped,
+        Notice::Unskipped,
+        Notice::AwaySet,
+        Notice::AwayCancelled,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Notice::CheckedIn => "check-in",
+            Notice::Supported => "support",
+            Notice::HelpAsked => "help",
+            Notice::HelpWithdrawn => "no-help",
+            Notice::Skipped => "skip",
+            Notice::Unskipped => "unskip",
+            Notice::AwaySet => "away",
+            Notice::AwayCancelled => "back",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Notice> {
+        Notice::ALL.into_iter().find(|n| n.as_str() == text)
+    }
+
+    fn message(self) -> &'static str {
+        match self {
+            Notice::CheckedIn => "Your check-in is saved.",
+            Notice::Supported => {
+                "Your support is on its way: it will be in the next email and the digest."
+            }
+            Notice::HelpAsked => "The circle will see that you could use help with this one.",
+            Notice::HelpWithdrawn => "No longer asking for help with that one.",
+            Notice::Skipped => {
+                "You are skipping this round: no reminder will come, and the digest will say you are away."
+            }
+            Notice::Unskipped => "You are back in this round.",
+            Notice::AwaySet => {
+                "Your away dates are saved. No check-ins or reminders will come on those days."
+            }
+            Notice::AwayCancelled => "Those away dates are removed.",
+        }
+    }
+}
+
+/// What was typed into a form that is being shown again, and its problems.
+#[derive(Debug, Clone, Default)]
+pub struct Drafts {
+    pub check_in: Option<CheckInForm>,
+    /// (commitment id, text) of a support message.
+    pub support: Option<(i64, String)>,
+    pub away: Option<AwayForm>,
+    pub errors: FieldErrors,
+}
 
 pub struct RoundPage<'a> {
     pub viewer: &'a str,
+    /// The round link's token when the viewer came by one.
+    pub key: Option<&'a str>,
     pub circle_id: i64,
     pub circle_name: &'a str,
+    pub membership_id: i64,
     pub number: i32,
     pub question: &'a str,
     pub follow_up: Option<&'a str>,
@@ -20,97 +99,366 @@ pub struct RoundPage<'a> {
     pub closed: bool,
     pub open_commitments: &'a [OpenCommitment],
     pub form: &'a CheckInForm,
-    pub errors: &'a FieldErrors,
     pub checked_in: bool,
-    pub notice: Option<&'a str>,
+    pub partner: Option<(i64, &'a str)>,
+    pub circle_open: &'a [CircleCommitment],
+    pub skipping: bool,
+    pub away: &'a [AwayPeriod],
+    pub today: NaiveDate,
+    pub drafts: &'a Drafts,
+    pub notice: Option<Notice>,
+}
+
+impl RoundPage<'_> {
+    fn action(&self, what: &str) -> String {
+        format!("/circles/{}/rounds/{}{what}", self.circle_id, self.number)
+    }
+
+    /// Every form carries the round link's token, when there is one.
+    fn key_field(&self) -> Markup {
+        html! {
+            @if let Some(key) = self.key {
+                input type="hidden" name="key" value=(key);
+            }
+        }
+    }
 }
 
 fn problem(errors: &FieldErrors, field: &str) -> Markup {
     html! {
         @if let Some(message) = errors.get(field) {
-            p.error id={ (field) "-error" } { (message) }
+            p.error id={ (field) "-error" } role="alert" { (message) }
         }
     }
 }
 
 pub fn round(page: &RoundPage<'_>) -> Markup {
     let title = format!("{}, round {}", page.circle_name, page.number);
+    let content = html! {
+        p.muted { a href={ "/circles/" (page.circle_id) } { "← " (page.circle_name) } }
+        h1 { "Round " (page.number) }
+        @if page.key.is_some() {
+            p.muted { "Checking in as " strong { (page.viewer) } " through the link in your email. It works for this round until it closes." }
+        }
+        @if let Some(notice) = page.notice {
+            p.notice role="status" { (notice.message()) }
+        }
+        blockquote.prompt {
+            p { (page.question) }
+            @if let Some(follow_up) = page.follow_up {
+                p.muted { (follow_up) }
+            }
+        }
+        p.muted {
+            "Opened " (page.opened) ". "
+            @if page.closed { "Closed " (page.closes) "." } @else { "Open until " (page.closes) "." }
+        }
+        (shoulder_up(page))
+        (check_in_form(page))
+        (own_commitments(page))
+        (circle_commitments(page))
+        (stepping_back(page))
+    };
+    if page.key.is_some() {
+        super::layout::page(&title, content)
+    } else {
+        page_for(page.viewer, &title, content)
+    }
+}
+
+fn check_in_form(page: &RoundPage<'_>) -> Markup {
     let form = page.form;
-    page_for(
-        page.viewer,
-        &title,
-        html! {
-            p.muted { a href={ "/circles/" (page.circle_id) } { "← " (page.circle_name) } }
-            h1 { "Round " (page.number) }
-            @if let Some(notice) = page.notice {
-                p.notice role="status" { (notice) }
-            }
-            blockquote.prompt {
-                p { (page.question) }
-                @if let Some(follow_up) = page.follow_up {
-                    p.muted { (follow_up) }
+    let errors = &page.drafts.errors;
+    let check_in_errors = errors
+        .keys()
+        .any(|k| k == "reflection" || k.starts_with("commitment-") || k.starts_with("follow-"));
+    html! {
+        @if check_in_errors {
+            p.error role="alert" { "Some answers need another look; each is marked below. Nothing was saved yet." }
+            // Problems with fields this page does not show (a commitment
+            // that is not the viewer's) have no place below.
+            @for (field, message) in errors.iter() {
+                @if field.strip_prefix("follow-").is_some_and(|id| !page.open_commitments.iter().any(|c| c.id.to_string() == id)) {
+                    p.error { (message) }
                 }
             }
-            p.muted {
-                "Opened " (page.opened) ". "
-                @if page.closed { "Closed " (page.closes) "." } @else { "Open until " (page.closes) "." }
-            }
-            @if !page.errors.is_empty() {
-                p.error role="alert" { "Some answers need another look; each is marked below. Nothing was saved yet." }
-                // Problems with fields this page does not show (a commitment
-                // that is not the viewer's) have no place below.
-                @for (field, message) in page.errors.iter() {
-                    @if field.strip_prefix("follow-").is_some_and(|id| !page.open_commitments.iter().any(|c| c.id.to_string() == id)) {
-                        p.error { (message) }
-                    }
+        }
+        form #check-in method="post" action=(page.action("")) {
+            (page.key_field())
+            h2 { "Your check-in" }
+            @if page.checked_in {
+                p.muted {
+                    "You have checked in this round. "
+                    @if page.closed { "The round has closed; changes now are marked late." }
+                    @else { "You can change it until the round closes." }
                 }
+            } @else if page.closed {
+                p.muted { "The round has closed, but a late check-in is welcome and will be marked late." }
             }
-            form method="post" action={ "/circles/" (page.circle_id) "/rounds/" (page.number) } {
-                h2 { "Your check-in" }
-                @if page.checked_in {
-                    p.muted {
-                        "You have checked in this round. "
-                        @if page.closed { "The round has closed; changes now are marked late." }
-                        @else { "You can change it until the round closes." }
-                    }
-                } @else if page.closed {
-                    p.muted { "The round has closed, but a late check-in is welcome and will be marked late." }
-                }
-                @if !page.open_commitments.is_empty() {
-                    section.follow-through {
-                        h3 { "How did your earlier commitments go?" }
-                        @for commitment in page.open_commitments {
-                            @let id = commitment.id.to_string();
-                            @let (chosen, note) = form.follow.get(&id).cloned().unwrap_or_default();
-                            fieldset {
-                                legend { (commitment.body) " " span.muted { "(round " (commitment.made_in_round) ")" } }
-                                @for outcome in Outcome::ALL {
-                                    label.inline {
-                                        input type="radio" name={ "outcome-" (id) } value=(outcome.as_str()) checked[chosen == outcome.as_str()];
-                                        " " (outcome.label())
-                                    }
+            @if !page.open_commitments.is_empty() {
+                section.follow-through {
+                    h3 { "How did your earlier commitments go?" }
+                    @for commitment in page.open_commitments {
+                        @let id = commitment.id.to_string();
+                        @let (chosen, note) = form.follow.get(&id).cloned().unwrap_or_default();
+                        fieldset {
+                            legend { (commitment.body) " " span.muted { "(round " (commitment.made_in_round) ")" } }
+                            @for outcome in Outcome::ALL {
+                                label.inline {
+                                    input type="radio" name={ "outcome-" (id) } value=(outcome.as_str()) checked[chosen == outcome.as_str()];
+                                    " " (outcome.label())
                                 }
-                                label for={ "note-" (id) } { "A short note (optional)" }
-                                input id={ "note-" (id) } type="text" name={ "note-" (id) } value=(note) maxlength=(MAX_NOTE_LEN);
-                                (problem(page.errors, &format!("follow-{id}")))
+                            }
+                            label for={ "note-" (id) } { "A short note (optional)" }
+                            input id={ "note-" (id) } type="text" name={ "note-" (id) } value=(note) maxlength=(MAX_NOTE_LEN);
+                            (problem(errors, &format!("follow-{id}")))
+                        }
+                    }
+                    p.muted { "\"Not yet\" carries it into the next round. \"Release\" lets it go honestly; it is not a miss." }
+                }
+            }
+            label for="reflection" { "Your reflection (optional)" }
+            textarea #reflection name="reflection" rows="5" { (form.reflection) }
+            (problem(errors, "reflection"))
+            h3 { "Before the next round, I will…" }
+            p.muted { "One to three commitments, each up to " (MAX_COMMITMENT_LEN) " characters." }
+            @for index in 0..MAX_COMMITMENTS {
+                @let field = format!("commitment-{}", index + 1);
+                label.sr-only for=(field) { "Commitment " (index + 1) }
+                input id=(field) type="text" name=(field) value=(form.commitments[index]) maxlength=(MAX_COMMITMENT_LEN);
+                (problem(errors, &field))
+            }
+            p { button type="submit" { "Save my check-in" } }
+        }
+    }
+}
+
+/// One peer commitment: its support so far and a form to add some.
+fn supportable(page: &RoundPage<'_>, commitment: &CircleCommitment, show_name: bool) -> Markup {
+    let field = format!("support-{}", commitment.id);
+    let typed = page
+        .drafts
+        .support
+        .as_ref()
+        .filter(|(id, _)| *id == commitment.id)
+        .map(|(_, text)| text.as_str())
+        .unwrap_or("");
+    html! {
+        li.commitment data-commitment=(commitment.id) {
+            p {
+                @if show_name { strong { (commitment.name) } ": " }
+                (commitment.body)
+                " " span.muted { "(round " (commitment.made_in_round) ")" }
+                @if commitment.help_wanted { " " span.help { "could use help" } }
+            }
+            (support_list(commitment))
+            form.support method="post" action=(page.action("/support")) {
+                (page.key_field())
+                input type="hidden" name="commitment" value=(commitment.id);
+                label.sr-only for={ (field) "-body" } { "Support for " (commitment.name) }
+                textarea id={ (field) "-body" } name="body" rows="2" maxlength=(MAX_SUPPORT_LEN)
+                    placeholder="A word of encouragement, an offer of help…" { (typed) }
+                (problem(&page.drafts.errors, &field))
+                button type="submit" { "Offer support" }
+            }
+        }
+    }
+}
+
+fn support_list(commitment: &CircleCommitment) -> Markup {
+    html! {
+        @if !commitment.support.is_empty() {
+            ul.support {
+                @for support in &commitment.support {
+                    li { strong { (support.author) } ": " (support.body) }
+                }
+            }
+        }
+    }
+}
+
+fn shoulder_up(page: &RoundPage<'_>) -> Markup {
+    let Some((partner_id, partner_name)) = page.partner else {
+        return html! {};
+    };
+    let theirs: Vec<&CircleCommitment> = page
+        .circle_open
+        .iter()
+        .filter(|c| c.membership_id == partner_id)
+        .collect();
+    html! {
+        section.shoulder-up #shoulder-up {
+            h2 { "Shoulder up " (partner_name) }
+            p { "This round you are paired with " strong { (partner_name) } ". A word of encouragement on what they carry goes a long way." }
+            @if theirs.is_empty() {
+                p.muted { "They have no open commitments yet; check back once they have checked in." }
+            } @else {
+                ul.commitments {
+                    @for commitment in theirs {
+                        (supportable(page, commitment, false))
+                    }
+                }
+            }
+        }
+    }
+}
+
+fn own_commitments(page: &RoundPage<'_>) -> Markup {
+    let mine: Vec<&CircleCommitment> = page
+        .circle_open
+        .iter()
+        .filter(|c| c.membership_id == page.membership_id)
+        .collect();
+    html! {
+        @if !mine.is_empty() {
+            section #yours {
+                h2 { "Your open commitments" }
+                (problem(&page.drafts.errors, "help"))
+                ul.commitments {
+                    @for commitment in mine {
+                        li.commitment data-commitment=(commitment.id) {
+                            p {
+                                (commitment.body) " " span.muted { "(round " (commitment.made_in_round) ")" }
+                                @if commitment.help_wanted { " " span.help { "could use help" } }
+                            }
+                            (support_list(commitment))
+                            form.inline method="post" action=(page.action("/help")) {
+                                (page.key_field())
+                                input type="hidden" name="commitment" value=(commitment.id);
+                                @if commitment.help_wanted {
+                                    input type="hidden" name="wanted" value="no";
+                                    button.secondary type="submit" { "I no longer need help" }
+                                } @else {
+                                    input type="hidden" name="wanted" value="yes";
+                                    button.secondary type="submit" { "I could use help" }
+                                }
                             }
                         }
-                        p.muted { "\"Not yet\" carries it into the next round. \"Release\" lets it go honestly; it is not a miss." }
                     }
                 }
-                label for="reflection" { "Your reflection (optional)" }
-                textarea #reflection name="reflection" rows="5" { (form.reflection) }
-                (problem(page.errors, "reflection"))
-                h3 { "Before the next round, I will…" }
-                p.muted { "One to three commitments, each up to " (MAX_COMMITMENT_LEN) " characters." }
-                @for index in 0..MAX_COMMITMENTS {
-                    @let field = format!("commitment-{}", index + 1);
-                    label.sr-only for=(field) { "Commitment " (index + 1) }
-                    input id=(field) type="text" name=(field) value=(form.commitments[index]) maxlength=(MAX_COMMITMENT_LEN);
-                    (problem(page.errors, &field))
-                }
-                p { button type="submit" { "Save my check-in" } }
             }
+        }
+    }
+}
+
+fn circle_commitments(page: &RoundPage<'_>) -> Markup {
+    let partner = page.partner.map(|p| p.0);
+    let others: Vec<&CircleCommitment> = page
+        .circle_open
+        .iter()
+        .filter(|c| c.membership_id != page.membership_id && Some(c.membership_id) != partner)
+        .collect();
+    html! {
+        (problem(&page.drafts.errors, "support"))
+        @if !others.is_empty() {
+            section #circle {
+                h2 { "What the circle is carrying" }
+                ul.commitments {
+                    @for commitment in others {
+                        (supportable(page, commitment, true))
+                    }
+                }
+            }
+        }
+    }
+}
+
+fn stepping_back(page: &RoundPage<'_>) -> Markup {
+    let errors = &page.drafts.errors;
+    let typed = page.drafts.away.clone().unwrap_or_default();
+    html! {
+        section #stepping-back {
+            h2 { "Stepping back" }
+            @if !page.closed {
+                form.inline method="post" action=(page.action("/skip")) {
+                    (page.key_field())
+                    @if page.skipping {
+                        p { "You are skipping this round." }
+                        input type="hidden" name="skip" value="no";
+                        button.secondary type="submit" { "Take part in this round after all" }
+                    } @else {
+                        input type="hidden" name="skip" value="yes";
+                        button.secondary type="submit" { "Skip this round" }
+                        " " span.muted { "No reminder; the digest will say you are away." }
+                    }
+                }
+            }
+            @if !page.away.is_empty() {
+                p { "Your away dates in this circle:" }
+                ul {
+                    @for period in page.away {
+                        li {
+                            (period.starts_on.format("%-d %B %Y")) " to " (period.ends_on.format("%-d %B %Y"))
+                            " "
+                            form.inline method="post" action=(page.action("/away")) {
+                                (page.key_field())
+                                input type="hidden" name="cancel" value=(period.id);
+                                button.link type="submit" { "remove" }
+                            }
+                        }
+                    }
+                }
+            }
+            (problem(errors, "away"))
+            form #away method="post" action=(page.action("/away")) {
+                (page.key_field())
+                p.muted { "Away for a while? On those days you get no check-in or reminder, and you are left out of the pairs." }
+                label for="away-starts" { "First day away" }
+                input #away-starts type="date" name="starts" value=(typed.starts) min=(page.today.format("%Y-%m-%d"));
+                (problem(errors, "away-starts"))
+                label for="away-ends" { "Last day away" }
+                input #away-ends type="date" name="ends" value=(typed.ends) min=(page.today.format("%Y-%m-%d"));
+                (problem(errors, "away-ends"))
+                p { button.secondary type="submit" { "Set away dates" } }
+            }
+        }
+    }
+}
+
+/// A round link that is not one of ours.
+pub fn link_unknown() -> Markup {
+    page(
+        "This link does not work",
+        html! {
+            h1 { "This round link does not work" }
+            p { "It may have been copied incompletely, or its member has left the circle. Nothing has changed." }
+            p { a href="/sign-in" { "Sign in" } " to reach your circles and their rounds." }
+        },
+    )
+}
+
+/// A real round link, used on another round's page.
+pub fn link_other_round() -> Markup {
+    page(
+        "This link is for another round",
+        html! {
+            h1 { "This link is for a different round" }
+            p { "Each email's link opens only the round it was sent for. Use the link in that round's email, or sign in. Nothing has changed." }
+            p { a href="/sign-in" { "Sign in" } }
+        },
+    )
+}
+
+/// A round link after its round closed.
+pub fn link_closed() -> Markup {
+    page(
+        "This round has closed",
+        html! {
+            h1 { "This round has closed" }
+            p { "Email links work only while their round is open. A late check-in is still welcome: sign in to add it. Nothing has changed." }
+            p { a href="/sign-in" { "Sign in" } }
+        },
+    )
+}
+
+/// Someone signed in opened another member's round link.
+pub fn link_someone_elses() -> Markup {
+    page(
+        "This link is someone else's",
+        html! {
+            h1 { "This link was sent to another member" }
+            p { "You are signed in as someone else, and a round link works only for the member it was emailed to. Nothing has changed." }
+            p { a href="/" { "Go to your circles" } }
         },
     )
 }

@@ -1,0 +1,173 @@
+//! The facilitator's private view of how a circle is holding up: where
+//! someone might welcome a hand, not who is falling behind.
+//!
+//! Three things, each with a rule simple enough to state on the page:
+//!
+//! - **Commitments carried a while.** Still open (never reported) or carried
+//!   with "not yet", and made in a round whose number is at most the latest
+//!   round's number minus [`CARRIED_ROUNDS`]. Rounds carried is the latest
+//!   round's number minus the round it was made in.
+//! - **Members nobody has encouraged lately.** Active members who have
+//!   received no support message from anyone else on any of their
+//!   commitments since the oldest of the latest [`QUIET_ROUNDS`] rounds
+//!   opened. We go by when the message was written (`created_at`) rather
+//!   than the round it was filed under, so a word sent late about an older
+//!   commitment still counts as recent encouragement, and a message whose
+//!   round was deleted still counts. A member's notes to themselves do not
+//!   count. Members who joined after that window began are left out: they
+//!   have barely had the chance.
+//! - **Emails that did not arrive**, from the outbox.
+//!
+//! Members of the circle who are not facilitators never see this.
+
+use chrono::NaiveDateTime;
+use diesel::prelude::*;
+
+use super::store::STATUS_ACTIVE;
+use crate::db::schema::{commitments, memberships, people, rounds, support_messages};
+use crate::db::{DbConnection, DbError};
+use crate::mail::outbox::{self, FailedDelivery};
+
+/// A commitment made this many rounds before the latest one, and still
+/// open, is "carried a while".
+pub const CARRIED_ROUNDS: i32 = 3;
+/// "Lately" means since the oldest of this many latest rounds opened.
+pub const QUIET_ROUNDS: i64 = 3;
+/// Delivery failures shown, newest first.
+pub const FAILURES_SHOWN: i64 = 20;
+
+/// A commitment that has stayed open for a while.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Carried {
+    pub commitment_id: i64,
+    pub membership_id: i64,
+    pub member_name: String,
+    pub body: String,
+    pub made_in_round: i32,
+    /// The latest round's number minus `made_in_round`.
+    pub rounds_carried: i32,
+    pub help_wanted: bool,
+}
+
+/// An active member nobody has written a word of support to lately.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Quiet {
+    pub membership_id: i64,
+    pub name: String,
+}
+
+/// Everything the health view shows.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Health {
+    /// `None` before the circle's first round.
+    pub latest_round: Option<i32>,
+    /// Longest carried first.
+    pub carried: Vec<Carried>,
+    /// By name: this is a list of people to reach out to, not a ranking.
+    pub quiet: Vec<Quiet>,
+    pub failures: Vec<FailedDelivery>,
+}
+
+/// Reads the health view of a circle. Callers check that the viewer
+/// facilitates it.
+pub fn for_circle(conn: &mut DbConnection, circle_id: i64) -> Result<Health, DbError> {
+    let latest: Vec<(i32, NaiveDateTime)> = rounds::table
+        .filter(rounds::circle_id.eq(circle_id))
+        .order(rounds::number.desc())
+        .limit(QUIET_ROUNDS)
+        .select((rounds::number, rounds::opened_at))
+        .load(conn)?;
+    let failures = outbox::list_failures_for_circle(conn, circle_id, FAILURES_SHOWN)?;
+    let (Some(&(latest_round, _)), Some(&(_, window_start))) = (latest.first(), latest.last())
+    else {
+        return Ok(Health {
+            latest_round: None,
+            carried: Vec::new(),
+            quiet: Vec::new(),
+            failures,
+        });
+    };
+    Ok(Health {
+        latest_round: Some(latest_round),
+        carried: list_carried(conn, circle_id, latest_round)?,
+        quiet: list_quiet(conn, circle_id, window_start)?,
+        failures,
+    })
+}
+
+fn list_carried(
+    conn: &mut DbConnection,
+    circle_id: i64,
+    latest_round: i32,
+) -> Result<Vec<Carried>, DbError> {
+    let rows: Vec<(i64, i64, String, String, i32, bool)> = commitments::table
+        .inner_join(rounds::table)
+        .inner_join(memberships::table.inner_join(people::table))
+        .filter(rounds::circle_id.eq(circle_id))
+        .filter(rounds::number.le(latest_round - CARRIED_ROUNDS))
+        .filter(commitments::status.eq_any(["open", "not_yet"]))
+        .filter(memberships::status.eq(STATUS_ACTIVE))
+        .order((
+            rounds::number.asc(),
+            people::display_name.asc(),
+            commitments::position.asc(),
+        ))
+        .select((
+            commitments::id,
+            memberships::id,
+            people::display_name,
+            commitments::body,
+            rounds::number,
+            commitments::help_wanted,
+        ))
+        .load(conn)?;
+    Ok(rows
+        .into_iter()
+        .map(
+            |(commitment_id, membership_id, member_name, body, made_in_round, help_wanted)| {
+                Carried {
+                    commitment_id,
+                    membership_id,
+                    member_name,
+                    body,
+                    made_in_round,
+                    rounds_carried: latest_round - made_in_round,
+                    help_wanted,
+                }
+            },
+        )
+        .collect())
+}
+
+fn list_quiet(
+    conn: &mut DbConnection,
+    circle_id: i64,
+    since: NaiveDateTime,
+) -> Result<Vec<Quiet>, DbError> {
+    // Memberships that received a word from someone else in the window.
+    let encouraged: Vec<i64> = support_messages::table
+        .inner_join(commitments::table)
+        .inner_join(memberships::table.on(commitments::membership_id.eq(memberships::id)))
+        .filter(memberships::circle_id.eq(circle_id))
+        .filter(support_messages::created_at.ge(since))
+        .filter(support_messages::author_membership_id.ne(commitments::membership_id))
+        .select(commitments::membership_id)
+        .distinct()
+        .load(conn)?;
+    let rows: Vec<(i64, String)> = memberships::table
+        .inner_join(people::table)
+        .filter(memberships::circle_id.eq(circle_id))
+        .filter(memberships::status.eq(STATUS_ACTIVE))
+        .filter(memberships::joined_at.le(since))
+        .filter(memberships::id.ne_all(&encouraged))
+        .order((people::display_name.asc(), memberships::id.asc()))
+        .select((memberships::id, people::display_name))
+        .load(conn)?;
+    Ok(rows
+        .into_iter()
+        .map(|(membership_id, name)| Quiet {
+            membership_id,
+            name,
+        })
+        .collect())
+}

@@ -1,0 +1,34 @@
+//! A person's own data: taking a copy of it ([`export`]) and deleting it
+//! ([`delete`]), and a facilitator's copy of everything their circle holds.
+//!
+//! Both exports come as JSON (the whole structure) and as one CSV file in
+//! "long" form: one row per thing, a `record` column saying what the row is,
+//! and the same columns for every kind, left empty where they do not apply.
+//!
+//! Someone who deleted their data appears everywhere as [`FORMER_MEMBER`].
+
+pub mod delete;
+pub mod export;
+
+use chrono::{NaiveDate, NaiveDateTime, SecondsFormat};
+
+/// How a person who deleted their data is named in what others see.
+pub const FORMER_MEMBER: &str = "A former member";
+
+/// The name others see: the person's own, or [`FORMER_MEMBER`] once they
+/// deleted their data (the row keeps the placeholder too; this makes sure).
+pub fn shown_name(display_name: &str, deleted_at: Option<NaiveDateTime>) -> String {
+    match deleted_at {
+        Some(_) => FORMER_MEMBER.to_string(),
+        None => display_name.to_string(),
+    }
+}
+
+/// A stored UTC instant as RFC 3339, e.g. `2027-03-01T09:00:00Z`.
+pub(crate) fn stamp(at: NaiveDateTime) -> String {
+    at.and_utc().to_rfc3339_opts(SecondsFormat::Secs, true)
+}
+
+pub(crate) fn day(on: NaiveDate) -> String {
+    on.format("%Y-%m-%d").to_string()
+}

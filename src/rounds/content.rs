@@ -1,0 +1,302 @@
+//! What each round email says, gathered from the database as template
+//! context. The words themselves are in `templates/email/`.
+//!
+//! Links in these emails are made here, one set per email: a round link
+//! for the member's own round page, and one-click choices for each of
+//! their open commitments, for skipping the round and for going away.
+
+use chrono::{NaiveDate, NaiveDateTime};
+use diesel::prelude::*;
+use serde::Serialize;
+use serde_json::{Value, json};
+
+use super::actions::{self, KIND_AWAY, KIND_FOLLOW, KIND_SKIP};
+use super::check_in::{self, Outcome};
+use super::support::{self, CircleCommitment};
+use super::{away, links, pairing};
+use crate::circles::store::STATUS_ACTIVE;
+use crate::db::schema::{
+    away_periods, check_ins, commitments, follow_throughs, memberships, people, rounds,
+};
+use crate::db::{DbConnection, DbError};
+
+/// The round an email is about.
+#[derive(Debug, Clone)]
+pub struct RoundFacts {
+    pub id: i64,
+    pub circle_id: i64,
+    pub number: i32,
+    pub closes_at: NaiveDateTime,
+    /// The slot's local date, which away periods are measured against.
+    pub day: NaiveDate,
+}
+
+#[derive(Serialize)]
+struct Link {
+    label: &'static str,
+    url: String,
+}
+
+#[derive(Serialize)]
+struct OpenLine {
+    body: String,
+    made_in_round: i32,
+    choices: Vec<Link>,
+}
+
+#[derive(Serialize)]
+struct PeerLine {
+    name: String,
+    body: String,
+    help_wanted: bool,
+}
+
+#[derive(Serialize)]
+struct Received {
+    from: String,
+    commitment: String,
+    body: String,
+}
+
+/// The parts of a check-in email that are this member's own. `support_since`
+/// is when the circle's previous round opened, if there was one.
+pub fn check_in(
+    conn: &mut DbConnection,
+    round: &RoundFacts,
+    membership_id: i64,
+    support_since: Option<NaiveDateTime>,
+    public_base: &str,
+) -> Result<Value, DbError> {
+    let round_link = links::issue(conn, round.id, membership_id)?;
+    let mut open = Vec::new();
+    for commitment in check_in::open_before(conn, membership_id, round.id, round.number)? {
+        let mut choices = Vec::new();
+        for outcome in Outcome::ALL {
+            let token = actions::issue(
+                conn,
+                KIND_FOLLOW,
+                membership_id,
+                round.id,
+                Some((commitment.id, outcome)),
+                round.closes_at,
+            )?;
+            choices.push(Link {
+                label: outcome.label(),
+                url: actions::url(public_base, &token),
+            });
+        }
+        open.push(OpenLine {
+            body: commitment.body,
+            made_in_round: commitment.made_in_round,
+            choices,
+        });
+    }
+    let circle_open = support::open_in_circle(conn, round.circle_id, round.number)?;
+    let partner = pairing::partner_of(conn, round.id, membership_id)?.map(|(partner_id, name)| {
+        let commitments: Vec<PeerLine> =
+            peer_lines(&circle_open, |c| c.membership_id == partner_id);
+        json!({ "name": name, "commitments": commitments })
+    });
+    let help_asked = peer_lines(&circle_open, |c| {
+        c.help_wanted && c.membership_id != membership_id
+    });
+    let received: Vec<Received> = match support_since {
+        Some(since) => support::received_since(conn, membership_id, since)?
+            .into_iter()
+            .map(|(from, commitment, body)| Received {
+                from,
+                commitment,
+                body,
+            })
+            .collect(),
+        None => Vec::new(),
+    };
+    let skip = actions::issue(
+        conn,
+        KIND_SKIP,
+        membership_id,
+        round.id,
+        None,
+        round.closes_at,
+    )?;
+    let away = actions::issue(
+        conn,
+        KIND_AWAY,
+        membership_id,
+        round.id,
+        None,
+        round.closes_at + actions::AWAY_LINK_LIFETIME,
+    )?;
+    Ok(json!({
+        "round_url": links::url(public_base, round.circle_id, round.number, &round_link),
+        "open": open,
+        "partner": partner,
+        "help_asked": help_asked,
+        "support_received": received,
+        "skip_url": actions::url(public_base, &skip),
+        "away_url": actions::url(public_base, &away),
+    }))
+}
+
+fn peer_lines(
+    commitments: &[CircleCommitment],
+    keep: impl Fn(&CircleCommitment) -> bool,
+) -> Vec<PeerLine> {
+    commitments
+        .iter()
+        .filter(|c| keep(c))
+        .map(|c| PeerLine {
+            name: c.name.clone(),
+            body: c.body.clone(),
+            help_wanted: c.help_wanted,
+        })
+        .collect()
+}
+
+/// The parts of a reminder that are this member's own: a fresh round link,
+/// and the earlier commitments they have not reported on yet.
+pub fn reminder(
+    conn: &mut DbConnection,
+    round: &RoundFacts,
+    membership_id: i64,
+    public_base: &str,
+) -> Result<Value, DbError> {
+    let round_link = links::issue(conn, round.id, membership_id)?;
+    let reported: Vec<i64> = follow_throughs::table
+        .filter(follow_throughs::round_id.eq(round.id))
+        .select(follow_throughs::commitment_id)
+        .load(conn)?;
+    let still_open: Vec<Value> =
+        check_in::open_before(conn, membership_id, round.id, round.number)?
+            .into_iter()
+            .filter(|c| !reported.contains(&c.id))
+            .map(|c| json!({ "body": c.body, "made_in_round": c.made_in_round }))
+            .collect();
+    let skip = actions::issue(
+        conn,
+        KIND_SKIP,
+        membership_id,
+        round.id,
+        None,
+        round.closes_at,
+    )?;
+    Ok(json!({
+        "round_url": links::url(public_base, round.circle_id, round.number, &round_link),
+        "still_open": still_open,
+        "skip_url": actions::url(public_base, &skip),
+    }))
+}
+
+#[derive(Serialize)]
+struct Reported {
+    body: String,
+    outcome: &'static str,
+    note: Option<String>,
+}
+
+#[derive(Serialize)]
+struct DigestMember {
+    name: String,
+    /// "checked in", "checked in late", "away", or "no check-in this
+    /// round": never "missed".
+    status: &'static str,
+    commitments: Vec<String>,
+    follow_through: Vec<Reported>,
+    help_wanted: Vec<String>,
+}
+
+/// The digest's content, the same for everyone in the circle.
+pub fn digest(conn: &mut DbConnection, round: &RoundFacts) -> Result<Value, DbError> {
+    let members: Vec<(i64, String)> = memberships::table
+        .inner_join(people::table)
+        .filter(memberships::circle_id.eq(round.circle_id))
+        .filter(memberships::status.eq(STATUS_ACTIVE))
+        .order((people::display_name.asc(), memberships::id.asc()))
+        .select((memberships::id, people::display_name))
+        .load(conn)?;
+    let checked_in: Vec<(i64, bool)> = check_ins::table
+        .filter(check_ins::round_id.eq(round.id))
+        .select((check_ins::membership_id, check_ins::late))
+        .load(conn)?;
+    let mut away_ids: Vec<i64> = away_periods::table
+        .filter(away_periods::starts_on.le(round.day))
+        .filter(away_periods::ends_on.ge(round.day))
+        .select(away_periods::membership_id)
+        .load(conn)?;
+    away_ids.extend(away::skipping(conn, round.id)?);
+    let made: Vec<(i64, String, bool)> = commitments::table
+        .filter(commitments::round_id.eq(round.id))
+        .order((
+            commitments::membership_id.asc(),
+            commitments::position.asc(),
+        ))
+        .select((
+            commitments::membership_id,
+            commitments::body,
+            commitments::help_wanted,
+        ))
+        .load(conn)?;
+    let reported: Vec<(i64, String, String, Option<String>)> = follow_throughs::table
+        .inner_join(commitments::table.inner_join(rounds::table))
+        .filter(follow_throughs::round_id.eq(round.id))
+        .order((rounds::number.asc(), commitments::position.asc()))
+        .select((
+            commitments::membership_id,
+            commitments::body,
+            follow_throughs::outcome,
+            follow_throughs::note,
+        ))
+        .load(conn)?;
+    let open_help: Vec<(i64, String)> = commitments::table
+        .inner_join(rounds::table)
+        .filter(rounds::circle_id.eq(round.circle_id))
+        .filter(rounds::number.lt(round.number))
+        .filter(commitments::help_wanted.eq(true))
+        .filter(commitments::status.eq_any(["open", "not_yet"]))
+        .select((commitments::membership_id, commitments::body))
+        .load(conn)?;
+    let mut lines = Vec::new();
+    let mut away_names = Vec::new();
+    for (id, name) in members {
+        let late = checked_in.iter().find(|c| c.0 == id).map(|c| c.1);
+        let status = match late {
+            Some(false) => "checked in",
+            Some(true) => "checked in late",
+            None if away_ids.contains(&id) => "away",
+            None => "no check-in this round",
+        };
+        if late.is_none() && away_ids.contains(&id) {
+            away_names.push(name.clone());
+        }
+        let mut help_wanted: Vec<String> = made
+            .iter()
+            .filter(|m| m.0 == id && m.2)
+            .map(|m| m.1.clone())
+            .collect();
+        help_wanted.extend(open_help.iter().filter(|h| h.0 == id).map(|h| h.1.clone()));
+        lines.push(DigestMember {
+            name,
+            status,
+            commitments: made
+                .iter()
+                .filter(|m| m.0 == id)
+                .map(|m| m.1.clone())
+                .collect(),
+            follow_through: reported
+                .iter()
+                .filter(|r| r.0 == id)
+                .map(|r| Reported {
+                    body: r.1.clone(),
+                    outcome: Outcome::parse(&r.2).map_or("", Outcome::label),
+                    note: r.3.clone(),
+                })
+                .collect(),
+            help_wanted,
+        });
+    }
+    Ok(json!({
+        "members": lines,
+        "support": support::offered_in_round(conn, round.id)?,
+        "away": away_names,
+    }))
+}

@@ -1,0 +1,256 @@
+//! Carrying each other: "I could use help" on one's own commitment, and
+//! support messages on a peer's.
+//!
+//! Neither sends mail of its own. What was asked for and offered appears on
+//! the round page, in the next check-in email and in the round's digest.
+
+use std::collections::BTreeMap;
+
+use chrono::NaiveDateTime;
+use diesel::prelude::*;
+use diesel::sql_types::{BigInt, Text};
+
+use crate::circles::store::STATUS_ACTIVE;
+use crate::db::schema::{commitments, memberships, people, rounds, support_messages};
+use crate::db::{DbConnection, DbError};
+use crate::text::{self, sentence};
+
+pub const MAX_SUPPORT_LEN: usize = 500;
+
+/// A support message as people read it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Support {
+    pub author: String,
+    pub body: String,
+}
+
+/// A commitment still open in the circle, with the support it has had.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CircleCommitment {
+    pub id: i64,
+    pub membership_id: i64,
+    pub name: String,
+    pub body: String,
+    pub made_in_round: i32,
+    pub help_wanted: bool,
+    pub support: Vec<Support>,
+}
+
+/// The open commitments of the circle's active members, made in round
+/// `up_to` or earlier, oldest round first, with their support messages.
+pub fn open_in_circle(
+    conn: &mut DbConnection,
+    circle_id: i64,
+    up_to: i32,
+) -> Result<Vec<CircleCommitment>, DbError> {
+    let rows = commitments::table
+        .inner_join(rounds::table)
+        .inner_join(memberships::table.inner_join(people::table))
+        .filter(rounds::circle_id.eq(circle_id))
+        .filter(rounds::number.le(up_to))
+        .filter(commitments::status.eq_any(["open", "not_yet"]))
+        .filter(memberships::status.eq(STATUS_ACTIVE))
+        .order((
+            rounds::number.asc(),
+            people::display_name.asc(),
+            commitments::position.asc(),
+        ))
+        .select((
+            commitments::id,
+            memberships::id,
+            people::display_name,
+            commitments::body,
+            rounds::number,
+            commitments::help_wanted,
+        ))
+        .load::<(i64, i64, String, String, i32, bool)>(conn)?;
+    let ids: Vec<i64> = rows.iter().map(|row| row.0).collect();
+    let mut support = support_on(conn, &ids)?;
+    Ok(rows
+        .into_iter()
+        .map(
+            |(id, membership_id, name, body, made_in_round, help_wanted)| CircleCommitment {
+                id,
+                membership_id,
+                name,
+                body,
+                made_in_round,
+                help_wanted,
+                support: support.remove(&id).unwrap_or_default(),
+            },
+        )
+        .collect())
+}
+
+/// Support messages on each of `commitment_ids`, oldest first.
+fn support_on(
+    conn: &mut DbConnection,
+    commitment_ids: &[i64],
+) -> Result<BTreeMap<i64, Vec<Support>>, DbError> {
+    let rows = support_messages::table
+        .inner_join(
+            memberships::table
+                .on(memberships::id.eq(support_messages::author_membership_id))
+                .inner_join(people::table),
+        )
+        .filter(support_messages::commitment_id.eq_any(commitment_ids))
+        .order(support_messages::id.asc())
+        .select((
+            support_messages::commitment_id,
+            people::display_name,
+            support_messages::body,
+        ))
+        .load::<(i64, String, String)>(conn)?;
+    let mut by_commitment: BTreeMap<i64, Vec<Support>> = BTreeMap::new();
+    for (commitment_id, author, body) in rows {
+        by_commitment
+            .entry(commitment_id)
+            .or_default()
+            .push(Support { author, body });
+    }
+    Ok(by_commitment)
+}
+
+/// A support message as typed: refused when empty, too long or carrying
+/// control characters.
+pub fn parse_message(raw: &str) -> Result<String, String> {
+    text::multi_line(raw, MAX_SUPPORT_LEN, true).map_err(|error| sentence(&error.to_string()))
+}
+
+/// What offering support did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Offered {
+    Saved,
+    /// Support is for peers; one's own commitment takes "I could use help".
+    OwnCommitment,
+    /// No such commitment in this circle.
+    Unknown,
+}
+
+/// Leaves `body` (already parsed) on a commitment of a peer in `circle_id`.
+pub fn offer(
+    conn: &mut DbConnection,
+    circle_id: i64,
+    round_id: i64,
+    author_membership_id: i64,
+    commitment_id: i64,
+    body: &str,
+    now: NaiveDateTime,
+) -> Result<Offered, DbError> {
+    let owner: Option<i64> = commitments::table
+        .inner_join(memberships::table)
+        .filter(commitments::id.eq(commitment_id))
+        .filter(memberships::circle_id.eq(circle_id))
+        .select(memberships::id)
+        .first(conn)
+        .optional()?;
+    match owner {
+        None => Ok(Offered::Unknown),
+        Some(owner) if owner == author_membership_id => Ok(Offered::OwnCommitment),
+        Some(_) => {
+            diesel::insert_into(support_messages::table)
+                .values((
+                    support_messages::commitment_id.eq(commitment_id),
+                    support_messages::author_membership_id.eq(author_membership_id),
+                    support_messages::round_id.eq(round_id),
+                    support_messages::body.eq(body),
+                    support_messages::created_at.eq(now),
+                ))
+                .execute(conn)?;
+            Ok(Offered::Saved)
+        }
+    }
+}
+
+/// Sets or clears "I could use help" on one of the member's own
+/// commitments. False when the commitment is not theirs; nothing changes.
+pub fn set_help_wanted(
+    conn: &mut DbConnection,
+    membership_id: i64,
+    commitment_id: i64,
+    wanted: bool,
+) -> Result<bool, DbError> {
+    let changed = diesel::update(
+        commitments::table
+            .filter(commitments::id.eq(commitment_id))
+            .filter(commitments::membership_id.eq(membership_id)),
+    )
+    .set(commitments::help_wanted.eq(wanted))
+    .execute(conn)?;
+    Ok(changed == 1)
+}
+
+/// Support a member received on their commitments since `since`:
+/// (author, the commitment, the message).
+pub fn received_since(
+    conn: &mut DbConnection,
+    membership_id: i64,
+    since: NaiveDateTime,
+) -> Result<Vec<(String, String, String)>, DbError> {
+    Ok(support_messages::table
+        .inner_join(commitments::table)
+        .inner_join(
+            memberships::table
+                .on(memberships::id.eq(support_messages::author_membership_id))
+                .inner_join(people::table),
+        )
+        .filter(commitments::membership_id.eq(membership_id))
+        .filter(support_messages::created_at.ge(since))
+        .order(support_messages::id.asc())
+        .select((
+            people::display_name,
+            commitments::body,
+            support_messages::body,
+        ))
+        .load(conn)?)
+}
+
+/// Support offered during a round, for its digest.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Offering {
+    pub from: String,
+    pub to: String,
+    pub commitment: String,
+    pub body: String,
+}
+
+pub fn offered_in_round(conn: &mut DbConnection, round_id: i64) -> Result<Vec<Offering>, DbError> {
+    let query = diesel::sql_query(
+        "SELECT author.display_name AS from_name, owner.display_name AS to_name, \
+                c.body AS commitment, s.body AS body \
+         FROM support_messages s \
+         JOIN memberships am ON am.id = s.author_membership_id \
+         JOIN people author ON author.id = am.person_id \
+         JOIN commitments c ON c.id = s.commitment_id \
+         JOIN memberships om ON om.id = c.membership_id \
+         JOIN people owner ON owner.id = om.person_id \
+         WHERE s.round_id = $1 \
+         ORDER BY s.id",
+    )
+    .bind::<BigInt, _>(round_id);
+    let rows: Vec<OfferingRow> = match conn {
+        DbConnection::Postgresql(conn) => query.load(conn)?,
+        DbConnection::Sqlite(conn) => query.load(conn)?,
+    };
+    Ok(rows
+        .into_iter()
+        .map(|row| Offering {
+            from: row.from_name,
+            to: row.to_name,
+            commitment: row.commitment,
+            body: row.body,
+        })
+        .collect())
+}
+
+#[derive(QueryableByName)]
+struct OfferingRow {
+    #[diesel(sql_type = Text)]
+    from_name: String,
+    #[diesel(sql_type = Text)]
+    to_name: String,
+    #[diesel(sql_type = Text)]
+    commitment: String,
+    #[diesel(sql_type = Text)]
+    body: String,
+}

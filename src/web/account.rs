@@ -1,0 +1,214 @@
+//! Handlers for "Your data": a person's copy of their data (JSON, CSV),
+//! deleting it, and a facilitator's copy of a circle. A circle's copy
+//! answers 404 to anyone but its active facilitators, like every circle
+//! route does to non-members.
+
+use axum::extract::{Path, State};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+
+use super::form::FormData;
+use super::session::{SignedInPerson, cleared_cookie};
+use super::views;
+use super::views::account::{CONFIRM_WORD, FacilitatedCircle};
+use crate::app::AppState;
+use crate::auth::session::SignedIn;
+use crate::circles::store;
+use crate::error::AppError;
+use crate::people::delete::{self, Deletion, NeedsFacilitator};
+use crate::people::export::{self, FormatError, PersonExport};
+
+const JSON: &str = "application/json";
+const CSV: &str = "text/csv; charset=utf-8";
+
+impl From<FormatError> for AppError {
+    fn from(error: FormatError) -> Self {
+        AppError::Internal(error.to_string())
+    }
+}
+
+/// A file to save rather than show. Personal data: no cache keeps a copy.
+fn download(body: String, content_type: &'static str, filename: &str) -> Response {
+    let disposition = HeaderValue::from_str(&format!("attachment; filename=\"{filename}\""))
+        .unwrap_or_else(|_| HeaderValue::from_static("attachment"));
+    (
+        [
+            (header::CONTENT_TYPE, HeaderValue::from_static(content_type)),
+            (header::CONTENT_DISPOSITION, disposition),
+            (header::CACHE_CONTROL, HeaderValue::from_static("no-store")),
+        ],
+        body,
+    )
+        .into_response()
+}
+
+/// `shoulder-<what>-<date>.<ext>`, dated by today in UTC.
+fn filename(state: &AppState, what: &str, extension: &str) -> String {
+    let today = state.clock.now().format("%Y-%m-%d");
+    format!("shoulder-{what}-{today}.{extension}")
+}
+
+async fn needs_facilitator(
+    state: &AppState,
+    person: &SignedIn,
+) -> Result<Vec<NeedsFacilitator>, AppError> {
+    let person_id = person.person_id;
+    Ok(state
+        .db
+        .run(move |conn| delete::circles_needing_a_facilitator(conn, person_id))
+        .await?)
+}
+
+pub async fn page(
+    State(state): State<AppState>,
+    SignedInPerson(person): SignedInPerson,
+) -> Result<Response, AppError> {
+    let person_id = person.person_id;
+    let (circles, needs) = state
+        .db
+        .run(move |conn| {
+            let circles = store::list_for_person(conn, person_id)?;
+            let needs = delete::circles_needing_a_facilitator(conn, person_id)?;
+            Ok::<_, AppError>((circles, needs))
+        })
+        .await?;
+    let facilitated: Vec<FacilitatedCircle> = circles
+        .into_iter()
+        .filter(|(_, role)| role == store::ROLE_FACILITATOR)
+        .map(|(circle, _)| FacilitatedCircle {
+            id: circle.id,
+            name: circle.name,
+        })
+        .collect();
+    Ok(views::account::your_data(&person.display_name, &facilitated, &needs).into_response())
+}
+
+async fn my_export(state: &AppState, person: &SignedIn) -> Result<PersonExport, AppError> {
+    let person_id = person.person_id;
+    let now = state.clock.now();
+    state
+        .db
+        .run(move |conn| export::person(conn, person_id, now))
+        .await?
+        .ok_or(AppError::NotFound)
+}
+
+pub async fn export_json(
+    State(state): State<AppState>,
+    SignedInPerson(person): SignedInPerson,
+) -> Result<Response, AppError> {
+    let data = my_export(&state, &person).await?;
+    let body = export::to_json(&data)?;
+    Ok(download(body, JSON, &filename(&state, "my-data", "json")))
+}
+
+pub async fn export_csv(
+    State(state): State<AppState>,
+    SignedInPerson(person): SignedInPerson,
+) -> Result<Response, AppError> {
+    let data = my_export(&state, &person).await?;
+    let body = export::person_csv(&data)?;
+    Ok(download(body, CSV, &filename(&state, "my-data", "csv")))
+}
+
+pub async fn delete_page(
+    State(state): State<AppState>,
+    SignedInPerson(person): SignedInPerson,
+) -> Result<Response, AppError> {
+    let needs = needs_facilitator(&state, &person).await?;
+    Ok(views::account::confirm_delete(&person.display_name, &needs, "", None).into_response())
+}
+
+pub async fn delete(
+    State(state): State<AppState>,
+    SignedInPerson(person): SignedInPerson,
+    form: FormData,
+) -> Result<Response, AppError> {
+    let typed = form.get("confirm");
+    if !typed.trim().eq_ignore_ascii_case(CONFIRM_WORD) {
+        let needs = needs_facilitator(&state, &person).await?;
+        let problem = format!(
+            "To delete your data, type the word \"{CONFIRM_WORD}\" in the box. Nothing was deleted."
+        );
+        let page =
+            views::account::confirm_delete(&person.display_name, &needs, typed, Some(&problem));
+        return Ok((StatusCode::UNPROCESSABLE_ENTITY, page).into_response());
+    }
+    let person_id = person.person_id;
+    let now = state.clock.now();
+    let outcome = state
+        .db
+        .run(move |conn| delete::delete(conn, person_id, now))
+        .await?;
+    let done = || {
+        // The sessions are gone from the database; the cookie goes too.
+        (
+            [(
+                header::SET_COOKIE,
+                cleared_cookie(state.config.public_url_is_https()),
+            )],
+            views::account::deleted(),
+        )
+            .into_response()
+    };
+    match outcome {
+        Deletion::Deleted => {
+            tracing::info!(person.id = person_id, "a person deleted their data");
+            Ok(done())
+        }
+        // Deleted a moment ago, from another tab: the same answer.
+        Deletion::NotFound => Ok(done()),
+        Deletion::SoleFacilitator {
+            circle_id,
+            circle_name,
+        } => {
+            let problem = format!(
+                "You are the only facilitator of {circle_name}, and others are still in it. \
+                 Make someone else its facilitator first, then delete your data. Nothing was deleted."
+            );
+            let needs = vec![NeedsFacilitator {
+                circle_id,
+                name: circle_name,
+            }];
+            let page =
+                views::account::confirm_delete(&person.display_name, &needs, typed, Some(&problem));
+            Ok((StatusCode::CONFLICT, page).into_response())
+        }
+    }
+}
+
+async fn circle_export(
+    state: &AppState,
+    person: &SignedIn,
+    circle_id: i64,
+) -> Result<export::CircleExport, AppError> {
+    let person_id = person.person_id;
+    let now = state.clock.now();
+    state
+        .db
+        .run(move |conn| export::circle_for_facilitator(conn, circle_id, person_id, now))
+        .await?
+        .ok_or(AppError::NotFound)
+}
+
+pub async fn circle_export_json(
+    State(state): State<AppState>,
+    SignedInPerson(person): SignedInPerson,
+    Path(circle_id): Path<i64>,
+) -> Result<Response, AppError> {
+    let data = circle_export(&state, &person, circle_id).await?;
+    let body = export::to_json(&data)?;
+    let name = filename(&state, &format!("circle-{circle_id}"), "json");
+    Ok(download(body, JSON, &name))
+}
+
+pub async fn circle_export_csv(
+    State(state): State<AppState>,
+    SignedInPerson(person): SignedInPerson,
+    Path(circle_id): Path<i64>,
+) -> Result<Response, AppError> {
+    let data = circle_export(&state, &person, circle_id).await?;
+    let body = export::circle_csv(&data)?;
+    let name = filename(&state, &format!("circle-{circle_id}"), "csv");
+    Ok(download(body, CSV, &name))
+}

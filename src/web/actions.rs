@@ -1,0 +1,104 @@
+//! One-click choices from round emails (`/act/<token>`): how a commitment
+//! went, skipping the round, going away for a while.
+//!
+//! The GET only shows what the link will do, since mail scanners open
+//! links; the page's button POSTs. A link works once, while its round is
+//! open. It needs no sign-in: the token alone names the member.
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+
+use super::form::FormData;
+use super::views;
+use crate::app::AppState;
+use crate::auth::Token;
+use crate::error::AppError;
+use crate::rounds::actions::{self, Choice, Pending, Unusable};
+use crate::rounds::away::{AwayDates, AwayForm, FieldErrors};
+
+pub async fn confirm_page(
+    State(state): State<AppState>,
+    Path(token): Path<String>,
+) -> Result<Response, AppError> {
+    let Some(token) = Token::parse(&token) else {
+        return Ok(unusable(Unusable::Unknown));
+    };
+    let raw = token.as_str().to_string();
+    let now = state.clock.now().naive_utc();
+    let pending = state
+        .db
+        .run(move |conn| actions::peek(conn, &token, now))
+        .await?;
+    Ok(match pending {
+        Ok(pending) => views::actions::confirm(
+            &raw,
+            &pending,
+            &AwayForm::default(),
+            &FieldErrors::new(),
+            actions::local_today(&pending.time_zone, now),
+        )
+        .into_response(),
+        Err(why) => unusable(why),
+    })
+}
+
+pub async fn perform(
+    State(state): State<AppState>,
+    Path(token): Path<String>,
+    data: FormData,
+) -> Result<Response, AppError> {
+    let Some(token) = Token::parse(&token) else {
+        return Ok(unusable(Unusable::Unknown));
+    };
+    let raw = token.as_str().to_string();
+    let now = state.clock.now().naive_utc();
+    let peek_token = token.clone();
+    let pending: Pending = match state
+        .db
+        .run(move |conn| actions::peek(conn, &peek_token, now))
+        .await?
+    {
+        Ok(pending) => pending,
+        Err(why) => return Ok(unusable(why)),
+    };
+    let mut away = None;
+    if pending.choice == Choice::Away {
+        let form = AwayForm {
+            starts: data.get("starts").to_string(),
+            ends: data.get("ends").to_string(),
+        };
+        let today = actions::local_today(&pending.time_zone, now);
+        match AwayDates::parse(&form, today) {
+            Ok(dates) => away = Some(dates),
+            Err(errors) => {
+                let page = views::actions::confirm(&raw, &pending, &form, &errors, today);
+                return Ok((StatusCode::UNPROCESSABLE_ENTITY, page).into_response());
+            }
+        }
+    }
+    let done = state
+        .db
+        .run(move |conn| actions::perform(conn, &token, away, now))
+        .await?;
+    Ok(match done {
+        Ok(pending) => {
+            tracing::info!(
+                circle.id = pending.circle_id,
+                round.number = pending.round_number,
+                "emailed choice recorded"
+            );
+            views::actions::done(&pending, away).into_response()
+        }
+        Err(why) => unusable(why),
+    })
+}
+
+fn unusable(why: Unusable) -> Response {
+    let status = match why {
+        Unusable::Unknown => StatusCode::NOT_FOUND,
+        Unusable::Used | Unusable::Settled => StatusCode::CONFLICT,
+        Unusable::Expired => StatusCode::GONE,
+    };
+    (status, views::actions::unusable(why)).into_response()
+}

@@ -1,0 +1,186 @@
+//! "Your data": taking a copy of one's data, deleting it, and the page that
+//! says it is done. The rule is told here in plain words; the code that
+//! keeps it is `people::delete`.
+
+use maud::{Markup, html};
+
+use super::layout::{page, page_for};
+use crate::people::FORMER_MEMBER;
+use crate::people::delete::NeedsFacilitator;
+
+/// A circle the viewer facilitates, whose record they may download.
+pub struct FacilitatedCircle {
+    pub id: i64,
+    pub name: String,
+}
+
+/// The word to type before deleting.
+pub const CONFIRM_WORD: &str = "delete";
+
+pub fn your_data(
+    viewer: &str,
+    facilitated: &[FacilitatedCircle],
+    needs_facilitator: &[NeedsFacilitator],
+) -> Markup {
+    page_for(
+        viewer,
+        "Your data",
+        html! {
+            h1 { "Your data" }
+            section {
+                h2 { "Take a copy" }
+                p {
+                    "Everything Shoulder holds about you: your name and address, the circles you "
+                    "have been in, your reflections, commitments and follow-through notes, the "
+                    "support you wrote and the support written to you, your away dates and "
+                    "skipped rounds. Nobody else's reflections are in it."
+                }
+                p {
+                    a.button href="/me/export.json" download { "Download as JSON" }
+                    " "
+                    a href="/me/export.csv" download { "Download as CSV" }
+                }
+                p.muted {
+                    "The CSV is one table: its first column says what each row is "
+                    "(profile, membership, check_in, commitment, follow_through, support_given, "
+                    "support_received, away, skip)."
+                }
+            }
+            @if !facilitated.is_empty() {
+                section {
+                    h2 { "Circles you facilitate" }
+                    p {
+                        "As a facilitator you can download a circle's whole record: its settings, "
+                        "members' names and roles, every round and prompt, and what members shared "
+                        "in them. Email addresses are not in it."
+                    }
+                    ul {
+                        @for circle in facilitated {
+                            li {
+                                (circle.name) ": "
+                                a href={ "/circles/" (circle.id) "/export.json" } download { "JSON" }
+                                " · "
+                                a href={ "/circles/" (circle.id) "/export.csv" } download { "CSV" }
+                            }
+                        }
+                    }
+                }
+            }
+            section {
+                h2 { "Delete your data" }
+                (what_deleting_does())
+                (handover_needed(needs_facilitator))
+                (delete_form("", None))
+            }
+        },
+    )
+}
+
+/// The confirmation page, again with `problem` when the last try was refused.
+pub fn confirm_delete(
+    viewer: &str,
+    needs_facilitator: &[NeedsFacilitator],
+    typed: &str,
+    problem: Option<&str>,
+) -> Markup {
+    page_for(
+        viewer,
+        "Delete your data",
+        html! {
+            p.muted { a href="/me" { "← Your data" } }
+            h1 { "Delete your data" }
+            (what_deleting_does())
+            p {
+                "If you would like a copy first, "
+                a href="/me/export.json" download { "download it as JSON" }
+                " or "
+                a href="/me/export.csv" download { "as CSV" }
+                "."
+            }
+            (handover_needed(needs_facilitator))
+            (delete_form(typed, problem))
+        },
+    )
+}
+
+/// The rule, as the person deleting needs to know it.
+fn what_deleting_does() -> Markup {
+    html! {
+        p { "Deleting cannot be undone. This is exactly what happens:" }
+        ul {
+            li {
+                strong { "Your words are removed: " }
+                "your reflections, the text of your commitments, your follow-through notes, "
+                "the support messages you wrote, and the support messages others wrote on "
+                "your commitments."
+            }
+            li {
+                strong { "What was only yours is removed: " }
+                "your away dates, skipped rounds, sign-in links, invitations sent to your "
+                "address, and every email to you, sent or waiting. You are signed out everywhere."
+            }
+            li {
+                strong { "You leave every circle. " }
+                "So that the others' history keeps its shape, your circles keep the fact that "
+                "you checked in (and whether late) and that you made a commitment and how it "
+                "went, with none of your words and your name shown as \"" (FORMER_MEMBER) "\"."
+            }
+            li {
+                strong { "Your name and email address are removed from your account. " }
+                "You can sign up again with the same address later; you would start fresh, "
+                "and nothing from before comes back."
+            }
+            li {
+                "If you are the only facilitator of a circle that still has other members, "
+                "make someone else its facilitator first, so the circle is not left without one."
+            }
+        }
+    }
+}
+
+fn handover_needed(needs_facilitator: &[NeedsFacilitator]) -> Markup {
+    html! {
+        @if !needs_facilitator.is_empty() {
+            div.notice role="status" {
+                p { "Before you can delete your data, make someone else facilitator of:" }
+                ul {
+                    @for circle in needs_facilitator {
+                        li { a href={ "/circles/" (circle.circle_id) } { (circle.name) } }
+                    }
+                }
+            }
+        }
+    }
+}
+
+fn delete_form(typed: &str, problem: Option<&str>) -> Markup {
+    html! {
+        form method="post" action="/me/delete" {
+            @if let Some(problem) = problem {
+                p.error #confirm-error role="alert" { (problem) }
+            }
+            label for="confirm" { "To confirm, type " strong { (CONFIRM_WORD) } }
+            input #confirm type="text" name="confirm" value=(typed) autocomplete="off"
+                aria-describedby=[problem.map(|_| "confirm-error")];
+            p.actions { button type="submit" { "Delete my data" } }
+        }
+    }
+}
+
+/// After deleting: there is nobody to greet any more.
+pub fn deleted() -> Markup {
+    page(
+        "Your data is deleted",
+        html! {
+            h1 { "Your data is deleted" }
+            p {
+                "Your words are gone, you have left your circles, and you are signed out. "
+                "Thank you for the time you spent shouldering others up."
+            }
+            p {
+                "If you come back with the same address, you will start fresh."
+            }
+            p { a href="/" { "Back to the start" } }
+        },
+    )
+}

@@ -1,0 +1,140 @@
+//! The pages behind one-click choices in round emails. They need no
+//! sign-in, so they name only the circle, the round and the commitment.
+
+use chrono::NaiveDate;
+use maud::{Markup, html};
+
+use super::layout::page;
+use crate::rounds::actions::{Choice, Pending, Unusable};
+use crate::rounds::away::{AwayDates, AwayForm, FieldErrors};
+use crate::rounds::check_in::Outcome;
+
+fn round_name(pending: &Pending) -> String {
+    format!("{}, round {}", pending.circle_name, pending.round_number)
+}
+
+fn meaning(outcome: Outcome) -> &'static str {
+    match outcome {
+        Outcome::Done => "You did it.",
+        Outcome::Partly => "Some of it happened.",
+        Outcome::NotYet => "It carries into the next round.",
+        Outcome::Release => "You let it go honestly; that is not a miss.",
+    }
+}
+
+fn problem(errors: &FieldErrors, field: &str) -> Markup {
+    html! {
+        @if let Some(message) = errors.get(field) {
+            p.error id={ (field) "-error" } role="alert" { (message) }
+        }
+    }
+}
+
+/// What a GET shows: the choice, and a button that POSTs it.
+pub fn confirm(
+    token: &str,
+    pending: &Pending,
+    away: &AwayForm,
+    errors: &FieldErrors,
+    today: NaiveDate,
+) -> Markup {
+    let action = format!("/act/{token}");
+    page(
+        "Confirm",
+        html! {
+            p.muted { (round_name(pending)) }
+            @match &pending.choice {
+                Choice::Follow { commitment, outcome, .. } => {
+                    h1 { "Mark as " (outcome.label()) "?" }
+                    blockquote { p { (commitment) } }
+                    p { (meaning(*outcome)) " You can add a note or change it on the round page until the round closes." }
+                    form method="post" action=(action) {
+                        p { button type="submit" { "Yes, mark it " (outcome.label()) } }
+                    }
+                }
+                Choice::Skip => {
+                    h1 { "Skip this round?" }
+                    p { "No reminder will come for this round, and the digest will say you are away. Your open commitments wait for the next round." }
+                    form method="post" action=(action) {
+                        p { button type="submit" { "Skip round " (pending.round_number) } }
+                    }
+                }
+                Choice::Away => {
+                    h1 { "Away for a while?" }
+                    p { "On the days you give, you get no check-in or reminder from " (pending.circle_name) ", and you are left out of the shoulder-up pairs. Both days count." }
+                    form method="post" action=(action) {
+                        label for="away-starts" { "First day away" }
+                        input #away-starts type="date" name="starts" value=(away.starts) min=(today.format("%Y-%m-%d"));
+                        (problem(errors, "away-starts"))
+                        label for="away-ends" { "Last day away" }
+                        input #away-ends type="date" name="ends" value=(away.ends) min=(today.format("%Y-%m-%d"));
+                        (problem(errors, "away-ends"))
+                        p { button type="submit" { "Set away dates" } }
+                    }
+                }
+            }
+        },
+    )
+}
+
+/// What the POST answers.
+pub fn done(pending: &Pending, away: Option<AwayDates>) -> Markup {
+    let round_page = format!(
+        "/circles/{}/rounds/{}",
+        pending.circle_id, pending.round_number
+    );
+    page(
+        "Recorded",
+        html! {
+            p.muted { (round_name(pending)) }
+            @match &pending.choice {
+                Choice::Follow { commitment, outcome, .. } => {
+                    h1 { "Marked " (outcome.label()) }
+                    blockquote { p { (commitment) } }
+                    p { (meaning(*outcome)) }
+                }
+                Choice::Skip => {
+                    h1 { "You are skipping this round" }
+                    p { "Rest well. The circle will be glad to have you back." }
+                }
+                Choice::Away => {
+                    h1 { "Away dates saved" }
+                    @if let Some(dates) = away {
+                        p { "From " (dates.starts_on.format("%-d %B %Y")) " to " (dates.ends_on.format("%-d %B %Y")) ", no check-ins or reminders will come." }
+                    }
+                }
+            }
+            p { "To say more, open the round page from your email, or " a href=(round_page) { "sign in and go to the round" } "." }
+        },
+    )
+}
+
+/// A link that cannot be used, and why.
+pub fn unusable(why: Unusable) -> Markup {
+    let (title, text) = match why {
+        Unusable::Unknown => (
+            "This link does not work",
+            "It may have been copied incompletely, or its member has left the circle.",
+        ),
+        Unusable::Used => (
+            "This link has already been used",
+            "Each choice in an email works once, and this one has done its work. To change your answer, use the round page while the round is open.",
+        ),
+        Unusable::Expired => (
+            "This round has closed",
+            "Choices in an email work only while their round is open. A late check-in is still welcome on the round page once you sign in.",
+        ),
+        Unusable::Settled => (
+            "This commitment is already settled",
+            "It has been marked in an earlier round, so there is nothing left to choose here.",
+        ),
+    };
+    page(
+        title,
+        html! {
+            h1 { (title) }
+            p { (text) " Nothing has changed." }
+            p { a href="/sign-in" { "Sign in" } " to reach your circles and their rounds." }
+        },
+    )
+}

@@ -1,0 +1,377 @@
+//! One round, end to end, in a real headless Chromium: checking in from the
+//! emailed round link without signing in, marking a commitment done from
+//! the next round's email, shouldering up a peer on the round page, and the
+//! follow-through chart on the member's history page after signing in.
+//! Every email is read from the real SMTP server.
+
+use diesel::prelude::*;
+use fantoccini::{Client, Locator};
+use shoulder::circles::settings::{Settings, SettingsForm};
+use shoulder::circles::store;
+use shoulder::db::DbError;
+use shoulder::db::schema::{check_ins, commitments, memberships, people, support_messages};
+
+use crate::support::browser::Browser;
+use crate::support::{Backend, ReceivedEmail, TestApp, utc};
+
+const PEOPLE: [(&str, &str); 3] = [
+    ("ada@example.org", "Ada"),
+    ("bea@example.org", "Bea"),
+    ("cy@example.org", "Cy"),
+];
+
+/// A weekly Monday 09:00 UTC circle, rounds open 48 hours, of `people`
+/// (the first facilitates), with round 1 open on 1 March 2027.
+async fn circle_of(app: &TestApp, people: &[(&'static str, &'static str)]) -> i64 {
+    app.clock.set(utc("2027-03-01T08:00:00Z"));
+    let mut form = SettingsForm::new("UTC");
+    form.name = "Night shift accomplices".into();
+    form.purpose = "Turning what we learn into what we do.".into();
+    form.agreements = "We listen first.".into();
+    form.round_hours = "48".into();
+    form.set_cadence_text("weekly mon 09:00");
+    let now = app.clock.now();
+    let settings = Settings::parse(&form, now.date_naive()).expect("valid");
+    let people = people.to_vec();
+    let id = app
+        .state
+        .db
+        .run(move |conn| {
+            let at = now.naive_utc();
+            let (email, name) = people[0];
+            let first = store::find_or_create_person(conn, email, name, at)?;
+            let id = store::create(conn, first, &settings, now)?;
+            for (email, name) in &people[1..] {
+                let person = store::find_or_create_person(conn, email, name, at)?;
+                store::add_member(conn, id, person, store::ROLE_MEMBER, at)?;
+            }
+            Ok::<_, DbError>(id)
+        })
+        .await
+        .expect("circle");
+    app.clock.set(utc("2027-03-01T09:00:00Z"));
+    assert_eq!(app.run_jobs().await.rounds.opened, [(id, 1)]);
+    id
+}
+
+/// The latest email to `to` whose subject contains `subject`, once the
+/// outbox has delivered what it holds.
+async fn latest(app: &TestApp, to: &str, subject: &str) -> ReceivedEmail {
+    app.run_jobs().await;
+    app.emails()
+        .into_iter()
+        .rev()
+        .find(|m| m.to.iter().any(|t| t == to) && m.subject().is_some_and(|s| s.contains(subject)))
+        .unwrap_or_else(|| panic!("no email to {to} about {subject:?}"))
+}
+
+/// The path (and query) of the round link in an email's text.
+fn round_link(app: &TestApp, body: &str, circle_id: i64, number: i32) -> String {
+    crate::support::link_path(
+        body,
+        app.public_base(),
+        &format!("/circles/{circle_id}/rounds/{number}?key="),
+    )
+}
+
+/// The one-click link labelled `label` under the commitment `body` in a
+/// check-in email's text.
+fn choice_link(app: &TestApp, text: &str, commitment: &str, label: &str) -> String {
+    let mut lines = text.lines().skip_while(|l| !l.contains(commitment));
+    lines
+        .next()
+        .unwrap_or_else(|| panic!("{commitment:?} not in:\n{text}"));
+    let line = lines
+        .take(4)
+        .find(|l| l.trim_start().starts_with(&format!("{label}:")))
+        .unwrap_or_else(|| panic!("no {label} link under {commitment:?} in:\n{text}"));
+    crate::support::link_path(line, app.public_base(), "/act/")
+}
+
+async fn query<T: Send + 'static>(
+    app: &TestApp,
+    read: impl FnOnce(&mut shoulder::db::DbConnection) -> QueryResult<T> + Send + 'static,
+) -> T {
+    app.state
+        .db
+        .run(move |conn| read(conn).map_err(DbError::from))
+        .await
+        .expect("query")
+}
+
+async fn fill(client: &Client, css: &str, value: &str) {
+    let field = client
+        .find(Locator::Css(css))
+        .await
+        .unwrap_or_else(|e| panic!("the page has {css}: {e}"));
+    field
+        .clear()
+        .await
+        .unwrap_or_else(|e| panic!("{css} clears: {e}"));
+    field
+        .send_keys(value)
+        .await
+        .unwrap_or_else(|e| panic!("{css} takes text: {e}"));
+}
+
+async fn click(client: &Client, css: &str) {
+    client
+        .find(Locator::Css(css))
+        .await
+        .unwrap_or_else(|e| panic!("the page has {css}: {e}"))
+        .click()
+        .await
+        .unwrap_or_else(|e| panic!("{css} can be clicked: {e}"));
+}
+
+/// The `value` property of the form field at `css`.
+async fn value_of(client: &Client, css: &str) -> String {
+    client
+        .find(Locator::Css(css))
+        .await
+        .unwrap_or_else(|e| panic!("the page has {css}: {e}"))
+        .prop("value")
+        .await
+        .unwrap_or_else(|e| panic!("{css} has a value: {e}"))
+        .unwrap_or_default()
+}
+
+/// Waits until the page's main text contains `needle` (a form's POST
+/// navigates after the click returns), then gives that text.
+async fn wait_for(client: &Client, needle: &str) -> String {
+    let xpath = format!("//main[contains(normalize-space(.), \"{needle}\")]");
+    client
+        .wait()
+        .at_most(std::time::Duration::from_secs(20))
+        .for_element(Locator::XPath(&xpath))
+        .await
+        .unwrap_or_else(|e| panic!("the page came to say {needle:?}: {e}"))
+        .text()
+        .await
+        .unwrap_or_else(|e| panic!("main has text: {e}"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_round_in_the_browser_check_in_follow_through_support_and_history() {
+    let app = TestApp::start(Backend::Sqlite).await.expect("SQLite");
+    let Some(browser) = Browser::start().await else {
+        return;
+    };
+    let ada = browser.client();
+
+    // 1. Ada, Bea and Cy; round 1 opens on Monday 1 March.
+    let id = circle_of(&app, &PEOPLE).await;
+
+    // 2. Ada checks in from her emailed round link, without signing in.
+    let mail = latest(&app, "ada@example.org", "round 1").await;
+    let link = round_link(&app, &mail.text_body(), id, 1);
+    ada.goto(&app.url(&link))
+        .await
+        .expect("the round link opens");
+    let page = wait_for(ada, "Checking in as Ada").await;
+    assert!(page.contains("Your check-in"), "{page}");
+    fill(ada, "textarea#reflection", "I waited to be asked.").await;
+    fill(ada, "#commitment-1", "Ask Sam what support looks like").await;
+    fill(ada, "#commitment-2", "Credit Lee in the newsletter").await;
+    click(ada, "form#check-in button[type=submit]").await;
+    let page = wait_for(ada, "Your check-in is saved.").await;
+    assert!(page.contains("You have checked in this round."), "{page}");
+    assert_eq!(
+        value_of(ada, "#commitment-1").await,
+        "Ask Sam what support looks like"
+    );
+    assert_eq!(
+        value_of(ada, "#commitment-2").await,
+        "Credit Lee in the newsletter"
+    );
+    assert_eq!(
+        value_of(ada, "textarea#reflection").await,
+        "I waited to be asked."
+    );
+    let url = ada.current_url().await.expect("a URL");
+    assert!(
+        url.query().is_some_and(|q| q.contains("key=")),
+        "the page stays on the round link: {url}"
+    );
+    let saved = query(&app, |conn| {
+        check_ins::table
+            .inner_join(memberships::table.inner_join(people::table))
+            .select((people::email, check_ins::reflection, check_ins::late))
+            .load::<(String, String, bool)>(conn)
+    })
+    .await;
+    assert_eq!(
+        saved,
+        [(
+            "ada@example.org".to_string(),
+            "I waited to be asked.".to_string(),
+            false
+        )]
+    );
+    let made = query(&app, |conn| {
+        commitments::table
+            .order(commitments::position.asc())
+            .select((
+                commitments::position,
+                commitments::body,
+                commitments::status,
+            ))
+            .load::<(i32, String, String)>(conn)
+    })
+    .await;
+    assert_eq!(
+        made,
+        [
+            (
+                1,
+                "Ask Sam what support looks like".to_string(),
+                "open".to_string()
+            ),
+            (
+                2,
+                "Credit Lee in the newsletter".to_string(),
+                "open".to_string()
+            ),
+        ]
+    );
+
+    // 3. Bea checks in over HTTP (not the flow under test).
+    let bea = app.sign_in("bea@example.org", "Bea").await;
+    let response = app
+        .post_form_as(
+            &bea,
+            &format!("/circles/{id}/rounds/1"),
+            &[("commitment-1", "Bring the zine to the meeting")],
+        )
+        .await;
+    assert_eq!(response.status().as_u16(), 303, "Bea's check-in saved");
+    let beas: i64 = query(&app, |conn| {
+        commitments::table
+            .filter(commitments::body.eq("Bring the zine to the meeting"))
+            .select(commitments::id)
+            .first(conn)
+    })
+    .await;
+
+    // 4. A week on, round 2 opens (and round 1 has closed).
+    app.clock.set(utc("2027-03-08T09:00:00Z"));
+    let report = app.run_jobs().await;
+    assert_eq!(report.rounds.opened, [(id, 2)]);
+
+    // 5. Ada marks her first commitment Done from her round-2 email.
+    let mail = latest(&app, "ada@example.org", "round 2").await;
+    let text = mail.text_body();
+    let done = choice_link(&app, &text, "Ask Sam what support looks like", "Done");
+    ada.goto(&app.url(&done))
+        .await
+        .expect("the Done link opens");
+    let page = wait_for(ada, "Mark as Done?").await;
+    assert!(page.contains("Ask Sam what support looks like"), "{page}");
+    click(ada, "main form button[type=submit]").await;
+    let page = wait_for(ada, "Marked Done").await;
+    assert!(page.contains("Ask Sam what support looks like"), "{page}");
+    let status: String = query(&app, |conn| {
+        commitments::table
+            .filter(commitments::body.eq("Ask Sam what support looks like"))
+            .select(commitments::status)
+            .first(conn)
+    })
+    .await;
+    assert_eq!(status, "done");
+
+    // 6. On her round-2 page (same email's link) Ada offers Bea support.
+    let link = round_link(&app, &text, id, 2);
+    ada.goto(&app.url(&link))
+        .await
+        .expect("the round-2 link opens");
+    wait_for(ada, "Checking in as Ada").await;
+    let item = format!(
+        "#shoulder-up li.commitment[data-commitment=\"{beas}\"], \
+         #circle li.commitment[data-commitment=\"{beas}\"]"
+    );
+    let beas_item = ada
+        .find(Locator::Css(&item))
+        .await
+        .unwrap_or_else(|e| panic!("Bea's commitment is on Ada's round page ({item}): {e}"));
+    let shown = beas_item.text().await.expect("text");
+    assert!(shown.contains("Bring the zine to the meeting"), "{shown}");
+    let support = "I can carry the zines with you.";
+    beas_item
+        .find(Locator::Css("form.support textarea[name=body]"))
+        .await
+        .expect("a support field under Bea's commitment")
+        .send_keys(support)
+        .await
+        .expect("the support field takes text");
+    beas_item
+        .find(Locator::Css("form.support button[type=submit]"))
+        .await
+        .expect("an Offer support button")
+        .click()
+        .await
+        .expect("Offer support can be clicked");
+    wait_for(ada, "Your support is on its way").await;
+    let shown = ada
+        .find(Locator::Css(&format!(
+            "li.commitment[data-commitment=\"{beas}\"] ul.support"
+        )))
+        .await
+        .expect("the support is listed under Bea's commitment")
+        .text()
+        .await
+        .expect("text");
+    assert!(shown.contains(&format!("Ada: {support}")), "{shown}");
+    let stored = query(&app, |conn| {
+        support_messages::table
+            .select((support_messages::commitment_id, support_messages::body))
+            .load::<(i64, String)>(conn)
+    })
+    .await;
+    assert_eq!(stored, [(beas, support.to_string())]);
+
+    // 7. Ada signs in in the browser and opens her history from the circle.
+    ada.goto(&app.url(&format!("/sign-in?next=/circles/{id}")))
+        .await
+        .expect("the sign-in page opens");
+    fill(ada, "#email", "ada@example.org").await;
+    click(ada, "main form button[type=submit]").await;
+    wait_for(ada, "Check your email").await;
+    let mail = latest(&app, "ada@example.org", "sign in").await;
+    let link = crate::support::link_path(&mail.text_body(), app.public_base(), "/sign-in/");
+    ada.goto(&app.url(&link))
+        .await
+        .expect("the sign-in link opens");
+    wait_for(ada, "You are signing in as").await;
+    click(ada, "main form button[type=submit]").await;
+    wait_for(ada, "Your history").await;
+    let membership: i64 = query(&app, move |conn| {
+        memberships::table
+            .inner_join(people::table)
+            .filter(memberships::circle_id.eq(id))
+            .filter(people::email.eq("ada@example.org"))
+            .select(memberships::id)
+            .first(conn)
+    })
+    .await;
+    let history = format!("/circles/{id}/members/{membership}/history");
+    click(ada, &format!("p.history-links a[href='{history}']")).await;
+    let page = wait_for(ada, "Your follow-through").await;
+    assert!(page.contains("Ask Sam what support looks like"), "{page}");
+    let url = ada.current_url().await.expect("a URL");
+    assert_eq!(url.path(), history);
+    ada.find(Locator::Css("figure.history-chart svg"))
+        .await
+        .expect("the chart is an inline SVG");
+    let bar = ada
+        .find(Locator::Css("svg g.bar[data-round=\"2\"]"))
+        .await
+        .expect("a bar for round 2");
+    assert_eq!(
+        bar.attr("data-done")
+            .await
+            .expect("an attribute")
+            .as_deref(),
+        Some("1"),
+        "round 2's bar counts Ada's one Done"
+    );
+}

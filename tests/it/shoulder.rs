@@ -1,0 +1,488 @@
+//! Shouldering each other up: round links, one-click follow-through from
+//! the email, pairs, help and support, skipping and away dates, and what
+//! the emails say about all of it. Emails are read from the real SMTP
+//! server; every link is followed over HTTP.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use diesel::prelude::*;
+use shoulder::circles::settings::{Settings, SettingsForm};
+use shoulder::circles::store;
+use shoulder::db::DbError;
+use shoulder::db::schema::{
+    check_ins, commitments, follow_throughs, pairings, round_skips, rounds, support_messages,
+};
+
+use crate::on_both_backends;
+use crate::support::{ReceivedEmail, TestApp, utc};
+
+const PEOPLE: [(&str, &str); 3] = [
+    ("ada@example.org", "Ada"),
+    ("bea@example.org", "Bea"),
+    ("cy@example.org", "Cy"),
+];
+
+/// A weekly Monday 09:00 UTC circle, rounds open 48 hours, of `people`
+/// (the first facilitates), with round 1 open on 1 March 2027.
+async fn circle_of(app: &TestApp, people: &[(&'static str, &'static str)]) -> i64 {
+    app.clock.set(utc("2027-03-01T08:00:00Z"));
+    let mut form = SettingsForm::new("UTC");
+    form.name = "Night shift accomplices".into();
+    form.purpose = "Turning what we learn into what we do.".into();
+    form.agreements = "We listen first.".into();
+    form.round_hours = "48".into();
+    form.set_cadence_text("weekly mon 09:00");
+    let now = app.clock.now();
+    let settings = Settings::parse(&form, now.date_naive()).expect("valid");
+    let people = people.to_vec();
+    let id = app
+        .state
+        .db
+        .run(move |conn| {
+            let at = now.naive_utc();
+            let (email, name) = people[0];
+            let first = store::find_or_create_person(conn, email, name, at)?;
+            let id = store::create(conn, first, &settings, now)?;
+            for (email, name) in &people[1..] {
+                let person = store::find_or_create_person(conn, email, name, at)?;
+                store::add_member(conn, id, person, store::ROLE_MEMBER, at)?;
+            }
+            Ok::<_, DbError>(id)
+        })
+        .await
+        .expect("circle");
+    app.clock.set(utc("2027-03-01T09:00:00Z"));
+    assert_eq!(app.run_jobs().await.rounds.opened, [(id, 1)]);
+    id
+}
+
+/// The latest email to `to` whose subject contains `subject`.
+fn latest(app: &TestApp, to: &str, subject: &str) -> ReceivedEmail {
+    app.emails()
+        .into_iter()
+        .rev()
+        .find(|m| m.to.iter().any(|t| t == to) && m.subject().is_some_and(|s| s.contains(subject)))
+        .unwrap_or_else(|| panic!("no email to {to} about {subject:?}"))
+}
+
+fn count_to(app: &TestApp, to: &str, subject: &str) -> usize {
+    app.emails()
+        .iter()
+        .filter(|m| {
+            m.to.iter().any(|t| t == to) && m.subject().is_some_and(|s| s.contains(subject))
+        })
+        .count()
+}
+
+/// The path (and query) of the round link in an email's text.
+fn round_link(app: &TestApp, body: &str, circle_id: i64, number: i32) -> String {
+    crate::support::link_path(
+        body,
+        app.public_base(),
+        &format!("/circles/{circle_id}/rounds/{number}?key="),
+    )
+}
+
+/// The `key` in a round link's path.
+fn key_of(link: &str) -> String {
+    link.split("key=").nth(1).expect("a key").to_string()
+}
+
+/// The one-click link labelled `label` under the commitment `body` in a
+/// check-in email's text.
+fn choice_link(app: &TestApp, text: &str, commitment: &str, label: &str) -> String {
+    let mut lines = text.lines().skip_while(|l| !l.contains(commitment));
+    lines
+        .next()
+        .unwrap_or_else(|| panic!("{commitment:?} not in:\n{text}"));
+    let line = lines
+        .take(4)
+        .find(|l| l.trim_start().starts_with(&format!("{label}:")))
+        .unwrap_or_else(|| panic!("no {label} link under {commitment:?} in:\n{text}"));
+    crate::support::link_path(line, app.public_base(), "/act/")
+}
+
+async fn query<T: Send + 'static>(
+    app: &TestApp,
+    read: impl FnOnce(&mut shoulder::db::DbConnection) -> QueryResult<T> + Send + 'static,
+) -> T {
+    app.state
+        .db
+        .run(move |conn| read(conn).map_err(DbError::from))
+        .await
+        .expect("query")
+}
+
+async fn body_of(response: reqwest::Response) -> (u16, String) {
+    let status = response.status().as_u16();
+    (status, response.text().await.expect("body"))
+}
+
+on_both_backends! {
+    async fn a_round_link_checks_in_without_signing_in_for_that_round_only(app) {
+        let id = circle_of(&app, &PEOPLE).await;
+        let ada_mail = latest(&app, "ada@example.org", "round 1").text_body();
+        let ada_link = round_link(&app, &ada_mail, id, 1);
+        let ada_key = key_of(&ada_link);
+
+        // No cookie: the link alone opens Ada's round page.
+        let (status, page) = body_of(app.get(&ada_link).await).await;
+        assert_eq!(status, 200);
+        assert!(page.contains("Checking in as <strong>Ada</strong>"), "{page}");
+        let response = app.post_form(&format!("/circles/{id}/rounds/1"), &[
+            ("key", &ada_key),
+            ("reflection", "I waited to be asked."),
+            ("commitment-1", "Ask Sam what support looks like for them"),
+            ("commitment-2", "Read the statement before the meeting"),
+        ]).await;
+        assert_eq!(response.status().as_u16(), 303);
+        let location = response.headers()["location"].to_str().expect("ascii").to_string();
+        assert!(location.contains(&format!("key={ada_key}")), "stays on the link: {location}");
+        let saved = query(&app, |conn| {
+            commitments::table.order(commitments::id.asc()).select(commitments::body).load::<String>(conn)
+        }).await;
+        assert_eq!(saved, ["Ask Sam what support looks like for them", "Read the statement before the meeting"]);
+
+        // The link is not a session: other pages still ask to sign in.
+        let circle_page = app.get(&format!("/circles/{id}")).await;
+        assert_eq!(circle_page.status().as_u16(), 303);
+        assert!(circle_page.headers()["location"].to_str().expect("ascii").starts_with("/sign-in"));
+
+        // Someone signed in as Bea who opens Ada's link is refused.
+        let bea = app.sign_in("bea@example.org", "Bea").await;
+        let (status, page) = body_of(app.get_as(&bea, &ada_link).await).await;
+        assert_eq!(status, 403);
+        assert!(page.contains("sent to another member"));
+        let response = app.post_form_as(&bea, &format!("/circles/{id}/rounds/1"), &[
+            ("key", &ada_key), ("commitment-1", "Speak for Ada"),
+        ]).await;
+        assert_eq!(response.status().as_u16(), 403);
+
+        // A made-up key, and a real key on another round's page.
+        let (status, page) = body_of(app.get(&format!("/circles/{id}/rounds/1?key={}", "0".repeat(32))).await).await;
+        assert_eq!(status, 404);
+        assert!(page.contains("round link does not work"));
+        app.clock.set(utc("2027-03-08T09:00:00Z"));
+        app.run_jobs().await;
+        let (status, page) = body_of(app.get(&format!("/circles/{id}/rounds/2?key={ada_key}")).await).await;
+        assert_eq!(status, 404);
+        assert!(page.contains("for a different round"));
+
+        // Round 1 closed on 3 March: its link now says so and saves nothing.
+        let (status, page) = body_of(app.get(&ada_link).await).await;
+        assert_eq!(status, 410);
+        assert!(page.contains("This round has closed"));
+        let response = app.post_form(&format!("/circles/{id}/rounds/1"), &[
+            ("key", &ada_key), ("reflection", "Late"), ("commitment-1", "Something else"),
+        ]).await;
+        assert_eq!(response.status().as_u16(), 410);
+        let reflections = query(&app, |conn| check_ins::table.select(check_ins::reflection).load::<String>(conn)).await;
+        assert_eq!(reflections, ["I waited to be asked."]);
+    }
+}
+
+on_both_backends! {
+    async fn follow_through_from_the_email_is_confirmed_on_a_page_and_works_once(app) {
+        let id = circle_of(&app, &PEOPLE).await;
+        let ada = app.sign_in("ada@example.org", "Ada").await;
+        let response = app.post_form_as(&ada, &format!("/circles/{id}/rounds/1"), &[
+            ("commitment-1", "Ask Sam what support looks like"),
+            ("commitment-2", "Credit Lee in the newsletter"),
+        ]).await;
+        assert_eq!(response.status().as_u16(), 303);
+        app.clock.set(utc("2027-03-08T09:00:00Z"));
+        app.run_jobs().await;
+        let mail = latest(&app, "ada@example.org", "round 2");
+        let text = mail.text_body();
+        assert!(text.contains("How did your earlier commitments go?"), "{text}");
+        let done = choice_link(&app, &text, "Ask Sam what support looks like", "Done");
+        let release = choice_link(&app, &text, "Credit Lee in the newsletter", "Release");
+        let html = mail.html_body().expect("html");
+        let token = done.trim_start_matches("/act/");
+        assert!(html.contains(token), "the HTML has the same links");
+
+        // Opening the link (as a mail scanner would) changes nothing.
+        let (status, page) = body_of(app.get(&done).await).await;
+        assert_eq!(status, 200);
+        assert!(page.contains("Mark as Done?") && page.contains("Ask Sam what support looks like"));
+        let recorded = query(&app, |conn| follow_throughs::table.count().get_result::<i64>(conn)).await;
+        assert_eq!(recorded, 0);
+
+        let (status, page) = body_of(app.post_form(&done, &[]).await).await;
+        assert_eq!(status, 200);
+        assert!(page.contains("Marked Done"));
+        let (status, page) = body_of(app.post_form(&done, &[]).await).await;
+        assert_eq!(status, 409, "a choice link works once");
+        assert!(page.contains("already been used"));
+        assert_eq!(app.post_form(&release, &[]).await.status().as_u16(), 200);
+
+        let outcomes = query(&app, |conn| {
+            commitments::table
+                .order(commitments::id.asc())
+                .select((commitments::body, commitments::status))
+                .load::<(String, String)>(conn)
+        }).await;
+        assert_eq!(outcomes, [
+            ("Ask Sam what support looks like".to_string(), "done".to_string()),
+            ("Credit Lee in the newsletter".to_string(), "released".to_string()),
+        ]);
+        // The round page shows what the email recorded.
+        let page = app.get_as(&ada, &format!("/circles/{id}/rounds/2")).await.text().await.expect("page");
+        assert!(page.contains(r#"value="done" checked"#), "{page}");
+
+        // After the round closes, unused choice links say so.
+        let not_yet = choice_link(&app, &text, "Credit Lee in the newsletter", "Not yet");
+        app.clock.set(utc("2027-03-10T09:00:00Z"));
+        app.run_jobs().await;
+        let (status, page) = body_of(app.post_form(&not_yet, &[]).await).await;
+        assert_eq!(status, 410);
+        assert!(page.contains("This round has closed"));
+        let (status, _) = body_of(app.get(&format!("/act/{}", "a".repeat(32))).await).await;
+        assert_eq!(status, 404);
+    }
+}
+
+on_both_backends! {
+    async fn pairs_rotate_and_leave_out_away_members(app) {
+        let five: [(&'static str, &'static str); 5] = [
+            ("ada@example.org", "Ada"), ("bea@example.org", "Bea"), ("cy@example.org", "Cy"),
+            ("dee@example.org", "Dee"), ("eli@example.org", "Eli"),
+        ];
+        let id = circle_of(&app, &five).await;
+        for week in 1..8 {
+            app.clock.set(utc("2027-03-01T09:00:00Z") + chrono::Duration::weeks(week));
+            app.run_jobs().await;
+        }
+        let pairs = query(&app, move |conn| {
+            pairings::table
+                .inner_join(rounds::table)
+                .filter(rounds::circle_id.eq(id))
+                .order((rounds::number.asc(), pairings::giver_membership_id.asc()))
+                .select((rounds::number, pairings::giver_membership_id, pairings::receiver_membership_id))
+                .load::<(i32, i64, i64)>(conn)
+        }).await;
+        let mut by_round: BTreeMap<i32, Vec<(i64, i64)>> = BTreeMap::new();
+        let mut met: BTreeMap<i64, BTreeSet<i64>> = BTreeMap::new();
+        for (number, giver, receiver) in pairs {
+            assert_ne!(giver, receiver, "nobody is paired with themselves");
+            by_round.entry(number).or_default().push((giver, receiver));
+            met.entry(giver).or_default().insert(receiver);
+        }
+        assert_eq!(by_round.len(), 8);
+        for (number, pairs) in &by_round {
+            let givers: BTreeSet<i64> = pairs.iter().map(|p| p.0).collect();
+            let receivers: BTreeSet<i64> = pairs.iter().map(|p| p.1).collect();
+            assert_eq!((givers.len(), receivers.len()), (5, 5), "round {number}: everyone gives and receives");
+        }
+        assert!(met.values().all(|peers| peers.len() == 4), "over the rounds everyone encourages everyone: {met:?}");
+
+        // The pair is in the email and on the page.
+        let ada_mail = latest(&app, "ada@example.org", "round 8").text_body();
+        let partner = ada_mail
+            .lines()
+            .find_map(|l| l.strip_prefix("Shoulder up ").and_then(|r| r.split(' ').next()))
+            .expect("a partner line")
+            .to_string();
+        assert!(["Bea", "Cy", "Dee", "Eli"].contains(&partner.as_str()), "{partner}");
+        let ada = app.sign_in("ada@example.org", "Ada").await;
+        let page = app.get_as(&ada, &format!("/circles/{id}/rounds/8")).await.text().await.expect("page");
+        assert!(page.contains(&format!("Shoulder up {partner}")));
+
+        // Eli goes away over round 9: no check-in email, no pair, and the
+        // digest says so.
+        let eli = app.sign_in("eli@example.org", "Eli").await;
+        let response = app.post_form_as(&eli, &format!("/circles/{id}/rounds/8/away"), &[
+            ("starts", "2027-04-25"), ("ends", "2027-04-27"),
+        ]).await;
+        assert_eq!(response.status().as_u16(), 303);
+        let before = count_to(&app, "eli@example.org", "round 9");
+        app.clock.set(utc("2027-04-26T09:00:00Z"));
+        app.run_jobs().await;
+        assert_eq!(count_to(&app, "eli@example.org", "round 9"), before, "no check-in while away");
+        let round9 = query(&app, move |conn| {
+            pairings::table
+                .inner_join(rounds::table)
+                .filter(rounds::circle_id.eq(id))
+                .filter(rounds::number.eq(9))
+                .select((pairings::giver_membership_id, pairings::receiver_membership_id))
+                .load::<(i64, i64)>(conn)
+        }).await;
+        assert_eq!(round9.len(), 4, "four in the rotation while Eli is away");
+        app.clock.set(utc("2027-04-28T09:00:00Z"));
+        app.run_jobs().await;
+        let digest = latest(&app, "ada@example.org", "how round 9 went").text_body();
+        assert!(digest.contains("Eli: away"), "{digest}");
+        assert!(digest.contains("Away this round: Eli."), "{digest}");
+    }
+}
+
+on_both_backends! {
+    async fn help_and_support_show_in_the_next_email_and_the_digest(app) {
+        let id = circle_of(&app, &PEOPLE).await;
+        let round1 = format!("/circles/{id}/rounds/1");
+        let ada = app.sign_in("ada@example.org", "Ada").await;
+        let bea = app.sign_in("bea@example.org", "Bea").await;
+        app.post_form_as(&ada, &round1, &[("commitment-1", "Ask Sam what support looks like")]).await;
+        app.post_form_as(&bea, &round1, &[("commitment-1", "Bring the zine to the meeting")]).await;
+        let ids = query(&app, |conn| commitments::table.order(commitments::id.asc()).select(commitments::id).load::<i64>(conn)).await;
+        let (adas, beas) = (ids[0].to_string(), ids[1].to_string());
+
+        // Ada asks for help on her own; Bea cannot flag Ada's.
+        let response = app.post_form_as(&ada, &format!("{round1}/help"), &[("commitment", &adas), ("wanted", "yes")]).await;
+        assert_eq!(response.status().as_u16(), 303);
+        let (status, page) = body_of(app.post_form_as(&bea, &format!("{round1}/help"), &[("commitment", &adas), ("wanted", "no")]).await).await;
+        assert_eq!(status, 422);
+        assert!(page.contains("only on your own commitments"));
+
+        // Support: on a peer's, yes; on one's own, empty, or too long, no,
+        // and the typed words come back.
+        let support = format!("{round1}/support");
+        let (status, page) = body_of(app.post_form_as(&ada, &support, &[("commitment", &adas), ("body", "Go me")]).await).await;
+        assert_eq!(status, 422);
+        assert!(page.contains("Support is for a peer"));
+        let long = "x".repeat(501);
+        let (status, page) = body_of(app.post_form_as(&bea, &support, &[("commitment", &adas), ("body", &long)]).await).await;
+        assert_eq!(status, 422);
+        assert!(page.contains("limited to 500 characters") && page.contains(&long));
+        let (status, _) = body_of(app.post_form_as(&bea, &support, &[("commitment", &adas), ("body", "  ")]).await).await;
+        assert_eq!(status, 422);
+        let (status, page) = body_of(app.post_form_as(&bea, &support, &[("commitment", "999999"), ("body", "Hi")]).await).await;
+        assert_eq!(status, 422);
+        assert!(page.contains("not one in this circle"));
+        let response = app.post_form_as(&bea, &support, &[("commitment", &adas), ("body", "I can come with you to ask Sam.")]).await;
+        assert_eq!(response.status().as_u16(), 303);
+        let stored = query(&app, |conn| support_messages::table.select(support_messages::body).load::<String>(conn)).await;
+        assert_eq!(stored, ["I can come with you to ask Sam."], "only the good one was kept");
+        let page = app.get_as(&ada, &round1).await.text().await.expect("page");
+        assert!(page.contains("I can come with you to ask Sam.") && page.contains("could use help"));
+
+        // No extra emails: it all waits for the digest and the next check-in.
+        let before = app.emails().len();
+        app.run_jobs().await;
+        assert_eq!(app.emails().len(), before);
+
+        // Bea reports on nothing yet; Ada reports Partly with a note in round 2.
+        app.clock.set(utc("2027-03-03T09:00:00Z"));
+        app.run_jobs().await;
+        let digest = latest(&app, "cy@example.org", "how round 1 went").text_body();
+        assert!(digest.contains("Ada: checked in") && digest.contains("Will: Ask Sam what support looks like"), "{digest}");
+        assert!(digest.contains("Could use help with: Ask Sam what support looks like"), "{digest}");
+        assert!(digest.contains("Bea to Ada, on \"Ask Sam what support looks like\": I can come with you to ask Sam."), "{digest}");
+        assert!(digest.contains("Cy: no check-in this round"), "{digest}");
+
+        app.clock.set(utc("2027-03-08T09:00:00Z"));
+        app.run_jobs().await;
+        let ada_mail = latest(&app, "ada@example.org", "round 2").text_body();
+        assert!(ada_mail.contains("Support you received since last round:"), "{ada_mail}");
+        assert!(ada_mail.contains("Bea on \"Ask Sam what support looks like\": I can come with you to ask Sam."));
+        let cy_mail = latest(&app, "cy@example.org", "round 2").text_body();
+        assert!(cy_mail.contains("Asking the circle for help:\n  * Ada: Ask Sam what support looks like"), "{cy_mail}");
+        let response = app.post_form_as(&ada, &format!("/circles/{id}/rounds/2"), &[
+            ("commitment-1", "Ask Sam again, with Bea"),
+            (&format!("outcome-{adas}"), "partly"),
+            (&format!("note-{adas}"), "We talked; not finished"),
+        ]).await;
+        assert_eq!(response.status().as_u16(), 303);
+        let _ = beas;
+        app.clock.set(utc("2027-03-10T09:00:00Z"));
+        app.run_jobs().await;
+        let digest = latest(&app, "bea@example.org", "how round 2 went").text_body();
+        assert!(digest.contains("Partly: Ask Sam what support looks like (We talked; not finished)"), "{digest}");
+    }
+}
+
+on_both_backends! {
+    async fn skipping_from_the_email_stops_the_reminder_and_away_dates_are_checked(app) {
+        let id = circle_of(&app, &PEOPLE).await;
+        let text = latest(&app, "cy@example.org", "round 1").text_body();
+        let skip = crate::support::link_path(
+            text.lines().find(|l| l.contains("Skip this round")).expect("a skip line"),
+            app.public_base(),
+            "/act/",
+        );
+        let (status, page) = body_of(app.get(&skip).await).await;
+        assert_eq!(status, 200);
+        assert!(page.contains("Skip this round?"));
+        let skips = query(&app, |conn| round_skips::table.count().get_result::<i64>(conn)).await;
+        assert_eq!(skips, 0, "opening the link changes nothing");
+        assert_eq!(app.post_form(&skip, &[]).await.status().as_u16(), 200);
+        assert_eq!(app.post_form(&skip, &[]).await.status().as_u16(), 409);
+
+        // The reminder (24 hours before close) goes to Ada and Bea only.
+        app.clock.set(utc("2027-03-02T09:00:00Z"));
+        assert_eq!(app.run_jobs().await.rounds.reminded, 1);
+        assert_eq!(count_to(&app, "cy@example.org", "closes"), 0);
+        assert_eq!(count_to(&app, "ada@example.org", "closes"), 1);
+
+        // Away dates from the email's link: bad dates are refused with the
+        // dates kept, good ones saved once.
+        let away = crate::support::link_path(
+            text.lines().find(|l| l.contains("Set your away dates")).expect("an away line"),
+            app.public_base(),
+            "/act/",
+        );
+        let (status, page) = body_of(app.post_form(&away, &[("starts", "2027-03-20"), ("ends", "2027-03-12")]).await).await;
+        assert_eq!(status, 422);
+        assert!(page.contains("comes before the first") && page.contains(r#"value="2027-03-20""#));
+        let (status, page) = body_of(app.post_form(&away, &[("starts", "2027-03-14"), ("ends", "2027-03-20")]).await).await;
+        assert_eq!(status, 200);
+        assert!(page.contains("Away dates saved"));
+
+        app.clock.set(utc("2027-03-03T09:00:00Z"));
+        app.run_jobs().await;
+        let digest = latest(&app, "ada@example.org", "how round 1 went").text_body();
+        assert!(digest.contains("Cy: away"), "{digest}");
+
+        // Round 2 on 8 March reaches Cy; round 3 on 15 March does not.
+        app.clock.set(utc("2027-03-08T09:00:00Z"));
+        app.run_jobs().await;
+        assert_eq!(count_to(&app, "cy@example.org", "round 2"), 1);
+        app.clock.set(utc("2027-03-15T09:00:00Z"));
+        app.run_jobs().await;
+        assert_eq!(count_to(&app, "cy@example.org", "round 3"), 0);
+        assert_eq!(count_to(&app, "bea@example.org", "round 3"), 1);
+
+        // On the page: bad dates refused, an away period listed and removed.
+        let cy = app.sign_in("cy@example.org", "Cy").await;
+        let round3 = format!("/circles/{id}/rounds/3");
+        let (status, page) = body_of(app.post_form_as(&cy, &format!("{round3}/away"), &[("starts", "soon"), ("ends", "2027-03-01")]).await).await;
+        assert_eq!(status, 422);
+        assert!(page.contains("Give the first day away as a date"));
+        let page = app.get_as(&cy, &round3).await.text().await.expect("page");
+        assert!(page.contains("14 March 2027 to 20 March 2027"), "{page}");
+        let bea = app.sign_in("bea@example.org", "Bea").await;
+        let away_id = query(&app, |conn| {
+            shoulder::db::schema::away_periods::table
+                .select(shoulder::db::schema::away_periods::id)
+                .first::<i64>(conn)
+        }).await;
+        let (status, _) = body_of(app.post_form_as(&bea, &format!("{round3}/away"), &[("cancel", &away_id.to_string())]).await).await;
+        assert_eq!(status, 422, "Bea cannot remove Cy's away dates");
+        let response = app.post_form_as(&cy, &format!("{round3}/away"), &[("cancel", &away_id.to_string())]).await;
+        assert_eq!(response.status().as_u16(), 303);
+        let left = query(&app, |conn| shoulder::db::schema::away_periods::table.count().get_result::<i64>(conn)).await;
+        assert_eq!(left, 0);
+    }
+}
+
+on_both_backends! {
+    async fn the_check_in_email_names_the_pair_and_the_reminder_what_is_open(app) {
+        let id = circle_of(&app, &PEOPLE[..2]).await;
+        let bea = app.sign_in("bea@example.org", "Bea").await;
+        app.post_form_as(&bea, &format!("/circles/{id}/rounds/1"), &[("commitment-1", "Bring the zine to the meeting")]).await;
+        app.clock.set(utc("2027-03-08T09:00:00Z"));
+        app.run_jobs().await;
+        let mail = latest(&app, "ada@example.org", "round 2");
+        let text = mail.text_body();
+        assert!(text.contains("Shoulder up Bea this round"), "{text}");
+        assert!(text.contains("  * Bring the zine to the meeting"), "{text}");
+        assert!(mail.html_body().expect("html").contains("Shoulder up Bea"));
+        // Bea's reminder lists her commitment still to report on.
+        app.clock.set(utc("2027-03-09T09:00:00Z"));
+        app.run_jobs().await;
+        let reminder = latest(&app, "bea@example.org", "closes").text_body();
+        assert!(reminder.contains("Still open from earlier rounds:\n  * Bring the zine to the meeting (round 1)"), "{reminder}");
+        let link = round_link(&app, &reminder, id, 2);
+        assert_eq!(app.get(&link).await.status().as_u16(), 200, "the reminder's own round link works");
+    }
+}
