@@ -68,6 +68,8 @@ impl Outcome {
 pub struct CheckInForm {
     pub reflection: String,
     pub commitments: [String; MAX_COMMITMENTS],
+    /// Commitments sent beyond the third, which are refused, not dropped.
+    pub extra_commitments: Vec<String>,
     /// Commitment id (as typed) -> (outcome, note).
     pub follow: BTreeMap<String, (String, String)>,
 }
@@ -108,6 +110,12 @@ impl CheckIn {
                     );
                 }
             }
+        }
+        if form.extra_commitments.iter().any(|c| !c.trim().is_empty()) {
+            errors.insert(
+                "commitment-extra".into(),
+                format!("A round holds at most {MAX_COMMITMENTS} commitments; choose the ones that matter most."),
+            );
         }
         if commitments.is_empty() && !errors.keys().any(|k| k.starts_with("commitment-")) {
             errors.insert(
@@ -452,7 +460,7 @@ mod tests {
         CheckInForm {
             reflection: "I talked more than I listened.".into(),
             commitments: commitments.map(str::to_string),
-            follow: BTreeMap::new(),
+            ..CheckInForm::default()
         }
     }
 
@@ -475,6 +483,19 @@ mod tests {
         assert_eq!(
             errors.keys().collect::<Vec<_>>(),
             ["commitment-2", "commitment-3"]
+        );
+    }
+
+    #[test]
+    fn a_fourth_commitment_is_refused_not_dropped() {
+        let mut four = form(["One", "Two", "Three"]);
+        four.extra_commitments = vec!["Four".into()];
+        let errors = CheckIn::parse(&four).expect_err("four");
+        assert_eq!(errors.keys().collect::<Vec<_>>(), ["commitment-extra"]);
+        four.extra_commitments = vec!["  ".into()];
+        assert!(
+            CheckIn::parse(&four).is_ok(),
+            "an empty extra field is no commitment"
         );
     }
 

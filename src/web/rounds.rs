@@ -22,7 +22,9 @@ use crate::circles::store::{self, Circle, Membership};
 use crate::db::DbError;
 use crate::error::AppError;
 use crate::rounds::away::{self, AwayDates, AwayForm, AwayPeriod};
-use crate::rounds::check_in::{self, CheckIn, CheckInForm, FieldErrors, OpenCommitment, Saved};
+use crate::rounds::check_in::{
+    self, CheckIn, CheckInForm, FieldErrors, MAX_COMMITMENTS, OpenCommitment, Saved,
+};
 use crate::rounds::links::{self, Refusal};
 use crate::rounds::support::{self, CircleCommitment, Offered};
 use crate::rounds::{self, Round, pairing};
@@ -283,6 +285,15 @@ fn form_from(data: &FormData, open: &[OpenCommitment]) -> CheckInForm {
             data.get("commitment-2").to_string(),
             data.get("commitment-3").to_string(),
         ],
+        extra_commitments: data
+            .names()
+            .filter(|name| {
+                name.strip_prefix("commitment-")
+                    .and_then(|n| n.parse::<usize>().ok())
+                    .is_some_and(|n| n > MAX_COMMITMENTS)
+            })
+            .map(|name| data.get(name).to_string())
+            .collect(),
         ..CheckInForm::default()
     };
     // Follow-through fields are named after the commitment; any id sent is

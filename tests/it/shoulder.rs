@@ -486,3 +486,37 @@ on_both_backends! {
         assert_eq!(app.get(&link).await.status().as_u16(), 200, "the reminder's own round link works");
     }
 }
+
+on_both_backends! {
+    async fn a_fourth_commitment_is_refused_with_everything_kept_and_nothing_saved(app) {
+        let id = circle_of(&app, &PEOPLE).await;
+        let ada_mail = latest(&app, "ada@example.org", "round 1").text_body();
+        let key = key_of(&round_link(&app, &ada_mail, id, 1));
+        let (status, page) = body_of(app.post_form(&format!("/circles/{id}/rounds/1"), &[
+            ("key", &key),
+            ("reflection", "Too much at once."),
+            ("commitment-1", "One"),
+            ("commitment-2", "Two"),
+            ("commitment-3", "Three"),
+            ("commitment-4", "Four"),
+        ]).await).await;
+        assert_eq!(status, 422);
+        assert!(page.contains("at most 3 commitments"), "{page}");
+        assert!(page.contains(r#"value="Three""#) && page.contains("Too much at once."));
+        let saved = query(&app, |conn| commitments::table.count().get_result::<i64>(conn)).await;
+        let checked = query(&app, |conn| check_ins::table.count().get_result::<i64>(conn)).await;
+        assert_eq!((saved, checked), (0, 0));
+    }
+}
+
+on_both_backends! {
+    async fn a_round_found_already_past_its_close_gets_a_digest_and_no_late_reminder(app) {
+        circle_of(&app, &PEOPLE).await;
+        // The scheduler was away from before the reminder until after the close.
+        app.clock.set(utc("2027-03-03T10:00:00Z"));
+        let report = app.run_jobs().await;
+        assert_eq!((report.rounds.reminded, report.rounds.closed), (0, 1));
+        assert_eq!(count_to(&app, "ada@example.org", "closes"), 0);
+        assert_eq!(count_to(&app, "ada@example.org", "how round 1 went"), 1);
+    }
+}

@@ -228,6 +228,7 @@ fn check_in_form(page: &RoundPage<'_>) -> Markup {
                 input id=(field) type="text" name=(field) value=(form.commitments[index]) maxlength=(MAX_COMMITMENT_LEN);
                 (problem(errors, &field))
             }
+            (problem(errors, "commitment-extra"))
             p { button type="submit" { "Save my check-in" } }
         }
     }
