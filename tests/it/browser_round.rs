@@ -6,13 +6,11 @@
 
 use diesel::prelude::*;
 use fantoccini::{Client, Locator};
-use shoulder::circles::settings::{Settings, SettingsForm};
-use shoulder::circles::store;
 use shoulder::db::DbError;
 use shoulder::db::schema::{check_ins, commitments, memberships, people, support_messages};
 
 use crate::support::browser::Browser;
-use crate::support::{Backend, ReceivedEmail, TestApp, utc};
+use crate::support::{Backend, ReceivedEmail, TestApp, open_week, utc, weekly_circle};
 
 const PEOPLE: [(&str, &str); 3] = [
     ("ada@example.org", "Ada"),
@@ -20,37 +18,11 @@ const PEOPLE: [(&str, &str); 3] = [
     ("cy@example.org", "Cy"),
 ];
 
-/// A weekly Monday 09:00 UTC circle, rounds open 48 hours, of `people`
-/// (the first facilitates), with round 1 open on 1 March 2027.
-async fn circle_of(app: &TestApp, people: &[(&'static str, &'static str)]) -> i64 {
-    app.clock.set(utc("2027-03-01T08:00:00Z"));
-    let mut form = SettingsForm::new("UTC");
-    form.name = "Night shift accomplices".into();
-    form.purpose = "Turning what we learn into what we do.".into();
-    form.agreements = "We listen first.".into();
-    form.round_hours = "48".into();
-    form.set_cadence_text("weekly mon 09:00");
-    let now = app.clock.now();
-    let settings = Settings::parse(&form, now.date_naive()).expect("valid");
-    let people = people.to_vec();
-    let id = app
-        .state
-        .db
-        .run(move |conn| {
-            let at = now.naive_utc();
-            let (email, name) = people[0];
-            let first = store::find_or_create_person(conn, email, name, at)?;
-            let id = store::create(conn, first, &settings, now)?;
-            for (email, name) in &people[1..] {
-                let person = store::find_or_create_person(conn, email, name, at)?;
-                store::add_member(conn, id, person, store::ROLE_MEMBER, at)?;
-            }
-            Ok::<_, DbError>(id)
-        })
-        .await
-        .expect("circle");
-    app.clock.set(utc("2027-03-01T09:00:00Z"));
-    assert_eq!(app.run_jobs().await.rounds.opened, [(id, 1)]);
+/// A weekly circle of `people` (the first facilitates) with round 1 open
+/// on 1 March 2027.
+async fn circle_of(app: &TestApp, people: &[(&str, &str)]) -> i64 {
+    let id = weekly_circle(app, "Night shift accomplices", people).await;
+    assert_eq!(open_week(app, 1).await.rounds.opened, [(id, 1)]);
     id
 }
 

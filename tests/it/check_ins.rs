@@ -1,40 +1,17 @@
 //! Checking in on the round page: reflection, commitments, follow-through.
 
 use diesel::prelude::*;
-use shoulder::circles::settings::{Settings, SettingsForm};
-use shoulder::circles::store;
 use shoulder::db::DbError;
 use shoulder::db::schema::{check_ins, commitments};
 
 use crate::on_both_backends;
-use crate::support::{Backend, TestApp, utc};
+use crate::support::{Backend, TestApp, open_week, utc, weekly_circle};
 
 /// A weekly Monday 09:00 UTC circle of Ada and Bea, with round 1 open.
 async fn circle_with_a_round(app: &TestApp) -> i64 {
-    app.clock.set(utc("2027-03-01T08:00:00Z"));
-    let mut form = SettingsForm::new("UTC");
-    form.name = "Night shift accomplices".into();
-    form.purpose = "Turning what we learn into what we do.".into();
-    form.agreements = "We listen first.".into();
-    form.round_hours = "48".into();
-    form.set_cadence_text("weekly mon 09:00");
-    let now = app.clock.now();
-    let settings = Settings::parse(&form, now.date_naive()).expect("valid");
-    let id = app
-        .state
-        .db
-        .run(move |conn| {
-            let at = now.naive_utc();
-            let ada = store::find_or_create_person(conn, "ada@example.org", "Ada", at)?;
-            let bea = store::find_or_create_person(conn, "bea@example.org", "Bea", at)?;
-            let id = store::create(conn, ada, &settings, now)?;
-            store::add_member(conn, id, bea, store::ROLE_MEMBER, at)?;
-            Ok::<_, DbError>(id)
-        })
-        .await
-        .expect("circle");
-    app.clock.set(utc("2027-03-01T09:00:00Z"));
-    assert_eq!(app.run_jobs().await.rounds.opened, [(id, 1)]);
+    let people = [("ada@example.org", "Ada"), ("bea@example.org", "Bea")];
+    let id = weekly_circle(app, "Night shift accomplices", &people).await;
+    assert_eq!(open_week(app, 1).await.rounds.opened, [(id, 1)]);
     id
 }
 

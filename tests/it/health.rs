@@ -1,9 +1,9 @@
 //! The facilitator's circle health page: commitments carried a while,
 //! members nobody has encouraged lately, and email that did not arrive.
 
-use crate::history::{check_in, circle_of, commitment_id, membership_of, open_round};
+use crate::history::{check_in, commitment_id, membership_of};
 use crate::on_both_backends;
-use crate::support::TestApp;
+use crate::support::{TestApp, open_week, weekly_circle};
 
 async fn page(app: &TestApp, cookie: &str, path: &str) -> (u16, String) {
     let response = app.get_as(cookie, path).await;
@@ -29,7 +29,7 @@ const PEOPLE: [(&str, &str); 3] = [
 
 on_both_backends! {
     async fn a_commitment_carried_three_rounds_shows_and_only_facilitators_see_it(app) {
-        let id = circle_of(&app, "Night shift accomplices", &PEOPLE).await;
+        let id = weekly_circle(&app, "Night shift accomplices", &PEOPLE).await;
         let ada = app.sign_in("ada@example.org", "Ada").await;
         let bea = app.sign_in("bea@example.org", "Bea").await;
         let eve = app.sign_in("eve@example.org", "Eve").await;
@@ -39,11 +39,11 @@ on_both_backends! {
         assert_eq!(status, 200);
         assert!(before.contains("Once the first rounds have run"), "{before}");
 
-        open_round(&app, 1).await;
+        open_week(&app, 1).await;
         check_in(&app, &bea, id, 1, "Ask my manager about pay equity", &[]).await;
         check_in(&app, &ada, id, 1, "Share the reading list", &[]).await;
         for round in 2..=3 {
-            open_round(&app, round).await;
+            open_week(&app, round).await;
             check_in(&app, &bea, id, round, &format!("Small step {round}"), &[
                 ("Ask my manager about pay equity", "not_yet", "Waiting for the right moment"),
             ]).await;
@@ -53,7 +53,7 @@ on_both_backends! {
         assert!(!carried.contains("pay equity"), "two rounds carried is not yet three: {carried}");
         assert!(carried.contains("Nothing has been carried that long."));
 
-        open_round(&app, 4).await;
+        open_week(&app, 4).await;
         check_in(&app, &bea, id, 4, "Small step 4", &[
             ("Ask my manager about pay equity", "not_yet", ""),
         ]).await;
@@ -83,15 +83,15 @@ on_both_backends! {
 
 on_both_backends! {
     async fn a_member_who_receives_support_leaves_the_might_welcome_a_word_list(app) {
-        let id = circle_of(&app, "Night shift accomplices", &PEOPLE).await;
+        let id = weekly_circle(&app, "Night shift accomplices", &PEOPLE).await;
         let ada = app.sign_in("ada@example.org", "Ada").await;
         let bea = app.sign_in("bea@example.org", "Bea").await;
         let cy = app.sign_in("cy@example.org", "Cy").await;
         let health = format!("/circles/{id}/health");
-        open_round(&app, 1).await;
+        open_week(&app, 1).await;
         check_in(&app, &bea, id, 1, "Ask my manager about pay equity", &[]).await;
         check_in(&app, &cy, id, 1, "Read the zine on mutual aid", &[]).await;
-        open_round(&app, 2).await;
+        open_week(&app, 2).await;
 
         let (_, before) = page(&app, &ada, &health).await;
         let quiet = section(&before, "quiet");
@@ -117,7 +117,7 @@ on_both_backends! {
 
         // Three rounds on, that word is no longer recent.
         for round in 3..=5 {
-            open_round(&app, round).await;
+            open_week(&app, round).await;
         }
         let (_, later) = page(&app, &ada, &health).await;
         assert!(section(&later, "quiet").contains(&format!(r#"data-membership="{bea_membership}""#)));

@@ -2,55 +2,11 @@
 //! chart, and who may see them.
 
 use diesel::prelude::*;
-use shoulder::circles::settings::{Settings, SettingsForm};
-use shoulder::circles::store;
 use shoulder::db::DbError;
 use shoulder::db::schema::{commitments, memberships, people};
 
 use crate::on_both_backends;
-use crate::support::{TestApp, utc};
-
-/// A weekly Monday 09:00 UTC circle, rounds open 48 hours, facilitated by
-/// the first of `people` (email, name) with the others as members. No round
-/// is open yet.
-pub async fn circle_of(app: &TestApp, name: &str, people: &[(&str, &str)]) -> i64 {
-    app.clock.set(utc("2027-03-01T08:00:00Z"));
-    let mut form = SettingsForm::new("UTC");
-    form.name = name.into();
-    form.purpose = "Turning what we learn into what we do.".into();
-    form.agreements = "We listen first.".into();
-    form.round_hours = "48".into();
-    form.set_cadence_text("weekly mon 09:00");
-    let now = app.clock.now();
-    let settings = Settings::parse(&form, now.date_naive()).expect("valid");
-    let people: Vec<(String, String)> = people
-        .iter()
-        .map(|(email, name)| (email.to_string(), name.to_string()))
-        .collect();
-    app.state
-        .db
-        .run(move |conn| {
-            let at = now.naive_utc();
-            let mut ids = Vec::new();
-            for (email, name) in &people {
-                ids.push(store::find_or_create_person(conn, email, name, at)?);
-            }
-            let id = store::create(conn, ids[0], &settings, now)?;
-            for person in &ids[1..] {
-                store::add_member(conn, id, *person, store::ROLE_MEMBER, at)?;
-            }
-            Ok::<_, DbError>(id)
-        })
-        .await
-        .expect("circle")
-}
-
-/// Moves the clock to round `number`'s Monday and opens it.
-pub async fn open_round(app: &TestApp, number: i64) {
-    let at = utc("2027-03-01T09:00:00Z") + chrono::Duration::weeks(number - 1);
-    app.clock.set(at);
-    app.run_jobs().await;
-}
+use crate::support::{TestApp, open_week, weekly_circle};
 
 pub async fn membership_of(app: &TestApp, circle_id: i64, email: &str) -> i64 {
     let email = email.to_string();
@@ -131,12 +87,12 @@ fn bar(round: i32, done: u32, partly: u32, not_yet: u32, released: u32) -> Strin
 
 on_both_backends! {
     async fn history_counts_each_rounds_reports_and_release_is_never_a_miss(app) {
-        let id = circle_of(&app, "Night shift accomplices", &[("ada@example.org", "Ada"), ("bea@example.org", "Bea")]).await;
+        let id = weekly_circle(&app, "Night shift accomplices", &[("ada@example.org", "Ada"), ("bea@example.org", "Bea")]).await;
         let ada = app.sign_in("ada@example.org", "Ada").await;
         let bea = app.sign_in("bea@example.org", "Bea").await;
         let ada_membership = membership_of(&app, id, "ada@example.org").await;
 
-        open_round(&app, 1).await;
+        open_week(&app, 1).await;
         // Before anything is reported, the pages say so in words.
         let (status, circle_page) = page(&app, &ada, &format!("/circles/{id}/history")).await;
         assert_eq!(status, 200);
@@ -151,7 +107,7 @@ on_both_backends! {
         assert_eq!(three.status().as_u16(), 303);
         check_in(&app, &bea, id, 1, "Show up to the tenants' meeting", &[]).await;
 
-        open_round(&app, 2).await;
+        open_week(&app, 2).await;
         check_in(&app, &ada, id, 2, "Offer a ride to the vigil", &[
             ("Ask before advising", "done", "Twice, & it changed the <conversation>"),
             ("Credit Sam's idea", "not_yet", ""),
@@ -161,7 +117,7 @@ on_both_backends! {
             ("Show up to the tenants' meeting", "partly", ""),
         ]).await;
 
-        open_round(&app, 3).await;
+        open_week(&app, 3).await;
         check_in(&app, &ada, id, 3, "Listen at the next meeting", &[
             ("Credit Sam's idea", "done", ""),
             ("Offer a ride to the vigil", "partly", ""),
@@ -211,14 +167,14 @@ on_both_backends! {
 
 on_both_backends! {
     async fn a_history_answers_only_to_members_of_its_circle(app) {
-        let id = circle_of(&app, "Night shift accomplices", &[("ada@example.org", "Ada"), ("bea@example.org", "Bea")]).await;
-        let other = circle_of(&app, "Day shift", &[("cy@example.org", "Cy")]).await;
+        let id = weekly_circle(&app, "Night shift accomplices", &[("ada@example.org", "Ada"), ("bea@example.org", "Bea")]).await;
+        let other = weekly_circle(&app, "Day shift", &[("cy@example.org", "Cy")]).await;
         let ada = app.sign_in("ada@example.org", "Ada").await;
         let cy = app.sign_in("cy@example.org", "Cy").await;
         let eve = app.sign_in("eve@example.org", "Eve").await;
         let bea_membership = membership_of(&app, id, "bea@example.org").await;
         let cy_membership = membership_of(&app, other, "cy@example.org").await;
-        open_round(&app, 1).await;
+        open_week(&app, 1).await;
 
         let bea_page = format!("/circles/{id}/members/{bea_membership}/history");
         assert_eq!(page(&app, &ada, &bea_page).await.0, 200);
@@ -241,10 +197,10 @@ on_both_backends! {
 
 on_both_backends! {
     async fn a_member_with_nothing_reported_sees_a_kind_sentence_not_an_empty_chart(app) {
-        let id = circle_of(&app, "Night shift accomplices", &[("ada@example.org", "Ada"), ("bea@example.org", "Bea")]).await;
+        let id = weekly_circle(&app, "Night shift accomplices", &[("ada@example.org", "Ada"), ("bea@example.org", "Bea")]).await;
         let bea = app.sign_in("bea@example.org", "Bea").await;
         let bea_membership = membership_of(&app, id, "bea@example.org").await;
-        open_round(&app, 1).await;
+        open_week(&app, 1).await;
         check_in(&app, &bea, id, 1, "Show up to the tenants' meeting", &[]).await;
         let (status, mine) = page(&app, &bea, &format!("/circles/{id}/members/{bea_membership}/history")).await;
         assert_eq!(status, 200);

@@ -13,7 +13,7 @@ use shoulder::db::schema::{
 use shoulder::people::export::{CIRCLE_CSV_COLUMNS, PERSON_CSV_COLUMNS};
 
 use crate::on_both_backends;
-use crate::support::{TestApp, utc};
+use crate::support::{TestApp, open_week, utc, weekly_circle};
 
 const CIRCLE: &str = "Night shift accomplices";
 const ADA_REFLECTION: &str = "I talked more than I listened.";
@@ -96,30 +96,9 @@ async fn write_support(app: &TestApp, cookie: &str, path: &str, commitment: i64,
 }
 
 async fn circle_with_history(app: &TestApp) -> Circle {
-    app.clock.set(utc("2027-03-01T08:00:00Z"));
-    let mut form = SettingsForm::new("UTC");
-    form.name = CIRCLE.into();
-    form.purpose = "Turning what we learn into what we do.".into();
-    form.agreements = "We listen first.".into();
-    form.round_hours = "48".into();
-    form.set_cadence_text("weekly mon 09:00");
-    let now = app.clock.now();
-    let settings = Settings::parse(&form, now.date_naive()).expect("valid");
-    let id = app
-        .state
-        .db
-        .run(move |conn| {
-            let at = now.naive_utc();
-            let ada = store::find_or_create_person(conn, "ada@example.org", "Ada", at)?;
-            let bea = store::find_or_create_person(conn, "bea@example.org", "Bea", at)?;
-            let id = store::create(conn, ada, &settings, now)?;
-            store::add_member(conn, id, bea, store::ROLE_MEMBER, at)?;
-            Ok::<_, DbError>(id)
-        })
-        .await
-        .expect("circle");
-    app.clock.set(utc("2027-03-01T09:00:00Z"));
-    assert_eq!(app.run_jobs().await.rounds.opened, [(id, 1)]);
+    let people = [("ada@example.org", "Ada"), ("bea@example.org", "Bea")];
+    let id = weekly_circle(app, CIRCLE, &people).await;
+    assert_eq!(open_week(app, 1).await.rounds.opened, [(id, 1)]);
 
     let ada = app.sign_in("ada@example.org", "Ada").await;
     let bea = app.sign_in("bea@example.org", "Bea").await;

@@ -44,6 +44,52 @@ pub fn utc(text: &str) -> DateTime<Utc> {
         .with_timezone(&Utc)
 }
 
+/// A circle that meets weekly on Monday at 09:00 UTC with rounds open 48
+/// hours, made on 1 March 2027 at 08:00: the first of `people` (email,
+/// name) facilitates, the others are members. No round is open yet; see
+/// [`open_week`].
+pub async fn weekly_circle(app: &TestApp, name: &str, people: &[(&str, &str)]) -> i64 {
+    use shoulder::circles::settings::{Settings, SettingsForm};
+    use shoulder::circles::store;
+    app.clock.set(utc("2027-03-01T08:00:00Z"));
+    let mut form = SettingsForm::new("UTC");
+    form.name = name.into();
+    form.purpose = "Turning what we learn into what we do.".into();
+    form.agreements = "We listen first.".into();
+    form.round_hours = "48".into();
+    form.set_cadence_text("weekly mon 09:00");
+    let now = app.clock.now();
+    let settings = Settings::parse(&form, now.date_naive()).expect("valid settings");
+    let people: Vec<(String, String)> = people
+        .iter()
+        .map(|(email, name)| (email.to_string(), name.to_string()))
+        .collect();
+    app.state
+        .db
+        .run(move |conn| {
+            let at = now.naive_utc();
+            let mut ids = Vec::new();
+            for (email, name) in &people {
+                ids.push(store::find_or_create_person(conn, email, name, at)?);
+            }
+            let id = store::create(conn, ids[0], &settings, now)?;
+            for person in &ids[1..] {
+                store::add_member(conn, id, *person, store::ROLE_MEMBER, at)?;
+            }
+            Ok::<_, shoulder::db::DbError>(id)
+        })
+        .await
+        .expect("circle created")
+}
+
+/// Moves the clock to the Monday of week `number` (1 is 1 March 2027,
+/// 09:00 UTC) and runs the jobs there, which opens a weekly circle's round.
+pub async fn open_week(app: &TestApp, number: i64) -> PassReport {
+    app.clock
+        .set(utc("2027-03-01T09:00:00Z") + chrono::Duration::weeks(number - 1));
+    app.run_jobs().await
+}
+
 /// Where every test's clock starts unless it says otherwise.
 pub fn default_start() -> DateTime<Utc> {
     Utc.with_ymd_and_hms(2027, 3, 1, 9, 0, 0)
