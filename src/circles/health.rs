@@ -27,6 +27,7 @@ use super::store::STATUS_ACTIVE;
 use crate::db::schema::{commitments, memberships, people, rounds, support_messages};
 use crate::db::{DbConnection, DbError};
 use crate::mail::outbox::{self, FailedDelivery};
+use crate::rounds::support;
 
 /// A commitment made this many rounds before the latest one, and still
 /// open, is "carried a while".
@@ -100,42 +101,18 @@ fn list_carried(
     circle_id: i64,
     latest_round: i32,
 ) -> Result<Vec<Carried>, DbError> {
-    let rows: Vec<(i64, i64, String, String, i32, bool)> = commitments::table
-        .inner_join(rounds::table)
-        .inner_join(memberships::table.inner_join(people::table))
-        .filter(rounds::circle_id.eq(circle_id))
-        .filter(rounds::number.le(latest_round - CARRIED_ROUNDS))
-        .filter(commitments::status.eq_any(["open", "not_yet"]))
-        .filter(memberships::status.eq(STATUS_ACTIVE))
-        .order((
-            rounds::number.asc(),
-            people::display_name.asc(),
-            commitments::position.asc(),
-        ))
-        .select((
-            commitments::id,
-            memberships::id,
-            people::display_name,
-            commitments::body,
-            rounds::number,
-            commitments::help_wanted,
-        ))
-        .load(conn)?;
-    Ok(rows
+    let open = support::open_in_circle(conn, circle_id, latest_round - CARRIED_ROUNDS)?;
+    Ok(open
         .into_iter()
-        .map(
-            |(commitment_id, membership_id, member_name, body, made_in_round, help_wanted)| {
-                Carried {
-                    commitment_id,
-                    membership_id,
-                    member_name,
-                    body,
-                    made_in_round,
-                    rounds_carried: latest_round - made_in_round,
-                    help_wanted,
-                }
-            },
-        )
+        .map(|c| Carried {
+            commitment_id: c.id,
+            membership_id: c.membership_id,
+            member_name: c.name,
+            body: c.body,
+            made_in_round: c.made_in_round,
+            rounds_carried: latest_round - c.made_in_round,
+            help_wanted: c.help_wanted,
+        })
         .collect())
 }
 
