@@ -235,6 +235,12 @@ impl Db {
             // A failed query already tells us a connection broke; a ping on
             // every checkout would add a round trip to every request.
             .test_on_check_out(false)
+            // Connections open when first needed, not all at once in the
+            // pool's background threads. A short command (`tick`, `migrate`)
+            // would otherwise exit while those threads are still opening
+            // TLS connections to PostgreSQL, and OpenSSL's exit-time clean-up
+            // under a thread still using it crashes the process.
+            .min_idle(Some(0))
             .connection_timeout(POOL_CHECKOUT_TIMEOUT)
             .error_handler(Box::new(LogPoolErrors))
             .build_unchecked(manager);
