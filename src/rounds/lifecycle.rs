@@ -63,7 +63,7 @@ impl RoundRow {
     }
 }
 
-pub(super) fn slot_day(slot: &str) -> NaiveDate {
+fn slot_day(slot: &str) -> NaiveDate {
     NaiveDateTime::parse_from_str(slot, SLOT_FORMAT)
         .map(|at| at.date())
         .unwrap_or_default()

@@ -4,7 +4,8 @@
 //! for active circles whose cursor has passed and, for each, in one write
 //! transaction: picks the slot to open, inserts the round (unique on circle
 //! and slot, so a second instance finds it taken), records the prompt,
-//! queues one check-in per member who should get one, and moves the cursor.
+//! pairs the members for shouldering up, queues one check-in per member who
+//! should get one, and moves the cursor.
 //!
 //! Catch-up: after downtime only the latest missed slot may open, and only
 //! if it is no older than the grace window; older slots are logged as
