@@ -1,16 +1,19 @@
 //! Sending email: building the message, handing it to a transport, and
 //! saying clearly what happened.
 //!
-//! Three transports: `smtp` for real delivery (pooled connections, our own
-//! timeout around the whole send, since lettre's covers only the connect),
-//! `file` for a laptop (one `.eml` per message), `memory` for tests. Callers
-//! get a [`SendError`] that already says whether trying again can help.
+//! Three transports: `smtp` for real delivery (a pool of connections with
+//! `TCP_NODELAY`, see the `smtp` module; our own timeout around the whole
+//! send, waiting for a free connection included, since lettre's covers only
+//! the connect), `file` for a laptop (one `.eml` per message), `memory` for
+//! tests. Callers get a [`SendError`] that already says whether trying
+//! again can help.
 //! What the file and memory transports kept can be read back
 //! ([`Mailer::mailbox`]) for the dev mailbox page; [`mime`] parses it.
 
 mod address;
 pub mod mime;
 pub mod outbox;
+mod smtp;
 mod templates;
 
 pub use address::{EmailAddress, EmailAddressError, MAX_EMAIL_LEN};
@@ -20,13 +23,13 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
+use lettre::Message;
 use lettre::message::header::{HeaderName, HeaderValue};
 use lettre::message::{Mailbox, MultiPart};
-use lettre::transport::smtp::PoolConfig;
-use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 
 use crate::clock::Clock;
 use crate::config::{Config, MailTransportKind};
+use smtp::SmtpPool;
 
 /// One email, addressed and worded, with the id that makes a resend recognisable.
 #[derive(Debug, Clone)]
@@ -97,7 +100,7 @@ pub const MAILBOX_LIMIT: usize = 200;
 pub const MAX_STORED_EMAIL_BYTES: u64 = 1024 * 1024;
 
 enum Transport {
-    Smtp(AsyncSmtpTransport<Tokio1Executor>),
+    Smtp(SmtpPool),
     File(PathBuf),
     Memory(Arc<Mutex<Vec<SentEmail>>>),
 }
@@ -142,16 +145,10 @@ impl Mailer {
             .map_err(|e| e.to_string())?;
         let from = parse_from(&config.mail.from).map_err(|e| format!("mail.from: {e}"))?;
         let transport = match config.mail.transport {
-            MailTransportKind::Smtp => {
-                let builder = AsyncSmtpTransport::<Tokio1Executor>::from_url(&config.mail.smtp_url)
-                    .map_err(|e| format!("mail.smtp_url: {e}"))?;
-                Transport::Smtp(
-                    builder
-                        .timeout(Some(Duration::from_secs(config.mail.send_timeout_secs)))
-                        .pool_config(PoolConfig::new().max_size(config.mail.smtp_pool_size))
-                        .build(),
-                )
-            }
+            MailTransportKind::Smtp => Transport::Smtp(
+                SmtpPool::new(&config.mail.smtp_url, config.mail.smtp_pool_size)
+                    .map_err(|e| format!("mail.smtp_url: {e}"))?,
+            ),
             MailTransportKind::File => {
                 let dir = config.mail_file_dir().to_path_buf();
                 prepare_mail_dir(&dir)?;
@@ -309,14 +306,14 @@ impl Mailer {
 
     async fn deliver(&self, message: Message, message_id: &str) -> Result<String, SendError> {
         match &self.transport {
-            Transport::Smtp(smtp) => match smtp.send(message).await {
-                Ok(response) => Ok(format!(
+            Transport::Smtp(smtp) => {
+                let response = smtp.send(message.envelope(), &message.formatted()).await?;
+                Ok(format!(
                     "{} {}",
                     response.code(),
                     response.message().collect::<Vec<_>>().join(" ")
-                )),
-                Err(error) => Err(classify_smtp_error(&error)),
-            },
+                ))
+            }
             Transport::File(dir) => {
                 let name = format!(
                     "{}-{}.eml",
@@ -350,19 +347,6 @@ impl Mailer {
                 Ok("kept in memory".into())
             }
         }
-    }
-}
-
-fn classify_smtp_error(error: &lettre::transport::smtp::Error) -> SendError {
-    let text = error.to_string();
-    if error.is_permanent() {
-        SendError::Permanent(text)
-    } else if error.is_timeout() {
-        SendError::Transient(format!("timed out: {text}"))
-    } else {
-        // 4xx answers, refused or dropped connections, TLS hiccups: the
-        // message may well go through on a later try.
-        SendError::Transient(text)
     }
 }
 

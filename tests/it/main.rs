@@ -23,4 +23,5 @@ mod rounds;
 mod schema;
 mod shoulder;
 mod sign_in;
+mod smtp_nodelay;
 mod unsubscribe;
