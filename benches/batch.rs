@@ -1,0 +1,347 @@
+//! Batch work measured end to end with the real `shoulder` binary:
+//!
+//! - opening rounds for 10,000 circles of 8 (80,000 check-in emails queued)
+//!   with `shoulder tick --no-deliver`, on SQLite and on PostgreSQL;
+//! - delivering 20,000 emails from the outbox with `shoulder tick` to a
+//!   local SMTP sink, beside a bare lettre loop (TCP_NODELAY, as many
+//!   connections as `mail.smtp_pool_size`) sending as many to the same sink.
+//!
+//! Run with `cargo bench --bench batch`. PostgreSQL is reached at
+//! `TEST_POSTGRES_URL` (default `postgres://postgres@127.0.0.1:5432/test`);
+//! when it cannot be reached its rows say so. Sizes can be lowered for a
+//! quick look with `BENCH_CIRCLES` and `BENCH_EMAILS`.
+
+use std::path::Path;
+use std::process::Command;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Instant;
+
+use diesel::prelude::*;
+use diesel::sql_types::Text;
+use lettre::Message;
+use lettre::transport::smtp::client::AsyncSmtpConnection;
+use lettre::transport::smtp::extension::ClientId;
+use shoulder::circles::settings::{Settings, SettingsForm};
+use shoulder::db::{DatabaseUrl, Db, DbConnection};
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::net::{TcpListener, TcpStream};
+
+const SHOULDER: &str = env!("CARGO_BIN_EXE_shoulder");
+/// The instant the seeded circles' first round is due, and the tick's clock.
+const DUE: &str = "2027-03-01 09:00:00";
+const TICK_AT: &str = "2027-03-01T09:00:30Z";
+const POOL_SIZE: usize = 4;
+
+fn env_count(name: &str, default: usize) -> usize {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+fn main() {
+    let circles = env_count("BENCH_CIRCLES", 10_000);
+    let emails = env_count("BENCH_EMAILS", 20_000);
+    let runtime = tokio::runtime::Runtime::new().expect("a tokio runtime");
+    let dir = tempfile::tempdir().expect("a temp folder");
+    std::fs::create_dir_all(dir.path().join("data")).expect("a data folder");
+    let mut rows = Vec::new();
+
+    let sqlite = format!("{}/open.db", dir.path().display());
+    let seconds = open_rounds(dir.path(), &sqlite, circles);
+    rows.push(format!(
+        "| open rounds, {circles} circles of 8, SQLite | {seconds:.2} s |"
+    ));
+    match postgres_database() {
+        Some(url) => {
+            let seconds = open_rounds(dir.path(), &url, circles);
+            rows.push(format!(
+                "| open rounds, {circles} circles of 8, PostgreSQL | {seconds:.2} s |"
+            ));
+        }
+        None => rows.push("| open rounds, PostgreSQL | not measured: unreachable |".into()),
+    }
+
+    let sink = runtime.block_on(Sink::start());
+    let outbox_db = format!("{}/outbox.db", dir.path().display());
+    let outbox_rate = deliver_outbox(dir.path(), &outbox_db, emails / 8, &sink);
+    let bare_rate = runtime.block_on(bare_lettre_loop(sink.port, emails));
+    rows.push(format!(
+        "| outbox to a local SMTP sink, {emails} emails | {outbox_rate:.0} messages/s |"
+    ));
+    rows.push(format!(
+        "| bare lettre loop with TCP_NODELAY, {POOL_SIZE} connections | {bare_rate:.0} messages/s |"
+    ));
+    rows.push(format!(
+        "| outbox / bare lettre | {:.2} |",
+        outbox_rate / bare_rate
+    ));
+
+    println!("\n| measurement | result |\n|---|---|");
+    for row in rows {
+        println!("{row}");
+    }
+}
+
+/// A `shoulder` command in `dir` against `database_url`.
+fn shoulder(dir: &Path, database_url: &str) -> Command {
+    let mut command = Command::new(SHOULDER);
+    command
+        .current_dir(dir)
+        .env("SHOULDER_DATABASE__URL", database_url)
+        .env("SHOULDER_LOG__FILTER", "warn")
+        .env("SHOULDER_SCHEDULER__BATCH_SIZE", "100000")
+        .env("SHOULDER_MAIL__FILE_DIR", dir.join("data").join("mail"));
+    command
+}
+
+fn run(mut command: Command, what: &str) {
+    let output = command.output().expect("shoulder runs");
+    assert!(
+        output.status.success(),
+        "{what} failed: {}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+/// Seeds `circles` circles of 8 due at [`DUE`], then times one tick that
+/// opens all their rounds without delivering. Returns seconds.
+fn open_rounds(dir: &Path, database_url: &str, circles: usize) -> f64 {
+    let mut migrate = shoulder(dir, database_url);
+    migrate.arg("migrate");
+    run(migrate, "migrate");
+    seed(database_url, circles);
+    let mut tick = shoulder(dir, database_url);
+    tick.args(["tick", "--at", TICK_AT, "--no-deliver"]);
+    let started = Instant::now();
+    run(tick, "tick");
+    let seconds = started.elapsed().as_secs_f64();
+    let queued = count(database_url, "SELECT COUNT(*) AS n FROM deliveries");
+    assert_eq!(queued, circles * 8, "one check-in per member");
+    seconds
+}
+
+#[derive(QueryableByName)]
+struct Count {
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    n: i64,
+}
+
+fn connection(database_url: &str) -> diesel::r2d2::PooledConnection<shoulder::db::DbManager> {
+    let url = DatabaseUrl::parse(database_url).expect("a database URL");
+    let db = Db::connect(&url, 1, 5_000).expect("the database opens");
+    db.get().expect("a connection")
+}
+
+fn count(database_url: &str, sql: &str) -> usize {
+    let mut conn = connection(database_url);
+    let row: Count = match &mut *conn {
+        DbConnection::Postgresql(conn) => diesel::sql_query(sql).get_result(conn),
+        DbConnection::Sqlite(conn) => diesel::sql_query(sql).get_result(conn),
+    }
+    .expect("a count");
+    usize::try_from(row.n).unwrap_or(0)
+}
+
+/// `circles` weekly circles of 8 people each, their first round due, in
+/// three set-based statements that read the same on both backends.
+fn seed(database_url: &str, circles: usize) {
+    let mut form = SettingsForm::new("UTC");
+    form.set_cadence_text("weekly mon 09:00");
+    form.name = "Bench".into();
+    form.purpose = "Measuring".into();
+    form.agreements = "We listen first.".into();
+    form.round_hours = "48".into();
+    let anchor = chrono::NaiveDate::from_ymd_opt(2027, 3, 1).expect("a date");
+    let settings = Settings::parse(&form, anchor).expect("valid settings");
+    let cadence = settings.cadence.to_canonical();
+    let people = circles * 8;
+    let statements = [
+        format!(
+            "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < {people}) \
+             INSERT INTO people (email, display_name, created_at) \
+             SELECT 'p' || i || '@bench.example', 'Person ' || i, '{DUE}' FROM n"
+        ),
+        format!(
+            "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < {circles}) \
+             INSERT INTO circles (name, purpose, agreements, cadence, time_zone, round_length_minutes, \
+             size_cap, deck, status, next_round_at, created_at, updated_at) \
+             SELECT 'Circle ' || i, 'Measuring', 'We listen first.', $1, 'UTC', 2880, 8, 'shoulder', \
+             'active', '{DUE}', '{DUE}', '{DUE}' FROM n"
+        ),
+        format!(
+            "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < {people}) \
+             INSERT INTO memberships (circle_id, person_id, role, status, muted, \
+             unsubscribe_token_hash, joined_at) \
+             SELECT (i - 1) / 8 + 1, i, CASE WHEN (i - 1) % 8 = 0 THEN 'facilitator' ELSE 'member' END, \
+             'active', FALSE, 'u' || i, '{DUE}' FROM n"
+        ),
+    ];
+    let mut conn = connection(database_url);
+    for sql in statements {
+        // Only the circles' statement has a parameter: the cadence.
+        let result = if sql.contains("$1") {
+            let query = diesel::sql_query(sql).bind::<Text, _>(&cadence);
+            match &mut *conn {
+                DbConnection::Postgresql(conn) => query.execute(conn),
+                DbConnection::Sqlite(conn) => query.execute(conn),
+            }
+        } else {
+            let query = diesel::sql_query(sql);
+            match &mut *conn {
+                DbConnection::Postgresql(conn) => query.execute(conn),
+                DbConnection::Sqlite(conn) => query.execute(conn),
+            }
+        };
+        result.expect("seeding");
+    }
+}
+
+/// A fresh database of our own on the test PostgreSQL server, if it answers.
+fn postgres_database() -> Option<String> {
+    let base = std::env::var("TEST_POSTGRES_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into());
+    let url = DatabaseUrl::parse(&base).ok()?;
+    let db = Db::connect(&url, 1, 5_000).ok()?;
+    let mut conn = db.get().ok()?;
+    let name = format!("shoulder_bench_{}", std::process::id());
+    if let DbConnection::Postgresql(conn) = &mut *conn {
+        diesel::sql_query(format!("DROP DATABASE IF EXISTS {name}"))
+            .execute(conn)
+            .ok()?;
+        diesel::sql_query(format!("CREATE DATABASE {name}"))
+            .execute(conn)
+            .ok()?;
+    }
+    let (prefix, _) = base.rsplit_once('/')?;
+    Some(format!("{prefix}/{name}"))
+}
+
+/// Queues a round of check-ins for `circles` circles of 8 and times the
+/// tick that delivers them to the sink. Returns messages per second.
+fn deliver_outbox(dir: &Path, database_url: &str, circles: usize, sink: &Sink) -> f64 {
+    open_rounds(dir, database_url, circles);
+    let before = sink.received.load(Ordering::Relaxed);
+    let mut tick = shoulder(dir, database_url);
+    tick.args(["tick", "--at", TICK_AT])
+        .env("SHOULDER_MAIL__TRANSPORT", "smtp")
+        .env(
+            "SHOULDER_MAIL__SMTP_URL",
+            format!("smtp://127.0.0.1:{}", sink.port),
+        )
+        .env("SHOULDER_MAIL__SMTP_POOL_SIZE", POOL_SIZE.to_string())
+        .env("SHOULDER_MAIL__LEASE_SECS", "3600")
+        .env("SHOULDER_MAIL__BATCH_SIZE", "1000");
+    let started = Instant::now();
+    run(tick, "delivering tick");
+    let seconds = started.elapsed().as_secs_f64();
+    let delivered = sink.received.load(Ordering::Relaxed) - before;
+    assert_eq!(delivered, circles * 8, "every email reached the sink");
+    delivered as f64 / seconds
+}
+
+/// The same number of messages, of about the same size, sent by lettre
+/// alone over [`POOL_SIZE`] connections with TCP_NODELAY.
+async fn bare_lettre_loop(port: u16, emails: usize) -> f64 {
+    let body = "Hello,\n\nRound 1 of Bench is open.\n".repeat(40);
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    for worker in 0..POOL_SIZE {
+        let body = body.clone();
+        let share = emails / POOL_SIZE + usize::from(worker < emails % POOL_SIZE);
+        tasks.push(tokio::spawn(async move {
+            let stream = TcpStream::connect(("127.0.0.1", port))
+                .await
+                .expect("the sink accepts");
+            stream.set_nodelay(true).expect("TCP_NODELAY");
+            let mut connection = AsyncSmtpConnection::connect_with_transport(
+                Box::new(stream),
+                &ClientId::Domain("bench.example".into()),
+            )
+            .await
+            .expect("an SMTP session");
+            for n in 0..share {
+                let message = Message::builder()
+                    .from("Shoulder <shoulder@bench.example>".parse().expect("from"))
+                    .to(format!("p{n}@bench.example").parse().expect("to"))
+                    .subject("Bench, round 1")
+                    .body(body.clone())
+                    .expect("a message");
+                connection
+                    .send(message.envelope(), &message.formatted())
+                    .await
+                    .expect("sent");
+            }
+            let _ = connection.quit().await;
+        }));
+    }
+    for task in tasks {
+        task.await.expect("a sending task");
+    }
+    emails as f64 / started.elapsed().as_secs_f64()
+}
+
+/// A minimal SMTP server that accepts everything and counts messages.
+struct Sink {
+    port: u16,
+    received: Arc<AtomicUsize>,
+}
+
+impl Sink {
+    async fn start() -> Sink {
+        let listener = TcpListener::bind(("127.0.0.1", 0))
+            .await
+            .expect("a free port");
+        let port = listener.local_addr().expect("an address").port();
+        let received = Arc::new(AtomicUsize::new(0));
+        let counter = received.clone();
+        tokio::spawn(async move {
+            while let Ok((stream, _)) = listener.accept().await {
+                let counter = counter.clone();
+                tokio::spawn(async move {
+                    let _ = serve_session(stream, counter).await;
+                });
+            }
+        });
+        Sink { port, received }
+    }
+}
+
+async fn serve_session(stream: TcpStream, received: Arc<AtomicUsize>) -> std::io::Result<()> {
+    stream.set_nodelay(true)?;
+    let (read, mut write) = stream.into_split();
+    let mut lines = BufReader::new(read);
+    write.write_all(b"220 sink ready\r\n").await?;
+    let mut line = String::new();
+    let mut in_data = false;
+    loop {
+        line.clear();
+        if lines.read_line(&mut line).await? == 0 {
+            return Ok(());
+        }
+        if in_data {
+            if line == ".\r\n" {
+                in_data = false;
+                received.fetch_add(1, Ordering::Relaxed);
+                write.write_all(b"250 queued\r\n").await?;
+            }
+            continue;
+        }
+        let verb = line.get(..4).unwrap_or("").to_ascii_uppercase();
+        let reply: &[u8] = match verb.as_str() {
+            "EHLO" => b"250-sink\r\n250 8BITMIME\r\n",
+            "DATA" => {
+                in_data = true;
+                b"354 go on\r\n"
+            }
+            "QUIT" => {
+                write.write_all(b"221 bye\r\n").await?;
+                return Ok(());
+            }
+            _ => b"250 ok\r\n",
+        };
+        write.write_all(reply).await?;
+    }
+}
