@@ -3,7 +3,7 @@
 
 use fantoccini::{Client, Locator};
 
-use crate::support::browser::Browser;
+use crate::support::browser::{Browser, click, fill, wait_for};
 use crate::support::{Backend, TestApp};
 
 /// The `--paper` colour of `src/web/style.css`, as the browser computes it.
@@ -117,46 +117,6 @@ async fn latest_email_to(app: &TestApp, to: &str) -> crate::support::ReceivedEma
         .rev()
         .find(|m| m.to == [to.to_string()])
         .unwrap_or_else(|| panic!("an email to {to}"))
-}
-
-async fn fill(client: &Client, css: &str, value: &str) {
-    let field = client
-        .find(Locator::Css(css))
-        .await
-        .unwrap_or_else(|e| panic!("the page has {css}: {e}"));
-    field
-        .clear()
-        .await
-        .unwrap_or_else(|e| panic!("{css} clears: {e}"));
-    field
-        .send_keys(value)
-        .await
-        .unwrap_or_else(|e| panic!("{css} takes text: {e}"));
-}
-
-async fn click(client: &Client, css: &str) {
-    client
-        .find(Locator::Css(css))
-        .await
-        .unwrap_or_else(|e| panic!("the page has {css}: {e}"))
-        .click()
-        .await
-        .unwrap_or_else(|e| panic!("{css} can be clicked: {e}"));
-}
-
-/// Waits until the page's main text contains `needle` (a form's POST
-/// navigates after the click returns), then gives that text.
-async fn wait_for(client: &Client, needle: &str) -> String {
-    let xpath = format!("//main[contains(normalize-space(.), \"{needle}\")]");
-    client
-        .wait()
-        .at_most(std::time::Duration::from_secs(20))
-        .for_element(Locator::XPath(&xpath))
-        .await
-        .unwrap_or_else(|e| panic!("the page came to say {needle:?}: {e}"))
-        .text()
-        .await
-        .unwrap_or_else(|e| panic!("main has text: {e}"))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

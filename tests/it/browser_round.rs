@@ -6,25 +6,17 @@
 
 use diesel::prelude::*;
 use fantoccini::{Client, Locator};
-use shoulder::db::DbError;
 use shoulder::db::schema::{check_ins, commitments, memberships, people, support_messages};
 
-use crate::support::browser::Browser;
-use crate::support::{Backend, ReceivedEmail, TestApp, open_week, utc, weekly_circle};
+use crate::shoulder::{choice_link, circle_of, query, round_link};
+use crate::support::browser::{Browser, click, fill, wait_for};
+use crate::support::{Backend, ReceivedEmail, TestApp, utc};
 
 const PEOPLE: [(&str, &str); 3] = [
     ("ada@example.org", "Ada"),
     ("bea@example.org", "Bea"),
     ("cy@example.org", "Cy"),
 ];
-
-/// A weekly circle of `people` (the first facilitates) with round 1 open
-/// on 1 March 2027.
-async fn circle_of(app: &TestApp, people: &[(&str, &str)]) -> i64 {
-    let id = weekly_circle(app, "Night shift accomplices", people).await;
-    assert_eq!(open_week(app, 1).await.rounds.opened, [(id, 1)]);
-    id
-}
 
 /// The latest email to `to` whose subject contains `subject`, once the
 /// outbox has delivered what it holds.
@@ -37,65 +29,6 @@ async fn latest(app: &TestApp, to: &str, subject: &str) -> ReceivedEmail {
         .unwrap_or_else(|| panic!("no email to {to} about {subject:?}"))
 }
 
-/// The path (and query) of the round link in an email's text.
-fn round_link(app: &TestApp, body: &str, circle_id: i64, number: i32) -> String {
-    crate::support::link_path(
-        body,
-        app.public_base(),
-        &format!("/circles/{circle_id}/rounds/{number}?key="),
-    )
-}
-
-/// The one-click link labelled `label` under the commitment `body` in a
-/// check-in email's text.
-fn choice_link(app: &TestApp, text: &str, commitment: &str, label: &str) -> String {
-    let mut lines = text.lines().skip_while(|l| !l.contains(commitment));
-    lines
-        .next()
-        .unwrap_or_else(|| panic!("{commitment:?} not in:\n{text}"));
-    let line = lines
-        .take(4)
-        .find(|l| l.trim_start().starts_with(&format!("{label}:")))
-        .unwrap_or_else(|| panic!("no {label} link under {commitment:?} in:\n{text}"));
-    crate::support::link_path(line, app.public_base(), "/act/")
-}
-
-async fn query<T: Send + 'static>(
-    app: &TestApp,
-    read: impl FnOnce(&mut shoulder::db::DbConnection) -> QueryResult<T> + Send + 'static,
-) -> T {
-    app.state
-        .db
-        .run(move |conn| read(conn).map_err(DbError::from))
-        .await
-        .expect("query")
-}
-
-async fn fill(client: &Client, css: &str, value: &str) {
-    let field = client
-        .find(Locator::Css(css))
-        .await
-        .unwrap_or_else(|e| panic!("the page has {css}: {e}"));
-    field
-        .clear()
-        .await
-        .unwrap_or_else(|e| panic!("{css} clears: {e}"));
-    field
-        .send_keys(value)
-        .await
-        .unwrap_or_else(|e| panic!("{css} takes text: {e}"));
-}
-
-async fn click(client: &Client, css: &str) {
-    client
-        .find(Locator::Css(css))
-        .await
-        .unwrap_or_else(|e| panic!("the page has {css}: {e}"))
-        .click()
-        .await
-        .unwrap_or_else(|e| panic!("{css} can be clicked: {e}"));
-}
-
 /// The `value` property of the form field at `css`.
 async fn value_of(client: &Client, css: &str) -> String {
     client
@@ -106,21 +39,6 @@ async fn value_of(client: &Client, css: &str) -> String {
         .await
         .unwrap_or_else(|e| panic!("{css} has a value: {e}"))
         .unwrap_or_default()
-}
-
-/// Waits until the page's main text contains `needle` (a form's POST
-/// navigates after the click returns), then gives that text.
-async fn wait_for(client: &Client, needle: &str) -> String {
-    let xpath = format!("//main[contains(normalize-space(.), \"{needle}\")]");
-    client
-        .wait()
-        .at_most(std::time::Duration::from_secs(20))
-        .for_element(Locator::XPath(&xpath))
-        .await
-        .unwrap_or_else(|e| panic!("the page came to say {needle:?}: {e}"))
-        .text()
-        .await
-        .unwrap_or_else(|e| panic!("main has text: {e}"))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

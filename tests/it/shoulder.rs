@@ -22,7 +22,7 @@ const PEOPLE: [(&str, &str); 3] = [
 
 /// A weekly circle of `people` (the first facilitates) with round 1 open
 /// on 1 March 2027.
-async fn circle_of(app: &TestApp, people: &[(&str, &str)]) -> i64 {
+pub async fn circle_of(app: &TestApp, people: &[(&str, &str)]) -> i64 {
     let id = weekly_circle(app, "Night shift accomplices", people).await;
     assert_eq!(open_week(app, 1).await.rounds.opened, [(id, 1)]);
     id
@@ -47,7 +47,7 @@ fn count_to(app: &TestApp, to: &str, subject: &str) -> usize {
 }
 
 /// The path (and query) of the round link in an email's text.
-fn round_link(app: &TestApp, body: &str, circle_id: i64, number: i32) -> String {
+pub fn round_link(app: &TestApp, body: &str, circle_id: i64, number: i32) -> String {
     crate::support::link_path(
         body,
         app.public_base(),
@@ -62,7 +62,7 @@ fn key_of(link: &str) -> String {
 
 /// The one-click link labelled `label` under the commitment `body` in a
 /// check-in email's text.
-fn choice_link(app: &TestApp, text: &str, commitment: &str, label: &str) -> String {
+pub fn choice_link(app: &TestApp, text: &str, commitment: &str, label: &str) -> String {
     let mut lines = text.lines().skip_while(|l| !l.contains(commitment));
     lines
         .next()
@@ -74,7 +74,7 @@ fn choice_link(app: &TestApp, text: &str, commitment: &str, label: &str) -> Stri
     crate::support::link_path(line, app.public_base(), "/act/")
 }
 
-async fn query<T: Send + 'static>(
+pub async fn query<T: Send + 'static>(
     app: &TestApp,
     read: impl FnOnce(&mut shoulder::db::DbConnection) -> QueryResult<T> + Send + 'static,
 ) -> T {

@@ -17,7 +17,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use fantoccini::wd::Capabilities;
-use fantoccini::{Client, ClientBuilder};
+use fantoccini::{Client, ClientBuilder, Locator};
 use serde_json::json;
 use tempfile::TempDir;
 
@@ -307,4 +307,48 @@ fn error_chain(error: &dyn std::error::Error) -> String {
         .map(|e| e.to_string())
         .collect::<Vec<_>>()
         .join(": ")
+}
+
+// ---- steps a test takes in the page ----
+
+/// Types `value` into the empty field at `css`.
+pub async fn fill(client: &Client, css: &str, value: &str) {
+    let field = client
+        .find(Locator::Css(css))
+        .await
+        .unwrap_or_else(|e| panic!("the page has {css}: {e}"));
+    field
+        .clear()
+        .await
+        .unwrap_or_else(|e| panic!("{css} clears: {e}"));
+    field
+        .send_keys(value)
+        .await
+        .unwrap_or_else(|e| panic!("{css} takes text: {e}"));
+}
+
+/// Clicks the element at `css`.
+pub async fn click(client: &Client, css: &str) {
+    client
+        .find(Locator::Css(css))
+        .await
+        .unwrap_or_else(|e| panic!("the page has {css}: {e}"))
+        .click()
+        .await
+        .unwrap_or_else(|e| panic!("{css} can be clicked: {e}"));
+}
+
+/// Waits until the page's main text contains `needle` (a form's POST
+/// navigates after the click returns), then gives that text.
+pub async fn wait_for(client: &Client, needle: &str) -> String {
+    let xpath = format!("//main[contains(normalize-space(.), \"{needle}\")]");
+    client
+        .wait()
+        .at_most(std::time::Duration::from_secs(20))
+        .for_element(Locator::XPath(&xpath))
+        .await
+        .unwrap_or_else(|e| panic!("the page came to say {needle:?}: {e}"))
+        .text()
+        .await
+        .unwrap_or_else(|e| panic!("main has text: {e}"))
 }
