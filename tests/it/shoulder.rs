@@ -150,6 +150,13 @@ on_both_backends! {
         assert_eq!(response.status().as_u16(), 410);
         let reflections = query(&app, |conn| check_ins::table.select(check_ins::reflection).load::<String>(conn)).await;
         assert_eq!(reflections, ["I waited to be asked."]);
+
+        // Signed in, the same old link still shows the round, for a late
+        // check-in through the session.
+        let ada = app.sign_in("ada@example.org", "Ada").await;
+        let (status, page) = body_of(app.get_as(&ada, &ada_link).await).await;
+        assert_eq!(status, 200);
+        assert!(page.contains("The round has closed") && !page.contains("Checking in as"), "{page}");
     }
 }
 
