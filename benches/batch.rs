@@ -59,6 +59,10 @@ fn main() {
             rows.push(format!(
                 "| open rounds, {circles} circles of 8, PostgreSQL | {seconds:.2} s |"
             ));
+            on_postgres_server(&format!(
+                "DROP DATABASE IF EXISTS {}",
+                bench_database_name()
+            ));
         }
         None => rows.push("| open rounds, PostgreSQL | not measured: unreachable |".into()),
     }
@@ -199,22 +203,32 @@ fn seed(database_url: &str, circles: usize) {
     }
 }
 
-/// A fresh database of our own on the test PostgreSQL server, if it answers.
-fn postgres_database() -> Option<String> {
-    let base = std::env::var("TEST_POSTGRES_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into());
-    let url = DatabaseUrl::parse(&base).ok()?;
+fn postgres_base() -> String {
+    std::env::var("TEST_POSTGRES_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into())
+}
+
+fn bench_database_name() -> String {
+    format!("shoulder_bench_{}", std::process::id())
+}
+
+/// Runs `sql` on the test PostgreSQL server's own database, if it answers.
+fn on_postgres_server(sql: &str) -> Option<()> {
+    let url = DatabaseUrl::parse(&postgres_base()).ok()?;
     let db = Db::connect(&url, 1, 5_000).ok()?;
     let mut conn = db.get().ok()?;
-    let name = format!("shoulder_bench_{}", std::process::id());
-    if let DbConnection::Postgresql(conn) = &mut *conn {
-        diesel::sql_query(format!("DROP DATABASE IF EXISTS {name}"))
-            .execute(conn)
-            .ok()?;
-        diesel::sql_query(format!("CREATE DATABASE {name}"))
-            .execute(conn)
-            .ok()?;
+    match &mut *conn {
+        DbConnection::Postgresql(conn) => diesel::sql_query(sql).execute(conn).ok().map(|_| ()),
+        DbConnection::Sqlite(_) => None,
     }
+}
+
+/// A fresh database of our own on the test PostgreSQL server, if it answers.
+fn postgres_database() -> Option<String> {
+    let name = bench_database_name();
+    on_postgres_server(&format!("DROP DATABASE IF EXISTS {name}"))?;
+    on_postgres_server(&format!("CREATE DATABASE {name}"))?;
+    let base = postgres_base();
     let (prefix, _) = base.rsplit_once('/')?;
     Some(format!("{prefix}/{name}"))
 }
