@@ -58,11 +58,14 @@ struct Received {
     body: String,
 }
 
-/// The parts of a check-in email that are this member's own. `support_since`
-/// is when the circle's previous round opened, if there was one.
+/// The parts of a check-in email that are this member's own.
+/// `circle_open` is the circle's open commitments ([`open_commitments`]),
+/// read once for the whole round; `support_since` is when the circle's
+/// previous round opened, if there was one.
 pub fn check_in(
     conn: &mut DbConnection,
     round: &RoundFacts,
+    circle_open: &[CircleCommitment],
     membership_id: i64,
     support_since: Option<NaiveDateTime>,
     public_base: &str,
@@ -91,13 +94,11 @@ pub fn check_in(
             choices,
         });
     }
-    let circle_open = support::open_in_circle(conn, round.circle_id, round.number)?;
     let partner = pairing::partner_of(conn, round.id, membership_id)?.map(|(partner_id, name)| {
-        let commitments: Vec<PeerLine> =
-            peer_lines(&circle_open, |c| c.membership_id == partner_id);
+        let commitments: Vec<PeerLine> = peer_lines(circle_open, |c| c.membership_id == partner_id);
         json!({ "name": name, "commitments": commitments })
     });
-    let help_asked = peer_lines(&circle_open, |c| {
+    let help_asked = peer_lines(circle_open, |c| {
         c.help_wanted && c.membership_id != membership_id
     });
     let received: Vec<Received> = match support_since {
@@ -153,19 +154,35 @@ fn peer_lines(
         .collect()
 }
 
+/// What every check-in email of a round draws on: the circle's open
+/// commitments made up to this round, with their support.
+pub fn open_commitments(
+    conn: &mut DbConnection,
+    round: &RoundFacts,
+) -> Result<Vec<CircleCommitment>, DbError> {
+    support::open_in_circle(conn, round.circle_id, round.number)
+}
+
+/// The commitments reported on during a round, read once for all its
+/// reminders.
+pub fn reported_in(conn: &mut DbConnection, round: &RoundFacts) -> Result<Vec<i64>, DbError> {
+    Ok(follow_throughs::table
+        .filter(follow_throughs::round_id.eq(round.id))
+        .select(follow_throughs::commitment_id)
+        .load(conn)?)
+}
+
 /// The parts of a reminder that are this member's own: a fresh round link,
-/// and the earlier commitments they have not reported on yet.
+/// and the earlier commitments they have not reported on yet (`reported`
+/// is [`reported_in`]).
 pub fn reminder(
     conn: &mut DbConnection,
     round: &RoundFacts,
+    reported: &[i64],
     membership_id: i64,
     public_base: &str,
 ) -> Result<Value, DbError> {
     let round_link = links::issue(conn, round.id, membership_id)?;
-    let reported: Vec<i64> = follow_throughs::table
-        .filter(follow_throughs::round_id.eq(round.id))
-        .select(follow_throughs::commitment_id)
-        .load(conn)?;
     let still_open: Vec<Value> =
         check_in::open_before(conn, membership_id, round.id, round.number)?
             .into_iter()

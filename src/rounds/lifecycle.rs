@@ -197,12 +197,18 @@ fn remind(
         };
         let facts = round.facts();
         let skipping = away::skipping(conn, round_id)?;
+        let reported = content::reported_in(conn, &facts)?;
         for member in recipients(conn, round.circle_id, facts.day)? {
             if done.contains(&member.membership_id) || skipping.contains(&member.membership_id) {
                 continue;
             }
-            let mut context =
-                content::reminder(conn, &facts, member.membership_id, &settings.public_base)?;
+            let mut context = content::reminder(
+                conn,
+                &facts,
+                &reported,
+                member.membership_id,
+                &settings.public_base,
+            )?;
             context["circle"] = json!(round.circle_name);
             context["number"] = json!(round.number);
             context["question"] = json!(round.question);

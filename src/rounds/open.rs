@@ -373,10 +373,12 @@ fn open_round(
         templates: context.templates,
         public_base: &context.settings.public_base,
     };
+    let circle_open = content::open_commitments(conn, &facts)?;
     for member in &members {
         let mut mail = content::check_in(
             conn,
             &facts,
+            &circle_open,
             member.membership_id,
             support_since,
             &context.settings.public_base,
