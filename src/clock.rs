@@ -4,6 +4,7 @@
 use std::sync::{Arc, Mutex};
 
 use chrono::{DateTime, Duration, Utc};
+use chrono_tz::Tz;
 
 #[derive(Clone, Debug)]
 pub struct Clock {
@@ -55,6 +56,28 @@ impl Clock {
     }
 }
 
+/// A circle's stored zone name as a zone; a name the zone database no
+/// longer knows reads as UTC.
+pub fn zone_or_utc(name: &str) -> Tz {
+    name.parse().unwrap_or(chrono_tz::UTC)
+}
+
+/// An instant as a circle's members read it, in their zone:
+/// "Monday 1 March 2027, 09:00 EST".
+pub fn local_text(at: DateTime<Utc>, zone: Tz) -> String {
+    at.with_timezone(&zone)
+        .format("%A %-d %B %Y, %H:%M %Z")
+        .to_string()
+}
+
+/// The same without the year, for emails about the days just ahead:
+/// "Monday 1 March, 09:00 EST".
+pub fn local_text_short(at: DateTime<Utc>, zone: Tz) -> String {
+    at.with_timezone(&zone)
+        .format("%A %-d %B, %H:%M %Z")
+        .to_string()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -74,5 +97,17 @@ mod tests {
         let copy = clock.clone();
         copy.set(start);
         assert_eq!(clock.now(), start, "clones share one instant");
+    }
+
+    #[test]
+    fn instants_read_in_the_circle_zone_and_unknown_zones_as_utc() {
+        let at = Utc
+            .with_ymd_and_hms(2027, 3, 1, 14, 0, 0)
+            .single()
+            .expect("valid");
+        let toronto = zone_or_utc("America/Toronto");
+        assert_eq!(local_text(at, toronto), "Monday 1 March 2027, 09:00 EST");
+        assert_eq!(local_text_short(at, toronto), "Monday 1 March, 09:00 EST");
+        assert_eq!(zone_or_utc("Atlantis/Central"), chrono_tz::UTC);
     }
 }

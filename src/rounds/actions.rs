@@ -15,6 +15,7 @@ use super::away::{self, AwayDates};
 use super::check_in::{self, Outcome};
 use crate::auth::Token;
 use crate::circles::store::STATUS_ACTIVE;
+use crate::clock;
 use crate::db::schema::{
     action_tokens, circles, commitments, follow_throughs, memberships, people, rounds,
 };
@@ -266,6 +267,7 @@ pub fn perform(
 
 /// The circle's local date at `now`, for checking away dates.
 pub fn local_today(time_zone: &str, now: NaiveDateTime) -> NaiveDate {
-    let zone = time_zone.parse::<chrono_tz::Tz>().unwrap_or(chrono_tz::UTC);
-    now.and_utc().with_timezone(&zone).date_naive()
+    now.and_utc()
+        .with_timezone(&clock::zone_or_utc(time_zone))
+        .date_naive()
 }

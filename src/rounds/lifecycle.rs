@@ -15,6 +15,7 @@ use super::content::{self, RoundFacts};
 use super::open::{Recipient, recipients};
 use super::{RoundReport, RoundSettings, SLOT_FORMAT};
 use crate::circles::unsubscribe;
+use crate::clock;
 use crate::db::schema::{check_ins, circles, rounds};
 use crate::db::{DbConnection, DbError, write_transaction};
 use crate::mail::outbox::{self, NewEmail};
@@ -181,16 +182,10 @@ fn remind(
         }
         let round = load_round(conn, round_id)?;
         let done = checked_in(conn, round_id)?;
-        let zone = round
-            .time_zone
-            .parse::<chrono_tz::Tz>()
-            .unwrap_or(chrono_tz::UTC);
-        let closes = round
-            .closes_at
-            .and_utc()
-            .with_timezone(&zone)
-            .format("%A %-d %B, %H:%M %Z")
-            .to_string();
+        let closes = clock::local_text_short(
+            round.closes_at.and_utc(),
+            clock::zone_or_utc(&round.time_zone),
+        );
         let writer = Writer {
             templates,
             public_base: &settings.public_base,

@@ -23,6 +23,7 @@ use super::lifecycle::{Writer, mail_member};
 use super::{RoundReport, RoundSettings, SLOT_FORMAT, pairing};
 use crate::circles::cadence::Occurrence;
 use crate::circles::store::{self, Circle, CircleStatus};
+use crate::clock;
 use crate::db::schema::{away_periods, circles, memberships, people, rounds};
 use crate::db::{DbConnection, DbError, write_transaction};
 use crate::mail::{EmailTemplates, TemplateError};
@@ -349,10 +350,7 @@ fn open_round(
         return Ok(Opening::AlreadyOpen);
     };
     prompts::record_use(conn, circle.id, &prompt.id, round.id, now.naive_utc())?;
-    let closes_local = closes_at
-        .with_timezone(&zone)
-        .format("%A %-d %B, %H:%M %Z")
-        .to_string();
+    let closes_local = clock::local_text_short(closes_at, zone);
     let facts = RoundFacts {
         id: round.id,
         circle_id: circle.id,

@@ -18,6 +18,7 @@ use crate::auth::session::SignedIn;
 use crate::circles::settings::{FieldErrors, Settings, SettingsForm};
 use crate::circles::store::{self, Circle, CircleStatus, Departure, Membership, UpdateOutcome};
 use crate::circles::unsubscribe;
+use crate::clock::{local_text, zone_or_utc};
 use crate::error::AppError;
 use crate::mail::outbox;
 use crate::rounds;
@@ -43,24 +44,18 @@ fn settings_form_from(form: &FormData) -> SettingsForm {
     }
 }
 
-fn format_local(at: DateTime<Utc>, zone: Tz) -> String {
-    at.with_timezone(&zone)
-        .format("%A %-d %B %Y, %H:%M %Z")
-        .to_string()
-}
-
 fn upcoming(settings: &Settings, now: DateTime<Utc>) -> Vec<String> {
     settings
         .cadence
         .upcoming(settings.time_zone, now, UPCOMING_SHOWN)
         .into_iter()
-        .map(|occurrence| format_local(occurrence.at, settings.time_zone))
+        .map(|occurrence| local_text(occurrence.at, settings.time_zone))
         .collect()
 }
 
 /// The day a new circle's "every N weeks" counts from: today where it meets.
 fn anchor_for(form: &SettingsForm, now: DateTime<Utc>) -> chrono::NaiveDate {
-    let zone = form.time_zone.parse::<Tz>().unwrap_or(chrono_tz::UTC);
+    let zone = zone_or_utc(&form.time_zone);
     now.with_timezone(&zone).date_naive()
 }
 
@@ -102,7 +97,7 @@ pub async fn home(state: &AppState, person: &SignedIn) -> Result<Response, AppEr
         .into_iter()
         .map(|(circle, role)| {
             let next_round = match (circle.next_round_at, circle.time_zone.parse::<Tz>()) {
-                (Some(at), Ok(zone)) => Some(format_local(at.and_utc(), zone)),
+                (Some(at), Ok(zone)) => Some(local_text(at.and_utc(), zone)),
                 _ => None,
             };
             CircleLine {
@@ -202,7 +197,7 @@ pub async fn show(
             settings.cadence.describe(),
             circle.next_round_at.map(|at| {
                 (
-                    format_local(at.and_utc(), settings.time_zone),
+                    local_text(at.and_utc(), settings.time_zone),
                     at.and_utc().format("%A %-d %B %Y, %H:%M UTC").to_string(),
                     at.and_utc()
                         .to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
@@ -291,7 +286,7 @@ pub async fn update(
     let anchor = circle
         .created_at
         .and_utc()
-        .with_timezone(&form.time_zone.parse::<Tz>().unwrap_or(chrono_tz::UTC))
+        .with_timezone(&zone_or_utc(&form.time_zone))
         .date_naive();
     let show = |errors: &FieldErrors, preview: Option<Vec<String>>, status: StatusCode| {
         (

@@ -27,6 +27,7 @@ use crate::circles::invites::{
     Mailing, NewLink, Opened, Refusal, ResetLink, Revoke, SendInvites,
 };
 use crate::circles::store::CircleStatus;
+use crate::clock::local_text;
 use crate::error::AppError;
 use crate::mail::EmailAddress;
 use crate::text;
@@ -60,10 +61,7 @@ fn link_lifetime(state: &AppState) -> Duration {
 
 /// An instant as the circle's members read it, in the circle's own zone.
 fn when(at: NaiveDateTime, zone: Tz) -> String {
-    at.and_utc()
-        .with_timezone(&zone)
-        .format("%A %-d %B %Y, %H:%M %Z")
-        .to_string()
+    local_text(at.and_utc(), zone)
 }
 
 fn day(at: NaiveDateTime, zone: Tz) -> String {

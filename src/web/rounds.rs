@@ -19,6 +19,7 @@ use super::views;
 use super::views::rounds::{Drafts, Notice, RoundPage};
 use crate::app::AppState;
 use crate::circles::store::{self, Circle, Membership};
+use crate::clock::{local_text, zone_or_utc};
 use crate::db::DbError;
 use crate::error::AppError;
 use crate::rounds::away::{self, AwayDates, AwayForm, AwayPeriod};
@@ -151,7 +152,7 @@ struct Loaded {
 }
 
 fn zone_of(circle: &Circle) -> Tz {
-    circle.time_zone.parse::<Tz>().unwrap_or(chrono_tz::UTC)
+    zone_or_utc(&circle.time_zone)
 }
 
 async fn load(
@@ -203,12 +204,7 @@ async fn load(
 
 fn render(actor: &Actor, loaded: &Loaded, drafts: &Drafts, notice: Option<Notice>) -> maud::Markup {
     let zone = zone_of(&loaded.circle);
-    let local = |at: chrono::NaiveDateTime| {
-        at.and_utc()
-            .with_timezone(&zone)
-            .format("%A %-d %B %Y, %H:%M %Z")
-            .to_string()
-    };
+    let local = |at: chrono::NaiveDateTime| local_text(at.and_utc(), zone);
     views::rounds::round(&RoundPage {
         viewer: &actor.name,
         key: actor.key.as_deref(),
