@@ -498,3 +498,53 @@ on_both_backends! {
         assert_eq!(count_to(&app, "ada@example.org", "how round 1 went"), 1);
     }
 }
+
+on_both_backends! {
+    async fn a_choice_link_for_a_commitment_settled_since_in_an_earlier_round_is_refused(app) {
+        let id = circle_of(&app, &PEOPLE[..2]).await;
+        let ada = app.sign_in("ada@example.org", "Ada").await;
+        app.post_form_as(&ada, &format!("/circles/{id}/rounds/1"), &[("commitment-1", "Ask Sam what support looks like")]).await;
+        open_week(&app, 2).await;
+        open_week(&app, 3).await;
+        let text = latest(&app, "ada@example.org", "round 3").text_body();
+        let done = choice_link(&app, &text, "Ask Sam what support looks like", "Done");
+        // A late check-in for the closed round 2 reports it there first.
+        let commitment = query(&app, |conn| commitments::table.select(commitments::id).first::<i64>(conn)).await;
+        let response = app.post_form_as(&ada, &format!("/circles/{id}/rounds/2"), &[
+            ("commitment-1", "Ask again in a month"),
+            (&format!("outcome-{commitment}"), "released"),
+        ]).await;
+        assert_eq!(response.status().as_u16(), 303);
+
+        let (status, page) = body_of(app.get(&done).await).await;
+        assert_eq!(status, 409);
+        assert!(page.contains("already settled"), "{page}");
+        let (status, _) = body_of(app.post_form(&done, &[]).await).await;
+        assert_eq!(status, 409);
+        let outcome = query(&app, |conn| commitments::table.order(commitments::id.asc()).select(commitments::status).first::<String>(conn)).await;
+        assert_eq!(outcome, "released", "the link changed nothing");
+
+        // Malformed links are refused the same way as unknown ones.
+        assert_eq!(app.get("/act/not-a-token").await.status().as_u16(), 404);
+        let (status, page) = body_of(app.get(&format!("/circles/{id}/rounds/3?key=not-a-token")).await).await;
+        assert_eq!(status, 404);
+        assert!(page.contains("round link does not work"));
+    }
+}
+
+on_both_backends! {
+    async fn a_skip_can_be_taken_back_on_the_page_and_then_the_reminder_comes(app) {
+        let id = circle_of(&app, &PEOPLE[..2]).await;
+        let bea = app.sign_in("bea@example.org", "Bea").await;
+        let skip = format!("/circles/{id}/rounds/1/skip");
+        assert_eq!(app.post_form_as(&bea, &skip, &[("skip", "yes")]).await.status().as_u16(), 303);
+        let page = app.get_as(&bea, &format!("/circles/{id}/rounds/1")).await.text().await.expect("page");
+        assert!(page.contains("You are skipping this round."));
+        assert_eq!(app.post_form_as(&bea, &skip, &[("skip", "no")]).await.status().as_u16(), 303);
+        let skips = query(&app, |conn| round_skips::table.count().get_result::<i64>(conn)).await;
+        assert_eq!(skips, 0);
+        app.clock.set(utc("2027-03-02T09:00:00Z"));
+        app.run_jobs().await;
+        assert_eq!(count_to(&app, "bea@example.org", "closes"), 1);
+    }
+}
