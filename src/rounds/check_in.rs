@@ -13,7 +13,7 @@ use chrono::{DateTime, NaiveDateTime, Utc};
 use diesel::prelude::*;
 use diesel::sql_types::{BigInt, Bool, Integer, Nullable, Text, Timestamp};
 
-use crate::db::schema::{commitments, follow_throughs, rounds};
+use crate::db::schema::{commitments, follow_throughs, rounds, support_messages};
 use crate::db::{DbConnection, DbError, write_transaction};
 use crate::text::{self, sentence};
 
@@ -78,8 +78,9 @@ pub struct CheckInForm {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CheckIn {
     pub reflection: String,
-    /// 1 to 3, in the order given.
-    pub commitments: Vec<String>,
+    /// One to three, each in the slot it was typed in (slot 1 is index 0),
+    /// so that editing one never moves another's text or support.
+    pub commitments: [Option<String>; MAX_COMMITMENTS],
     pub follow: Vec<(i64, Outcome, Option<String>)>,
 }
 
@@ -96,13 +97,13 @@ impl CheckIn {
                 String::new()
             }
         };
-        let mut commitments = Vec::new();
+        let mut commitments: [Option<String>; MAX_COMMITMENTS] = Default::default();
         for (index, raw) in form.commitments.iter().enumerate() {
             if raw.trim().is_empty() {
                 continue;
             }
             match text::single_line(raw, MAX_COMMITMENT_LEN) {
-                Ok(body) => commitments.push(body),
+                Ok(body) => commitments[index] = Some(body),
                 Err(error) => {
                     errors.insert(
                         format!("commitment-{}", index + 1),
@@ -117,7 +118,9 @@ impl CheckIn {
                 format!("A round holds at most {MAX_COMMITMENTS} commitments; choose the ones that matter most."),
             );
         }
-        if commitments.is_empty() && !errors.keys().any(|k| k.starts_with("commitment-")) {
+        if commitments.iter().all(Option::is_none)
+            && !errors.keys().any(|k| k.starts_with("commitment-"))
+        {
             errors.insert(
                 "commitment-1".into(),
                 "Make at least one commitment for the next round; a small one is fine.".into(),
@@ -269,11 +272,15 @@ pub enum Saved {
     /// A follow-through named a commitment that is not this member's open
     /// one; nothing was saved.
     NotYours(i64),
+    /// The commitment in this slot (1 to 3) has support from others or a
+    /// report in a later round, so it cannot be emptied; nothing was saved.
+    Answered(usize),
 }
 
 /// Why the save transaction rolled back.
 enum Abort {
     NotYours(i64),
+    Answered(usize),
     Db(DbError),
 }
 
@@ -310,16 +317,19 @@ pub fn save(
             closed,
             at,
         )?;
-        for position in 1..=MAX_COMMITMENTS {
-            let body = check_in.commitments.get(position - 1);
-            save_commitment(
+        for (index, body) in check_in.commitments.iter().enumerate() {
+            let position = index + 1;
+            let kept = save_commitment(
                 conn,
                 round_id,
                 membership_id,
                 position as i32,
-                body.map(String::as_str),
+                body.as_deref(),
                 at,
             )?;
+            if !kept {
+                return Err(Abort::Answered(position));
+            }
         }
         let open: Vec<i64> = open_before(conn, membership_id, round_id, round_number)?
             .into_iter()
@@ -343,6 +353,7 @@ pub fn save(
     match outcome {
         Ok(saved) => Ok(saved),
         Err(Abort::NotYours(id)) => Ok(Saved::NotYours(id)),
+        Err(Abort::Answered(position)) => Ok(Saved::Answered(position)),
         Err(Abort::Db(error)) => Err(error),
     }
 }
@@ -390,7 +401,7 @@ fn save_commitment(
     position: i32,
     body: Option<&str>,
     now: NaiveDateTime,
-) -> Result<(), DbError> {
+) -> Result<bool, DbError> {
     match body {
         Some(body) => {
             let query = diesel::sql_query(
@@ -406,18 +417,35 @@ fn save_commitment(
             on_inner!(conn, query)?;
         }
         None => {
-            // A slot emptied while editing. Nothing has been reported on a
-            // commitment of the round still being checked in, so it can go.
-            diesel::delete(
-                commitments::table
-                    .filter(commitments::round_id.eq(round_id))
-                    .filter(commitments::membership_id.eq(membership_id))
-                    .filter(commitments::position.eq(position)),
+            // A slot emptied while editing: the commitment goes, unless others
+            // have answered it (support, or a report in a later round, made
+            // while this round is edited late), whose words would go with it.
+            let existing: Option<i64> = commitments::table
+                .filter(commitments::round_id.eq(round_id))
+                .filter(commitments::membership_id.eq(membership_id))
+                .filter(commitments::position.eq(position))
+                .select(commitments::id)
+                .first(conn)
+                .optional()?;
+            let Some(id) = existing else {
+                return Ok(true);
+            };
+            let answered: bool = diesel::select(
+                diesel::dsl::exists(
+                    support_messages::table.filter(support_messages::commitment_id.eq(id)),
+                )
+                .or(diesel::dsl::exists(
+                    follow_throughs::table.filter(follow_throughs::commitment_id.eq(id)),
+                )),
             )
-            .execute(conn)?;
+            .get_result(conn)?;
+            if answered {
+                return Ok(false);
+            }
+            diesel::delete(commitments::table.find(id)).execute(conn)?;
         }
     }
-    Ok(())
+    Ok(true)
 }
 
 pub(crate) fn record_follow_through(
@@ -465,12 +493,16 @@ mod tests {
     }
 
     #[test]
-    fn one_to_three_commitments_are_kept_in_order() {
+    fn one_to_three_commitments_keep_their_slots() {
         let check_in =
             CheckIn::parse(&form(["", "Ask before advising", "Credit Sam's idea"])).expect("valid");
         assert_eq!(
             check_in.commitments,
-            ["Ask before advising", "Credit Sam's idea"]
+            [
+                None,
+                Some("Ask before advising".to_string()),
+                Some("Credit Sam's idea".to_string())
+            ]
         );
     }
 

@@ -380,19 +380,40 @@ pub async fn check_in(
             ))
         }
         Saved::NotYours(id) => {
-            let mut errors = FieldErrors::new();
-            errors.insert(
+            let message = "That commitment is not one of your open ones; nothing was saved.";
+            Ok(refused_check_in(
+                &actor,
+                &loaded,
+                form,
                 format!("follow-{id}"),
-                "That commitment is not one of your open ones; nothing was saved.".into(),
-            );
-            let drafts = Drafts {
-                check_in: Some(form),
-                errors,
-                ..Drafts::default()
-            };
-            Ok(refused(&actor, &loaded, &drafts))
+                message,
+            ))
+        }
+        Saved::Answered(position) => {
+            let message = "Others have answered this commitment (support, or a report since), \
+                           so it stays; you can reword it, or release it next round. Nothing was saved.";
+            let field = format!("commitment-{position}");
+            Ok(refused_check_in(&actor, &loaded, form, field, message))
         }
     }
+}
+
+/// The check-in form again, as typed, with one problem marked.
+fn refused_check_in(
+    actor: &Actor,
+    loaded: &Loaded,
+    form: CheckInForm,
+    field: String,
+    message: &str,
+) -> Response {
+    let mut errors = FieldErrors::new();
+    errors.insert(field, message.into());
+    let drafts = Drafts {
+        check_in: Some(form),
+        errors,
+        ..Drafts::default()
+    };
+    refused(actor, loaded, &drafts)
 }
 
 /// The commitment a form names, as an id; a malformed one matches nothing.

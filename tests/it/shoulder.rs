@@ -548,3 +548,51 @@ on_both_backends! {
         assert_eq!(count_to(&app, "bea@example.org", "closes"), 1);
     }
 }
+
+on_both_backends! {
+    async fn emptying_a_commitment_others_answered_is_refused_and_editing_keeps_slots(app) {
+        let id = circle_of(&app, &PEOPLE[..2]).await;
+        let round1 = format!("/circles/{id}/rounds/1");
+        let ada = app.sign_in("ada@example.org", "Ada").await;
+        let bea = app.sign_in("bea@example.org", "Bea").await;
+        app.post_form_as(&ada, &round1, &[
+            ("commitment-1", "Ask Sam what support looks like"),
+            ("commitment-2", "Credit Lee in the newsletter"),
+            ("commitment-3", "Read the statement"),
+        ]).await;
+        let ids = query(&app, |conn| commitments::table.order(commitments::position.asc()).select(commitments::id).load::<i64>(conn)).await;
+        let response = app.post_form_as(&bea, &format!("{round1}/support"), &[
+            ("commitment", &ids[1].to_string()), ("body", "I will remind you on Friday."),
+        ]).await;
+        assert_eq!(response.status().as_u16(), 303);
+
+        // Emptying the supported one is refused, with the form kept.
+        let (status, page) = body_of(app.post_form_as(&ada, &round1, &[
+            ("commitment-1", "Ask Sam what support looks like"),
+            ("commitment-2", ""),
+            ("commitment-3", "Read the statement, twice"),
+        ]).await).await;
+        assert_eq!(status, 422);
+        assert!(page.contains("Others have answered this commitment"), "{page}");
+        assert!(page.contains(r#"value="Read the statement, twice""#));
+        // Emptying the first keeps the others in their slots, and their support.
+        let response = app.post_form_as(&ada, &round1, &[
+            ("commitment-1", ""),
+            ("commitment-2", "Credit Lee in the newsletter"),
+            ("commitment-3", "Read the statement"),
+        ]).await;
+        assert_eq!(response.status().as_u16(), 303);
+        let left = query(&app, |conn| {
+            commitments::table
+                .order(commitments::position.asc())
+                .select((commitments::id, commitments::position, commitments::body))
+                .load::<(i64, i32, String)>(conn)
+        }).await;
+        assert_eq!(left, [
+            (ids[1], 2, "Credit Lee in the newsletter".to_string()),
+            (ids[2], 3, "Read the statement".to_string()),
+        ]);
+        let support = query(&app, |conn| support_messages::table.select(support_messages::commitment_id).load::<i64>(conn)).await;
+        assert_eq!(support, [ids[1]]);
+    }
+}
