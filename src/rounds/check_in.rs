@@ -184,9 +184,12 @@ pub fn open_before(
         .inner_join(rounds::table)
         .filter(commitments::membership_id.eq(membership_id))
         .filter(rounds::number.lt(round_number))
+        // Two `eq`s rather than `eq_any` over a list: diesel prepares a
+        // statement with a bound list afresh on every call.
         .filter(
             commitments::status
-                .eq_any(["open", "not_yet"])
+                .eq("open")
+                .or(commitments::status.eq("not_yet"))
                 .or(commitments::id.eq_any(reported_here)),
         )
         .order((rounds::number.asc(), commitments::position.asc()))
@@ -317,24 +320,40 @@ pub fn save(
             closed,
             at,
         )?;
+        let made = if check_in.commitments.iter().any(Option::is_none) {
+            made_in_round(conn, round_id, membership_id)?
+        } else {
+            Vec::new()
+        };
         for (index, body) in check_in.commitments.iter().enumerate() {
             let position = index + 1;
+            let existing = made
+                .iter()
+                .find(|(made_at, _)| *made_at == position as i32)
+                .map(|(_, id)| *id);
             let kept = save_commitment(
                 conn,
                 round_id,
                 membership_id,
                 position as i32,
                 body.as_deref(),
+                existing,
                 at,
             )?;
             if !kept {
                 return Err(Abort::Answered(position));
             }
         }
-        let open: Vec<i64> = open_before(conn, membership_id, round_id, round_number)?
-            .into_iter()
-            .map(|c| c.id)
-            .collect();
+        // Most edits report nothing new; the open list is read only to check
+        // what is reported.
+        let open: Vec<i64> = if check_in.follow.is_empty() {
+            Vec::new()
+        } else {
+            open_before(conn, membership_id, round_id, round_number)?
+                .into_iter()
+                .map(|c| c.id)
+                .collect()
+        };
         for (commitment_id, outcome, note) in &check_in.follow {
             if !open.contains(commitment_id) {
                 return Err(Abort::NotYours(*commitment_id));
@@ -394,12 +413,29 @@ fn upsert_check_in(
     Ok(())
 }
 
+/// The slot and id of each commitment the member has made in this round.
+/// Read once per save, not once per emptied slot: inside the transaction
+/// every query is a round trip made while holding the check-in's row lock.
+fn made_in_round(
+    conn: &mut DbConnection,
+    round_id: i64,
+    membership_id: i64,
+) -> Result<Vec<(i32, i64)>, DbError> {
+    Ok(commitments::table
+        .filter(commitments::round_id.eq(round_id))
+        .filter(commitments::membership_id.eq(membership_id))
+        .select((commitments::position, commitments::id))
+        .load(conn)?)
+}
+
+/// Writes one slot; `existing` is the commitment already in it, if any.
 fn save_commitment(
     conn: &mut DbConnection,
     round_id: i64,
     membership_id: i64,
     position: i32,
     body: Option<&str>,
+    existing: Option<i64>,
     now: NaiveDateTime,
 ) -> Result<bool, DbError> {
     match body {
@@ -420,13 +456,6 @@ fn save_commitment(
             // A slot emptied while editing: the commitment goes, unless others
             // have answered it (support, or a report in a later round, made
             // while this round is edited late), whose words would go with it.
-            let existing: Option<i64> = commitments::table
-                .filter(commitments::round_id.eq(round_id))
-                .filter(commitments::membership_id.eq(membership_id))
-                .filter(commitments::position.eq(position))
-                .select(commitments::id)
-                .first(conn)
-                .optional()?;
             let Some(id) = existing else {
                 return Ok(true);
             };

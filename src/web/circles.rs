@@ -8,7 +8,7 @@ use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
 
 use super::form::FormData;
-use super::session::SignedInPerson;
+use super::session::{SessionToken, SignInFirst, SignedInPerson};
 use super::views;
 use super::views::circles::{
     CircleLine, CirclePage, FailureLine, FormPage, FormPurpose, MemberLine, RoundLine,
@@ -168,29 +168,67 @@ pub async fn create(
     Ok(Redirect::to(&format!("/circles/{circle_id}")).into_response())
 }
 
+/// Everything the circle page shows, read with the session in one go.
+struct CircleData {
+    person: SignedIn,
+    circle: Circle,
+    membership: Membership,
+    members: Vec<store::Member>,
+    muted: bool,
+    recent_rounds: Vec<rounds::Round>,
+    failures: Vec<outbox::FailedDelivery>,
+}
+
 pub async fn show(
     State(state): State<AppState>,
-    SignedInPerson(person): SignedInPerson,
+    session: SessionToken,
     Path(circle_id): Path<i64>,
-) -> Result<Response, AppError> {
-    let (circle, membership) = circle_for(&state, &person, circle_id).await?;
-    let person_id = person.person_id;
-    let facilitator = membership.is_facilitator();
-    let (members, muted, recent_rounds, failures) = state
+) -> Result<Response, SignInFirst> {
+    if session.is_absent() {
+        return Err(session.sign_in_first());
+    }
+    let now = state.clock.now().naive_utc();
+    let signed_out = session.clone();
+    let loaded = state
         .db
         .run(move |conn| {
+            let Some(person) = session.find(conn, now)? else {
+                return Ok(None);
+            };
+            let (circle, membership) = store::find_for_member(conn, circle_id, person.person_id)?
+                .ok_or(AppError::NotFound)?;
             let members = store::list_members(conn, circle_id)?;
-            let muted = unsubscribe::is_muted(conn, circle_id, person_id)?;
-            let recent = rounds::list_for_circle(conn, circle_id, RECENT_ROUNDS_SHOWN)?;
+            let muted = unsubscribe::is_muted(conn, circle_id, person.person_id)?;
+            let recent_rounds = rounds::list_for_circle(conn, circle_id, RECENT_ROUNDS_SHOWN)?;
             // Delivery problems are the facilitator's to follow up, not everyone's.
-            let failures = if facilitator {
+            let failures = if membership.is_facilitator() {
                 outbox::list_failures_for_circle(conn, circle_id, FAILURES_SHOWN)?
             } else {
                 Vec::new()
             };
-            Ok::<_, AppError>((members, muted.unwrap_or(false), recent, failures))
+            Ok::<_, AppError>(Some(CircleData {
+                person,
+                circle,
+                membership,
+                members,
+                muted: muted.unwrap_or(false),
+                recent_rounds,
+                failures,
+            }))
         })
         .await?;
+    let Some(CircleData {
+        person,
+        circle,
+        membership,
+        members,
+        muted,
+        recent_rounds,
+        failures,
+    }) = loaded
+    else {
+        return Err(signed_out.sign_in_first());
+    };
     let settings = circle.settings();
     let (schedule, next_round) = match &settings {
         Ok(settings) => (

@@ -9,18 +9,18 @@
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
-use chrono::NaiveDate;
+use chrono::{DateTime, NaiveDate, NaiveDateTime, Utc};
 use chrono_tz::Tz;
 use serde::Deserialize;
 
 use super::form::FormData;
-use super::session::{SignInFirst, Viewer};
+use super::session::{SessionToken, SignInFirst, sign_in_to};
 use super::views;
 use super::views::rounds::{Drafts, Notice, RoundPage};
 use crate::app::AppState;
 use crate::circles::store::{self, Circle, Membership};
 use crate::clock::{local_text, zone_or_utc};
-use crate::db::DbError;
+use crate::db::{DbConnection, DbError};
 use crate::error::AppError;
 use crate::rounds::away::{self, AwayDates, AwayForm, AwayPeriod};
 use crate::rounds::check_in::{
@@ -41,7 +41,8 @@ struct Actor {
 
 /// Why the page is not shown.
 pub enum Denied {
-    SignIn(Response),
+    /// Sign in first, then back to this address.
+    SignIn(String),
     Link(Refusal),
     SomeoneElses,
     Error(AppError),
@@ -53,10 +54,16 @@ impl From<AppError> for Denied {
     }
 }
 
+impl From<DbError> for Denied {
+    fn from(error: DbError) -> Self {
+        Denied::Error(error.into())
+    }
+}
+
 impl IntoResponse for Denied {
     fn into_response(self) -> Response {
         match self {
-            Denied::SignIn(response) => response,
+            Denied::SignIn(next) => SignInFirst::Redirect(sign_in_to(&next)).into_response(),
             Denied::Link(Refusal::Unknown) => {
                 (StatusCode::NOT_FOUND, views::rounds::link_unknown()).into_response()
             }
@@ -75,13 +82,16 @@ impl IntoResponse for Denied {
 }
 
 /// A round link decides when one is given; otherwise the session does.
-async fn actor(
-    state: &AppState,
-    viewer: Option<crate::auth::session::SignedIn>,
+/// Runs in the request's one `Db::run`, with the session lookup.
+fn actor(
+    conn: &mut DbConnection,
+    session: &SessionToken,
+    now: NaiveDateTime,
     circle_id: i64,
     number: i32,
     key: Option<&str>,
 ) -> Result<Actor, Denied> {
+    let viewer = session.find(conn, now)?;
     let Some(key) = key.filter(|k| !k.is_empty()) else {
         return match viewer {
             Some(person) => Ok(Actor {
@@ -89,22 +99,13 @@ async fn actor(
                 name: person.display_name,
                 key: None,
             }),
-            None => {
-                let next = format!("/circles/{circle_id}/rounds/{number}");
-                Err(Denied::SignIn(
-                    SignInFirst::Redirect(sign_in_to(&next)).into_response(),
-                ))
-            }
+            None => Err(sign_in_first(circle_id, number)),
         };
     };
-    let now = state.clock.now().naive_utc();
-    let owned = key.to_string();
-    let resolved = state
-        .db
-        .run(move |conn| links::resolve(conn, &owned, circle_id, number, now))
-        .await
-        .map_err(AppError::from)?;
-    let holder = match (resolved, viewer.as_ref()) {
+    let holder = match (
+        links::resolve(conn, key, circle_id, number, now)?,
+        viewer.as_ref(),
+    ) {
         (Ok(holder), _) => holder,
         // An old email's link, opened by someone signed in: their session
         // still shows the round, where a late check-in is welcome.
@@ -125,13 +126,6 @@ async fn actor(
         name: holder.display_name,
         key: Some(key.to_string()),
     })
-}
-
-fn sign_in_to(next: &str) -> String {
-    format!(
-        "/sign-in?next={}",
-        url::form_urlencoded::byte_serialize(next.as_bytes()).collect::<String>()
-    )
 }
 
 /// Everything the page shows, read in one go.
@@ -155,51 +149,93 @@ fn zone_of(circle: &Circle) -> Tz {
     zone_or_utc(&circle.time_zone)
 }
 
-async fn load(
-    state: &AppState,
+fn sign_in_first(circle_id: i64, number: i32) -> Denied {
+    Denied::SignIn(format!("/circles/{circle_id}/rounds/{number}"))
+}
+
+/// With neither a session cookie nor a round link nobody can be let in,
+/// and the database need not be asked.
+fn nobody(session: &SessionToken, key: Option<&str>) -> bool {
+    session.is_absent() && key.is_none_or(str::is_empty)
+}
+
+fn load(
+    conn: &mut DbConnection,
     actor: &Actor,
     circle_id: i64,
     number: i32,
-) -> Result<Loaded, AppError> {
-    let person_id = actor.person_id;
+    now: DateTime<Utc>,
+) -> Result<Loaded, Denied> {
+    let (circle, membership, round) = target(conn, actor, circle_id, number)?;
+    let today = now.with_timezone(&zone_of(&circle)).date_naive();
+    let open = check_in::open_before(conn, membership.id, round.id, round.number)?;
+    let saved = check_in::saved_form(conn, round.id, membership.id)?;
+    let start = match &saved {
+        Some(form) => form.clone(),
+        None => check_in::reported_form(conn, round.id, membership.id)?,
+    };
+    let partner = pairing::partner_of(conn, round.id, membership.id)?;
+    let circle_open = support::open_in_circle(conn, circle_id, round.number)?;
+    let skipping = away::skipping(conn, round.id)?.contains(&membership.id);
+    let away = away::upcoming(conn, membership.id, today)?;
+    Ok(Loaded {
+        circle,
+        membership,
+        round,
+        open,
+        saved,
+        start,
+        partner,
+        circle_open,
+        skipping,
+        away,
+        today,
+    })
+}
+
+/// The round and the actor's membership in its circle; anyone else, and
+/// any round that does not exist, gets the same 404.
+fn target(
+    conn: &mut DbConnection,
+    actor: &Actor,
+    circle_id: i64,
+    number: i32,
+) -> Result<(Circle, Membership, Round), Denied> {
+    let not_found = || Denied::Error(AppError::NotFound);
+    let (circle, membership) =
+        store::find_for_member(conn, circle_id, actor.person_id)?.ok_or_else(not_found)?;
+    let round = rounds::find_by_number(conn, circle_id, number)?.ok_or_else(not_found)?;
+    Ok((circle, membership, round))
+}
+
+/// The actor and the page's data, with the session, in one `Db::run`: a
+/// request hands off to a blocking thread once, not once per step.
+async fn page_for(
+    state: &AppState,
+    session: SessionToken,
+    circle_id: i64,
+    number: i32,
+    key: Option<String>,
+) -> Result<(Actor, Loaded), Denied> {
+    if nobody(&session, key.as_deref()) {
+        return Err(sign_in_first(circle_id, number));
+    }
     let now = state.clock.now();
     state
         .db
         .run(move |conn| {
-            let Some((circle, membership)) = store::find_for_member(conn, circle_id, person_id)?
-            else {
-                return Ok(None);
-            };
-            let Some(round) = rounds::find_by_number(conn, circle_id, number)? else {
-                return Ok(None);
-            };
-            let today = now.with_timezone(&zone_of(&circle)).date_naive();
-            let open = check_in::open_before(conn, membership.id, round.id, round.number)?;
-            let saved = check_in::saved_form(conn, round.id, membership.id)?;
-            let start = match &saved {
-                Some(form) => form.clone(),
-                None => check_in::reported_form(conn, round.id, membership.id)?,
-            };
-            let partner = pairing::partner_of(conn, round.id, membership.id)?;
-            let circle_open = support::open_in_circle(conn, circle_id, round.number)?;
-            let skipping = away::skipping(conn, round.id)?.contains(&membership.id);
-            let away = away::upcoming(conn, membership.id, today)?;
-            Ok::<_, DbError>(Some(Loaded {
-                circle,
-                membership,
-                round,
-                open,
-                saved,
-                start,
-                partner,
-                circle_open,
-                skipping,
-                away,
-                today,
-            }))
+            let actor = actor(
+                conn,
+                &session,
+                now.naive_utc(),
+                circle_id,
+                number,
+                key.as_deref(),
+            )?;
+            let loaded = load(conn, &actor, circle_id, number, now)?;
+            Ok((actor, loaded))
         })
-        .await?
-        .ok_or(AppError::NotFound)
+        .await
 }
 
 fn render(actor: &Actor, loaded: &Loaded, drafts: &Drafts, notice: Option<Notice>) -> maud::Markup {
@@ -262,12 +298,11 @@ pub struct PageQuery {
 
 pub async fn show(
     State(state): State<AppState>,
-    Viewer(viewer): Viewer,
+    session: SessionToken,
     Path((circle_id, number)): Path<(i64, i32)>,
     Query(query): Query<PageQuery>,
 ) -> Result<Response, Denied> {
-    let actor = actor(&state, viewer, circle_id, number, query.key.as_deref()).await?;
-    let loaded = load(&state, &actor, circle_id, number).await?;
+    let (actor, loaded) = page_for(&state, session, circle_id, number, query.key).await?;
     let notice = query.done.as_deref().and_then(Notice::parse);
     Ok(render(&actor, &loaded, &Drafts::default(), notice).into_response())
 }
@@ -275,14 +310,13 @@ pub async fn show(
 /// The actor and the page's data for a POST, from its `key` field.
 async fn for_post(
     state: &AppState,
-    viewer: Option<crate::auth::session::SignedIn>,
+    session: SessionToken,
     circle_id: i64,
     number: i32,
     data: &FormData,
 ) -> Result<(Actor, Loaded), Denied> {
-    let actor = actor(state, viewer, circle_id, number, Some(data.get("key"))).await?;
-    let loaded = load(state, &actor, circle_id, number).await?;
-    Ok((actor, loaded))
+    let key = Some(data.get("key").to_string());
+    page_for(state, session, circle_id, number, key).await
 }
 
 fn form_from(data: &FormData, open: &[OpenCommitment]) -> CheckInForm {
@@ -322,49 +356,65 @@ fn form_from(data: &FormData, open: &[OpenCommitment]) -> CheckInForm {
     form
 }
 
+/// What a check-in POST came to.
+enum Posted {
+    Saved {
+        actor: Actor,
+        late: bool,
+    },
+    /// Nothing was saved: the page again, with what is wrong.
+    Refused {
+        actor: Actor,
+        loaded: Box<Loaded>,
+        errors: FieldErrors,
+    },
+}
+
+/// Saves a check-in reading only what the write needs, all in one
+/// `Db::run`; the page is read only when the form has to be shown again.
 pub async fn check_in(
     State(state): State<AppState>,
-    Viewer(viewer): Viewer,
+    session: SessionToken,
     Path((circle_id, number)): Path<(i64, i32)>,
     data: FormData,
 ) -> Result<Response, Denied> {
-    let (actor, loaded) = for_post(&state, viewer, circle_id, number, &data).await?;
-    let form = form_from(&data, &loaded.open);
-    let parsed = match CheckIn::parse(&form) {
-        Ok(parsed) => parsed,
-        Err(errors) => {
-            let drafts = Drafts {
-                check_in: Some(form),
-                errors,
-                ..Drafts::default()
-            };
-            return Ok(refused(&actor, &loaded, &drafts));
-        }
-    };
+    // The open commitments the page adds to the form carry no answer, and
+    // parsing passes over unanswered ones: they matter only when the form
+    // is shown again.
+    let parsed = CheckIn::parse(&form_from(&data, &[]));
+    let key = data.get("key").to_string();
+    if nobody(&session, Some(&key)) {
+        return Err(sign_in_first(circle_id, number));
+    }
     let now = state.clock.now();
-    let (round_id, round_number, closed, membership_id) = (
-        loaded.round.id,
-        loaded.round.number,
-        loaded.round.closed_at.is_some(),
-        loaded.membership.id,
-    );
-    let saved = state
+    let posted = state
         .db
         .run(move |conn| {
-            check_in::save(
+            let actor = actor(
                 conn,
-                round_id,
-                round_number,
-                closed,
-                membership_id,
-                &parsed,
-                now,
-            )
+                &session,
+                now.naive_utc(),
+                circle_id,
+                number,
+                Some(&key),
+            )?;
+            let errors = match parsed {
+                Ok(parsed) => match save_check_in(conn, &actor, circle_id, number, &parsed, now)? {
+                    Saved::Saved { late } => return Ok(Posted::Saved { actor, late }),
+                    refused => refusal(refused),
+                },
+                Err(errors) => errors,
+            };
+            let loaded = Box::new(load(conn, &actor, circle_id, number, now)?);
+            Ok::<_, Denied>(Posted::Refused {
+                actor,
+                loaded,
+                errors,
+            })
         })
-        .await
-        .map_err(AppError::from)?;
-    match saved {
-        Saved::Saved { late } => {
+        .await?;
+    match posted {
+        Posted::Saved { actor, late } => {
             tracing::info!(
                 circle.id = circle_id,
                 round.number = number,
@@ -379,41 +429,58 @@ pub async fn check_in(
                 Notice::CheckedIn,
             ))
         }
-        Saved::NotYours(id) => {
-            let message = "That commitment is not one of your open ones; nothing was saved.";
-            Ok(refused_check_in(
-                &actor,
-                &loaded,
-                form,
-                format!("follow-{id}"),
-                message,
-            ))
-        }
-        Saved::Answered(position) => {
-            let message = "Others have answered this commitment (support, or a report since), \
-                           so it stays; you can reword it, or release it next round. Nothing was saved.";
-            let field = format!("commitment-{position}");
-            Ok(refused_check_in(&actor, &loaded, form, field, message))
+        Posted::Refused {
+            actor,
+            loaded,
+            errors,
+        } => {
+            let drafts = Drafts {
+                check_in: Some(form_from(&data, &loaded.open)),
+                errors,
+                ..Drafts::default()
+            };
+            Ok(refused(&actor, &loaded, &drafts))
         }
     }
 }
 
-/// The check-in form again, as typed, with one problem marked.
-fn refused_check_in(
+/// The round and membership a check-in is for, then the save transaction.
+fn save_check_in(
+    conn: &mut DbConnection,
     actor: &Actor,
-    loaded: &Loaded,
-    form: CheckInForm,
-    field: String,
-    message: &str,
-) -> Response {
-    let mut errors = FieldErrors::new();
-    errors.insert(field, message.into());
-    let drafts = Drafts {
-        check_in: Some(form),
-        errors,
-        ..Drafts::default()
+    circle_id: i64,
+    number: i32,
+    parsed: &CheckIn,
+    now: DateTime<Utc>,
+) -> Result<Saved, Denied> {
+    let (_, membership, round) = target(conn, actor, circle_id, number)?;
+    let closed = round.closed_at.is_some();
+    Ok(check_in::save(
+        conn,
+        round.id,
+        round.number,
+        closed,
+        membership.id,
+        parsed,
+        now,
+    )?)
+}
+
+/// Why the save transaction turned a check-in down, on the field at fault.
+fn refusal(saved: Saved) -> FieldErrors {
+    let (field, message) = match saved {
+        Saved::Saved { .. } => return FieldErrors::new(),
+        Saved::NotYours(id) => (
+            format!("follow-{id}"),
+            "That commitment is not one of your open ones; nothing was saved.",
+        ),
+        Saved::Answered(position) => (
+            format!("commitment-{position}"),
+            "Others have answered this commitment (support, or a report since), \
+             so it stays; you can reword it, or release it next round. Nothing was saved.",
+        ),
     };
-    refused(actor, loaded, &drafts)
+    FieldErrors::from([(field, message.to_string())])
 }
 
 /// The commitment a form names, as an id; a malformed one matches nothing.
@@ -423,11 +490,11 @@ fn commitment_field(data: &FormData) -> i64 {
 
 pub async fn support(
     State(state): State<AppState>,
-    Viewer(viewer): Viewer,
+    session: SessionToken,
     Path((circle_id, number)): Path<(i64, i32)>,
     data: FormData,
 ) -> Result<Response, Denied> {
-    let (actor, loaded) = for_post(&state, viewer, circle_id, number, &data).await?;
+    let (actor, loaded) = for_post(&state, session, circle_id, number, &data).await?;
     let commitment_id = commitment_field(&data);
     let typed = data.get("body").to_string();
     let field = format!("support-{commitment_id}");
@@ -479,11 +546,11 @@ pub async fn support(
 
 pub async fn help(
     State(state): State<AppState>,
-    Viewer(viewer): Viewer,
+    session: SessionToken,
     Path((circle_id, number)): Path<(i64, i32)>,
     data: FormData,
 ) -> Result<Response, Denied> {
-    let (actor, loaded) = for_post(&state, viewer, circle_id, number, &data).await?;
+    let (actor, loaded) = for_post(&state, session, circle_id, number, &data).await?;
     let commitment_id = commitment_field(&data);
     let wanted = data.get("wanted") == "yes";
     let membership_id = loaded.membership.id;
@@ -510,11 +577,11 @@ pub async fn help(
 
 pub async fn skip(
     State(state): State<AppState>,
-    Viewer(viewer): Viewer,
+    session: SessionToken,
     Path((circle_id, number)): Path<(i64, i32)>,
     data: FormData,
 ) -> Result<Response, Denied> {
-    let (actor, loaded) = for_post(&state, viewer, circle_id, number, &data).await?;
+    let (actor, loaded) = for_post(&state, session, circle_id, number, &data).await?;
     let skipping = data.get("skip") != "no";
     let (round_id, membership_id) = (loaded.round.id, loaded.membership.id);
     let now = state.clock.now().naive_utc();
@@ -539,11 +606,11 @@ pub async fn skip(
 
 pub async fn away(
     State(state): State<AppState>,
-    Viewer(viewer): Viewer,
+    session: SessionToken,
     Path((circle_id, number)): Path<(i64, i32)>,
     data: FormData,
 ) -> Result<Response, Denied> {
-    let (actor, loaded) = for_post(&state, viewer, circle_id, number, &data).await?;
+    let (actor, loaded) = for_post(&state, session, circle_id, number, &data).await?;
     let membership_id = loaded.membership.id;
     let now = state.clock.now().naive_utc();
     if let Ok(away_id) = data.get("cancel").trim().parse::<i64>() {

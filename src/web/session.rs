@@ -8,6 +8,7 @@ use axum::response::{IntoResponse, Redirect, Response};
 use crate::app::AppState;
 use crate::auth::Token;
 use crate::auth::session::{self, SESSION_LIFETIME, SignedIn};
+use crate::db::{DbConnection, DbError};
 use crate::error::AppError;
 
 pub const SESSION_COOKIE: &str = "shoulder_session";
@@ -64,6 +65,72 @@ impl FromRequestParts<AppState> for Viewer {
     }
 }
 
+/// The session cookie, not yet looked up. [`Viewer`] spends a trip to a
+/// blocking thread on the lookup alone; a handler that reads the database
+/// anyway takes this instead and looks the session up in its own `Db::run`,
+/// so the whole request costs one hand-off.
+#[derive(Debug, Clone)]
+pub struct SessionToken {
+    token: Option<Token>,
+    /// Where signing in brings the person back to.
+    here: String,
+}
+
+impl SessionToken {
+    /// Whoever the cookie signs in, or nobody; run inside a `Db::run`.
+    pub fn find(
+        &self,
+        conn: &mut DbConnection,
+        now: chrono::NaiveDateTime,
+    ) -> Result<Option<SignedIn>, DbError> {
+        match &self.token {
+            Some(token) => session::find(conn, token, now),
+            None => Ok(None),
+        }
+    }
+
+    /// True when there is no cookie to look up, so nobody is signed in.
+    pub fn is_absent(&self) -> bool {
+        self.token.is_none()
+    }
+
+    /// The answer to someone who must sign in first, as [`SignedInPerson`]
+    /// gives it.
+    pub fn sign_in_first(&self) -> SignInFirst {
+        SignInFirst::Redirect(sign_in_to(&self.here))
+    }
+}
+
+impl FromRequestParts<AppState> for SessionToken {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        _state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        Ok(SessionToken {
+            token: session_token(&parts.headers),
+            here: here(parts).to_string(),
+        })
+    }
+}
+
+fn here(parts: &Parts) -> &str {
+    parts
+        .uri
+        .path_and_query()
+        .map(|p| p.as_str())
+        .unwrap_or("/")
+}
+
+/// The sign-in page, set to bring the person back to `next`.
+pub fn sign_in_to(next: &str) -> String {
+    format!(
+        "/sign-in?next={}",
+        url::form_urlencoded::byte_serialize(next.as_bytes()).collect::<String>()
+    )
+}
+
 /// A signed-in person; anyone else is sent to sign in and brought back.
 #[derive(Debug, Clone)]
 pub struct SignedInPerson(pub SignedIn);
@@ -71,6 +138,12 @@ pub struct SignedInPerson(pub SignedIn);
 pub enum SignInFirst {
     Redirect(String),
     Error(AppError),
+}
+
+impl From<AppError> for SignInFirst {
+    fn from(error: AppError) -> Self {
+        SignInFirst::Error(error)
+    }
 }
 
 impl IntoResponse for SignInFirst {
@@ -88,17 +161,7 @@ impl FromRequestParts<AppState> for SignedInPerson {
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, SignInFirst> {
         match Viewer::from_request_parts(parts, state).await {
             Ok(Viewer(Some(person))) => Ok(SignedInPerson(person)),
-            Ok(Viewer(None)) => {
-                let next = parts
-                    .uri
-                    .path_and_query()
-                    .map(|p| p.as_str())
-                    .unwrap_or("/");
-                Err(SignInFirst::Redirect(format!(
-                    "/sign-in?next={}",
-                    url::form_urlencoded::byte_serialize(next.as_bytes()).collect::<String>()
-                )))
-            }
+            Ok(Viewer(None)) => Err(SignInFirst::Redirect(sign_in_to(here(parts)))),
             Err(error) => Err(SignInFirst::Error(error)),
         }
     }
