@@ -9,7 +9,8 @@
 //! Run with `cargo bench --bench batch`. PostgreSQL is reached at
 //! `TEST_POSTGRES_URL` (default `postgres://postgres@127.0.0.1:5432/test`);
 //! when it cannot be reached its rows say so. Sizes can be lowered for a
-//! quick look with `BENCH_CIRCLES` and `BENCH_EMAILS`.
+//! quick look with `BENCH_CIRCLES` and `BENCH_EMAILS`; without cargo bench's
+//! `--bench` argument (`cargo test --all-targets`) they are small.
 
 use std::path::Path;
 use std::process::Command;
@@ -41,23 +42,34 @@ fn env_count(name: &str, default: usize) -> usize {
 }
 
 fn main() {
-    let circles = env_count("BENCH_CIRCLES", 10_000);
-    let emails = env_count("BENCH_EMAILS", 20_000);
+    // Without cargo bench's `--bench` (`cargo test --all-targets`), a small
+    // run that only shows the benchmark still works.
+    let measuring = std::env::args().any(|arg| arg == "--bench");
+    let (circles, emails) = if measuring {
+        (10_000, 20_000)
+    } else {
+        println!("Smoke test with small sizes, not a measurement: use cargo bench.");
+        (50, 400)
+    };
+    let circles = env_count("BENCH_CIRCLES", circles);
+    let emails = env_count("BENCH_EMAILS", emails);
     let runtime = tokio::runtime::Runtime::new().expect("a tokio runtime");
     let dir = tempfile::tempdir().expect("a temp folder");
     std::fs::create_dir_all(dir.path().join("data")).expect("a data folder");
     let mut rows = Vec::new();
 
     let sqlite = format!("{}/open.db", dir.path().display());
-    let seconds = open_rounds(dir.path(), &sqlite, circles);
+    let (seconds, written) = open_rounds(dir.path(), &sqlite, circles);
     rows.push(format!(
-        "| open rounds, {circles} circles of 8, SQLite | {seconds:.2} s |"
+        "| open rounds, {circles} circles of 8, SQLite | {seconds:.2} s ({}) |",
+        per_row(seconds, written)
     ));
     match postgres_database() {
         Some(url) => {
-            let seconds = open_rounds(dir.path(), &url, circles);
+            let (seconds, written) = open_rounds(dir.path(), &url, circles);
             rows.push(format!(
-                "| open rounds, {circles} circles of 8, PostgreSQL | {seconds:.2} s |"
+                "| open rounds, {circles} circles of 8, PostgreSQL | {seconds:.2} s ({}) |",
+                per_row(seconds, written)
             ));
             on_postgres_server(&format!(
                 "DROP DATABASE IF EXISTS {}",
@@ -88,6 +100,12 @@ fn main() {
     }
 }
 
+/// How many rows an opening wrote, and the time each took on average.
+fn per_row(seconds: f64, rows: usize) -> String {
+    let micros = seconds * 1e6 / rows.max(1) as f64;
+    format!("{rows} rows written, {micros:.1} µs a row")
+}
+
 /// A `shoulder` command in `dir` against `database_url`.
 fn shoulder(dir: &Path, database_url: &str) -> Command {
     let mut command = Command::new(SHOULDER);
@@ -110,9 +128,20 @@ fn run(mut command: Command, what: &str) {
     );
 }
 
+/// The tables a round opening writes to.
+const OPENING_WRITES: [&str; 6] = [
+    "rounds",
+    "prompt_usage",
+    "pairings",
+    "round_links",
+    "action_tokens",
+    "deliveries",
+];
+
 /// Seeds `circles` circles of 8 due at [`DUE`], then times one tick that
-/// opens all their rounds without delivering. Returns seconds.
-fn open_rounds(dir: &Path, database_url: &str, circles: usize) -> f64 {
+/// opens all their rounds without delivering. Returns seconds and the
+/// number of rows the tick wrote.
+fn open_rounds(dir: &Path, database_url: &str, circles: usize) -> (f64, usize) {
     let mut migrate = shoulder(dir, database_url);
     migrate.arg("migrate");
     run(migrate, "migrate");
@@ -124,7 +153,11 @@ fn open_rounds(dir: &Path, database_url: &str, circles: usize) -> f64 {
     let seconds = started.elapsed().as_secs_f64();
     let queued = count(database_url, "SELECT COUNT(*) AS n FROM deliveries");
     assert_eq!(queued, circles * 8, "one check-in per member");
-    seconds
+    let written = OPENING_WRITES
+        .iter()
+        .map(|table| count(database_url, &format!("SELECT COUNT(*) AS n FROM {table}")))
+        .sum();
+    (seconds, written)
 }
 
 #[derive(QueryableByName)]

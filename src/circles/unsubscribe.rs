@@ -1,9 +1,9 @@
 //! Whether a member gets a circle's email: one-click unsubscribe links
 //! (RFC 8058) and the per-circle mute behind them.
 //!
-//! The round scheduler calls [`issue_link`] and [`headers`] for every
-//! check-in, reminder and digest it writes, inside its own transaction, so
-//! each email carries a link of its own. Using a link sets
+//! Every check-in, reminder and digest carries a link of its own and the
+//! [`headers`] that name it; the round scheduler writes those links in bulk
+//! (`rounds::writes`), [`issue_link`] one at a time. Using a link sets
 //! `memberships.muted` for that one membership; the member turns mail back
 //! on (or off) from the circle page through [`set_muted`].
 //!
@@ -51,7 +51,7 @@ pub fn issue_link(
     membership_id: i64,
     now: NaiveDateTime,
 ) -> Result<Token, DbError> {
-    let token = Token::generate();
+    let token = Token::generate_ordered();
     diesel::insert_into(action_tokens::table)
         .values((
             action_tokens::token_hash.eq(token.hash().as_str()),

@@ -23,9 +23,10 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
-use lettre::Message;
+use lettre::address::Envelope;
 use lettre::message::header::{HeaderName, HeaderValue};
 use lettre::message::{Mailbox, MultiPart};
+use lettre::{Address, Message};
 
 use crate::clock::Clock;
 use crate::config::{Config, MailTransportKind};
@@ -269,11 +270,15 @@ impl Mailer {
     }
 
     fn build(&self, email: &OutgoingEmail, message_id: &str) -> Result<Message, SendError> {
-        let to_address = email
+        let to_address: Address = email
             .to
             .as_str()
             .parse()
             .map_err(|e| SendError::Message(format!("recipient: {e}")))?;
+        // Given, lettre need not parse the To and From headers it has just
+        // written to find the envelope: a sixth of building a message.
+        let envelope = Envelope::new(Some(self.from.email.clone()), vec![to_address.clone()])
+            .map_err(|e| SendError::Message(format!("envelope: {e}")))?;
         // A display name is people's text: drop control characters so a
         // CRLF in a name can never become a header of its own.
         let to_name = email
@@ -281,6 +286,7 @@ impl Mailer {
             .as_deref()
             .map(|name| name.chars().filter(|c| !c.is_control()).collect::<String>());
         let mut builder = Message::builder()
+            .envelope(envelope)
             .from(self.from.clone())
             .to(Mailbox::new(to_name, to_address))
             .subject(email.content.subject.clone())

@@ -26,21 +26,32 @@
 //!
 //! The pool: at most `mail.smtp_pool_size` sends at once (a semaphore; lettre's
 //! pool size capped only idle connections), so at most that many connections.
-//! A send takes the most recently parked connection, checks it is still
-//! there with a NOOP (a server may have hung up on it since), and otherwise
-//! opens a new one. After a 250 the connection is parked again; after any
-//! error, or when our timeout drops the send midway, it is dropped, never
-//! reused in an unknown state. Connections parked longer than
-//! [`IDLE_TIMEOUT`] are closed at the next send instead of being reused.
+//! A send takes the most recently parked connection, or opens a new one.
+//! After a 250 the connection is parked again; after any error, or when our
+//! timeout drops the send midway, it is dropped, never reused in an unknown
+//! state. Connections parked longer than [`IDLE_TIMEOUT`] are closed at the
+//! next send instead of being reused.
+//!
+//! A parked connection may have been closed by the server since (many hang
+//! up after some number of messages, or when idle). We used to ask with a
+//! NOOP before every send, which cost one round trip in five. Instead the
+//! message's own `MAIL FROM` is the check: if a parked connection fails
+//! there, before anything of the message has left us, the server cannot
+//! have taken it, so the same send moves on to the next connection (a new
+//! one at the latest) rather than failing. That is why [`transfer`] speaks
+//! the steps of lettre's `send` itself: lettre's one call cannot say how
+//! far it got.
 
+use std::sync::{Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use lettre::address::Envelope;
 use lettre::transport::smtp::authentication::{Credentials, DEFAULT_MECHANISMS};
 use lettre::transport::smtp::client::{AsyncSmtpConnection, TlsParameters};
-use lettre::transport::smtp::extension::ClientId;
+use lettre::transport::smtp::commands::{Data, Mail, Rcpt};
+use lettre::transport::smtp::extension::{ClientId, Extension, MailBodyParameter, MailParameter};
 use lettre::transport::smtp::response::Response;
-use tokio::sync::{Mutex, Semaphore};
+use tokio::sync::Semaphore;
 use url::{Host, Url};
 
 use super::SendError;
@@ -83,9 +94,22 @@ struct Idle {
 
 pub(crate) struct SmtpPool {
     server: Server,
+    /// Held only to push or pop, never across an await.
     idle: Mutex<Vec<Idle>>,
     /// One permit per send in flight: never more connections than the pool size.
     sending: Semaphore,
+}
+
+/// How one attempt on one connection failed.
+enum Failure {
+    /// `MAIL FROM` failed without a refusal for good: the connection was
+    /// closed, or the server answered 4xx (421 is "closing"). Nothing of the
+    /// message reached the server, so when the connection was a parked one,
+    /// another connection may carry the same message at once.
+    BeforeMessage(SendError),
+    /// Any other failure; after `MAIL FROM` the server may even hold the
+    /// message, so it is never sent again within this send.
+    Send(SendError),
 }
 
 impl SmtpPool {
@@ -110,47 +134,120 @@ impl SmtpPool {
             .acquire()
             .await
             .map_err(|_| SendError::Transient("the SMTP pool is closed".into()))?;
-        let mut connection = self.checkout().await?;
-        match connection.send(envelope, raw).await {
-            Ok(response) => {
-                self.park(connection).await;
-                Ok(response)
-            }
-            // lettre has already sent QUIT and closed a connection that failed
-            // mid-send; dropping it is all that is left.
-            Err(error) => Err(classify(&error)),
-        }
-    }
-
-    /// A parked connection that still answers, or a new one.
-    async fn checkout(&self) -> Result<AsyncSmtpConnection, SendError> {
+        // Each turn either returns or drops one parked connection, so this
+        // ends with a connection opened for this very send at the latest.
         loop {
-            let parked = {
-                let mut idle = self.idle.lock().await;
-                idle.retain(|parked| parked.since.elapsed() < IDLE_TIMEOUT);
-                idle.pop()
+            let (mut connection, parked) = match self.take_parked() {
+                Some(connection) => (connection, true),
+                None => (self.server.connect().await?, false),
             };
-            let Some(mut parked) = parked else { break };
-            if parked.connection.test_connected().await {
-                return Ok(parked.connection);
+            let failure = match transfer(&mut connection, envelope, raw).await {
+                Ok(response) => {
+                    self.park(connection);
+                    return Ok(response);
+                }
+                Err(failure) => failure,
+            };
+            // As lettre's own `send` does: QUIT if the server still listens,
+            // then close; never reuse a connection in an unknown state.
+            connection.abort().await;
+            match failure {
+                Failure::BeforeMessage(error) if parked => tracing::debug!(
+                    smtp.host = %self.server.host,
+                    error = %error,
+                    "a pooled SMTP connection failed before the message; trying another"
+                ),
+                Failure::BeforeMessage(error) | Failure::Send(error) => return Err(error),
             }
-            tracing::debug!(
-                smtp.host = %self.server.host,
-                "dropping a pooled SMTP connection the server closed"
-            );
         }
-        self.server.connect().await
     }
 
-    async fn park(&self, connection: AsyncSmtpConnection) {
+    /// The most recently parked connection that has not idled too long.
+    fn take_parked(&self) -> Option<AsyncSmtpConnection> {
+        let mut idle = self.idle.lock().unwrap_or_else(PoisonError::into_inner);
+        idle.retain(|parked| parked.since.elapsed() < IDLE_TIMEOUT);
+        idle.pop().map(|parked| parked.connection)
+    }
+
+    fn park(&self, connection: AsyncSmtpConnection) {
         if connection.has_broken() {
             return;
         }
-        self.idle.lock().await.push(Idle {
-            connection,
-            since: Instant::now(),
-        });
+        self.idle
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .push(Idle {
+                connection,
+                since: Instant::now(),
+            });
     }
+}
+
+/// One message over one connection: MAIL, RCPT for each recipient, DATA and
+/// the content, as lettre's `AsyncSmtpConnection::send` does, but telling a
+/// failure of the first command apart (see the module's doc).
+async fn transfer(
+    connection: &mut AsyncSmtpConnection,
+    envelope: &Envelope,
+    raw: &[u8],
+) -> Result<Response, Failure> {
+    let parameters = mail_parameters(connection, envelope, raw).map_err(Failure::Send)?;
+    connection
+        .command(Mail::new(envelope.from().cloned(), parameters))
+        .await
+        .map_err(|e| match classify(&e) {
+            error @ SendError::Permanent(_) => Failure::Send(error),
+            error => Failure::BeforeMessage(error),
+        })?;
+    for recipient in envelope.to() {
+        connection
+            .command(Rcpt::new(recipient.clone(), Vec::new()))
+            .await
+            .map_err(|e| Failure::Send(classify(&e)))?;
+    }
+    connection
+        .command(Data)
+        .await
+        .map_err(|e| Failure::Send(classify(&e)))?;
+    connection
+        .message(raw)
+        .await
+        .map_err(|e| Failure::Send(classify(&e)))
+}
+
+/// `SMTPUTF8` for non-ASCII addresses and `8BITMIME` for a non-ASCII body,
+/// when the server offers them; without them such a message cannot go to
+/// this server (RFC 6531, RFC 6152), which lettre reported the same way.
+fn mail_parameters(
+    connection: &AsyncSmtpConnection,
+    envelope: &Envelope,
+    raw: &[u8],
+) -> Result<Vec<MailParameter>, SendError> {
+    let server = connection.server_info();
+    let mut parameters = Vec::new();
+    let addresses_ascii = envelope
+        .from()
+        .into_iter()
+        .chain(envelope.to())
+        .all(|address| AsRef::<str>::as_ref(address).is_ascii());
+    if !addresses_ascii {
+        if !server.supports_feature(Extension::SmtpUtfEight) {
+            return Err(SendError::Transient(
+                "the envelope has non-ASCII addresses but the server does not offer SMTPUTF8"
+                    .into(),
+            ));
+        }
+        parameters.push(MailParameter::SmtpUtfEight);
+    }
+    if !raw.is_ascii() {
+        if !server.supports_feature(Extension::EightBitMime) {
+            return Err(SendError::Transient(
+                "the message has non-ASCII bytes but the server does not offer 8BITMIME".into(),
+            ));
+        }
+        parameters.push(MailParameter::Body(MailBodyParameter::EightBitMime));
+    }
+    Ok(parameters)
 }
 
 impl Server {

@@ -12,4 +12,7 @@ pub mod deck;
 pub mod next;
 
 pub use deck::{Deck, DeckError, DeckSource, Decks, Prompt};
-pub use next::{ChosenPrompt, OWN_PREFIX, PromptError, choose_next, own_id, record_use};
+pub use next::{
+    ChosenPrompt, OWN_PREFIX, PromptError, choose_for_each, choose_next, own_id, record_use,
+    record_uses,
+};

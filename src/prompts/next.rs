@@ -86,15 +86,16 @@ pub(crate) struct CircleDraw {
     pub usage: HashMap<String, LastUse>,
 }
 
+/// A circle's own prompt as stored: (key, theme, question, follow-up).
+type OwnRow = (String, String, String, Option<String>);
+
 impl CircleDraw {
     pub fn read(conn: &mut DbConnection, decks: &Decks, circle_id: i64) -> Result<Self, DbError> {
         let (deck_name, pinned): (String, Option<String>) = circles::table
             .find(circle_id)
             .select((circles::deck, circles::pinned_prompt_id))
             .first(conn)?;
-        let deck = decks.get(&deck_name);
-        let mut candidates = deck.map(deck_candidates).unwrap_or_default();
-        let own: Vec<(String, String, String, Option<String>)> = circle_prompts::table
+        let own: Vec<OwnRow> = circle_prompts::table
             .filter(circle_prompts::circle_id.eq(circle_id))
             .order(circle_prompts::id.asc())
             .select((
@@ -104,16 +105,6 @@ impl CircleDraw {
                 circle_prompts::follow_up,
             ))
             .load(conn)?;
-        candidates.extend(
-            own.into_iter()
-                .map(|(key, theme, question, follow_up)| Candidate {
-                    id: own_id(&key),
-                    theme,
-                    question,
-                    follow_up,
-                    own: true,
-                }),
-        );
         let usage = prompt_usage::table
             .filter(prompt_usage::circle_id.eq(circle_id))
             .select((
@@ -125,13 +116,35 @@ impl CircleDraw {
             .into_iter()
             .map(|(id, at, round_id)| (id, LastUse { at, round_id }))
             .collect();
-        Ok(CircleDraw {
+        Ok(CircleDraw::assemble(decks, deck_name, pinned, own, usage))
+    }
+
+    fn assemble(
+        decks: &Decks,
+        deck_name: String,
+        pinned: Option<String>,
+        own: Vec<OwnRow>,
+        usage: HashMap<String, LastUse>,
+    ) -> Self {
+        let deck = decks.get(&deck_name);
+        let mut candidates = deck.map(deck_candidates).unwrap_or_default();
+        candidates.extend(
+            own.into_iter()
+                .map(|(key, theme, question, follow_up)| Candidate {
+                    id: own_id(&key),
+                    theme,
+                    question,
+                    follow_up,
+                    own: true,
+                }),
+        );
+        CircleDraw {
             deck: deck_name,
             deck_loaded: deck.is_some(),
             pinned,
             candidates,
             usage,
-        })
+        }
     }
 
     /// The next prompt, by the rule in the module's comment.
@@ -189,8 +202,69 @@ pub fn choose_next(
     circle_id: i64,
 ) -> Result<ChosenPrompt, PromptError> {
     let draw = CircleDraw::read(conn, decks, circle_id)?;
+    choose(&draw, circle_id)
+}
+
+/// [`choose_next`] for circles whose rounds open together, read in two
+/// queries for all of them rather than three for each. `circles` are (id,
+/// deck, pinned prompt); the answers come in the same order.
+pub fn choose_for_each(
+    conn: &mut DbConnection,
+    decks: &Decks,
+    circles: &[(i64, &str, Option<&str>)],
+) -> Result<Vec<Result<ChosenPrompt, PromptError>>, DbError> {
+    let ids: Vec<i64> = circles.iter().map(|c| c.0).collect();
+    let mut own: HashMap<i64, Vec<OwnRow>> = HashMap::new();
+    for (circle_id, key, theme, question, follow_up) in circle_prompts::table
+        .filter(circle_prompts::circle_id.eq_any(&ids))
+        .order(circle_prompts::id.asc())
+        .select((
+            circle_prompts::circle_id,
+            circle_prompts::prompt_key,
+            circle_prompts::theme,
+            circle_prompts::question,
+            circle_prompts::follow_up,
+        ))
+        .load::<(i64, String, String, String, Option<String>)>(conn)?
+    {
+        own.entry(circle_id)
+            .or_default()
+            .push((key, theme, question, follow_up));
+    }
+    let mut usage: HashMap<i64, HashMap<String, LastUse>> = HashMap::new();
+    for (circle_id, prompt_id, at, round_id) in prompt_usage::table
+        .filter(prompt_usage::circle_id.eq_any(&ids))
+        .select((
+            prompt_usage::circle_id,
+            prompt_usage::prompt_id,
+            prompt_usage::used_at,
+            prompt_usage::round_id,
+        ))
+        .load::<(i64, String, NaiveDateTime, i64)>(conn)?
+    {
+        usage
+            .entry(circle_id)
+            .or_default()
+            .insert(prompt_id, LastUse { at, round_id });
+    }
+    Ok(circles
+        .iter()
+        .map(|&(circle_id, deck, pinned)| {
+            let draw = CircleDraw::assemble(
+                decks,
+                deck.to_string(),
+                pinned.map(str::to_string),
+                own.remove(&circle_id).unwrap_or_default(),
+                usage.remove(&circle_id).unwrap_or_default(),
+            );
+            choose(&draw, circle_id)
+        })
+        .collect())
+}
+
+fn choose(draw: &CircleDraw, circle_id: i64) -> Result<ChosenPrompt, PromptError> {
     if !draw.deck_loaded {
-        return Err(PromptError::UnknownDeck(draw.deck));
+        return Err(PromptError::UnknownDeck(draw.deck.clone()));
     }
     if let Some(pinned) = &draw.pinned
         && !draw.candidates.iter().any(|c| &c.id == pinned)
@@ -247,6 +321,77 @@ pub fn record_use(
         .execute(conn)?;
     Ok(())
 }
+
+#[derive(Insertable)]
+#[diesel(table_name = prompt_usage)]
+struct NewUse<'a> {
+    circle_id: i64,
+    prompt_id: &'a str,
+    round_id: i64,
+    used_at: NaiveDateTime,
+}
+
+/// [`record_use`] for many rounds at once: `uses` are (circle id, prompt
+/// id, round id), one per circle.
+pub fn record_uses(
+    conn: &mut DbConnection,
+    uses: &[(i64, &str, i64)],
+    now: NaiveDateTime,
+) -> Result<(), DbError> {
+    use diesel::upsert::excluded;
+    let rows: Vec<NewUse<'_>> = uses
+        .iter()
+        .map(|&(circle_id, prompt_id, round_id)| NewUse {
+            circle_id,
+            prompt_id,
+            round_id,
+            used_at: now,
+        })
+        .collect();
+    for chunk in rows.chunks(USES_PER_STATEMENT) {
+        // The same upsert as `record_use`'s, one row per circle. Diesel
+        // writes a multi-row upsert for PostgreSQL only; on SQLite, where a
+        // statement costs no round trip, each row is its own.
+        match conn {
+            DbConnection::Postgresql(conn) => {
+                diesel::insert_into(prompt_usage::table)
+                    .values(chunk)
+                    .on_conflict((prompt_usage::circle_id, prompt_usage::prompt_id))
+                    .do_update()
+                    .set((
+                        prompt_usage::round_id.eq(excluded(prompt_usage::round_id)),
+                        prompt_usage::used_at.eq(excluded(prompt_usage::used_at)),
+                    ))
+                    .execute(conn)?;
+            }
+            DbConnection::Sqlite(conn) => {
+                for row in chunk {
+                    diesel::insert_into(prompt_usage::table)
+                        .values(row)
+                        .on_conflict((prompt_usage::circle_id, prompt_usage::prompt_id))
+                        .do_update()
+                        .set((
+                            prompt_usage::round_id.eq(row.round_id),
+                            prompt_usage::used_at.eq(row.used_at),
+                        ))
+                        .execute(conn)?;
+                }
+            }
+        }
+        let ids: Vec<i64> = chunk.iter().map(|row| row.circle_id).collect();
+        diesel::update(
+            circles::table
+                .filter(circles::id.eq_any(&ids))
+                .filter(circles::pinned_prompt_id.is_not_null()),
+        )
+        .set(circles::pinned_prompt_id.eq(None::<String>))
+        .execute(conn)?;
+    }
+    Ok(())
+}
+
+/// Rows per statement in [`record_uses`].
+const USES_PER_STATEMENT: usize = 500;
 
 #[cfg(test)]
 mod tests {

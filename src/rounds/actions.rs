@@ -66,30 +66,6 @@ pub enum Unusable {
     Settled,
 }
 
-/// Records a link and returns its token, in the caller's transaction.
-pub fn issue(
-    conn: &mut DbConnection,
-    kind: &str,
-    membership_id: i64,
-    round_id: i64,
-    follow: Option<(i64, Outcome)>,
-    expires_at: NaiveDateTime,
-) -> Result<Token, DbError> {
-    let token = Token::generate();
-    diesel::insert_into(action_tokens::table)
-        .values((
-            action_tokens::token_hash.eq(token.hash().as_str()),
-            action_tokens::kind.eq(kind),
-            action_tokens::membership_id.eq(membership_id),
-            action_tokens::round_id.eq(round_id),
-            action_tokens::commitment_id.eq(follow.map(|f| f.0)),
-            action_tokens::choice.eq(follow.map(|f| f.1.as_str())),
-            action_tokens::expires_at.eq(expires_at),
-        ))
-        .execute(conn)?;
-    Ok(token)
-}
-
 /// The link's address.
 pub fn url(public_base: &str, token: &Token) -> String {
     format!("{public_base}/act/{}", token.as_str())

@@ -13,7 +13,8 @@ use serde_json::{Value, json};
 use super::actions::{self, KIND_AWAY, KIND_FOLLOW, KIND_SKIP};
 use super::check_in::{self, Outcome};
 use super::support::{self, CircleCommitment};
-use super::{away, links, pairing};
+use super::writes::Writes;
+use super::{away, links};
 use crate::circles::store::STATUS_ACTIVE;
 use crate::db::schema::{
     away_periods, check_ins, commitments, follow_throughs, memberships, people, rounds,
@@ -51,92 +52,91 @@ struct PeerLine {
     help_wanted: bool,
 }
 
-#[derive(Serialize)]
-struct Received {
-    from: String,
-    commitment: String,
-    body: String,
+/// Support a member received: who wrote it, on which of their commitments.
+#[derive(Debug, Clone, Serialize)]
+pub struct Received {
+    pub from: String,
+    pub commitment: String,
+    pub body: String,
 }
 
-/// The parts of a check-in email that are this member's own.
-/// `circle_open` is the circle's open commitments ([`open_commitments`]),
-/// read once for the whole round; `support_since` is when the circle's
-/// previous round opened, if there was one.
+/// One member's part of a check-in email, as the round opening read it for
+/// the whole circle.
+pub struct CheckInMember<'a> {
+    pub membership_id: i64,
+    /// Whom they are asked to shoulder up: (membership id, name).
+    pub partner: Option<(i64, &'a str)>,
+    /// Support received on their commitments since the previous round opened.
+    pub received: Vec<Received>,
+}
+
+/// The parts of a check-in email that are this member's own, with its
+/// links added to `writes`. `circle_open` is the circle's open commitments
+/// ([`open_commitments`]), read once for the whole round; a member's own are
+/// among them, since the round is new and nothing in it is reported yet.
 pub fn check_in(
-    conn: &mut DbConnection,
+    writes: &mut Writes,
     round: &RoundFacts,
     circle_open: &[CircleCommitment],
-    membership_id: i64,
-    support_since: Option<NaiveDateTime>,
+    member: CheckInMember<'_>,
     public_base: &str,
-) -> Result<Value, DbError> {
-    let round_link = links::issue(conn, round.id, membership_id)?;
-    let mut open = Vec::new();
-    for commitment in check_in::open_before(conn, membership_id, round.id, round.number)? {
-        let mut choices = Vec::new();
-        for outcome in Outcome::ALL {
-            let token = actions::issue(
-                conn,
-                KIND_FOLLOW,
-                membership_id,
-                round.id,
-                Some((commitment.id, outcome)),
-                round.closes_at,
-            )?;
-            choices.push(Link {
-                label: outcome.label(),
-                url: actions::url(public_base, &token),
-            });
-        }
-        open.push(OpenLine {
-            body: commitment.body,
+) -> Value {
+    let membership_id = member.membership_id;
+    let round_link = writes.round_link(round.id, membership_id);
+    let open: Vec<OpenLine> = circle_open
+        .iter()
+        .filter(|commitment| commitment.membership_id == membership_id)
+        .map(|commitment| OpenLine {
+            body: commitment.body.clone(),
             made_in_round: commitment.made_in_round,
-            choices,
-        });
-    }
-    let partner = pairing::partner_of(conn, round.id, membership_id)?.map(|(partner_id, name)| {
+            choices: Outcome::ALL
+                .into_iter()
+                .map(|outcome| {
+                    let token = writes.action(
+                        KIND_FOLLOW,
+                        membership_id,
+                        Some(round.id),
+                        Some((commitment.id, outcome)),
+                        round.closes_at,
+                    );
+                    Link {
+                        label: outcome.label(),
+                        url: actions::url(public_base, &token),
+                    }
+                })
+                .collect(),
+        })
+        .collect();
+    let partner = member.partner.map(|(partner_id, name)| {
         let commitments: Vec<PeerLine> = peer_lines(circle_open, |c| c.membership_id == partner_id);
         json!({ "name": name, "commitments": commitments })
     });
     let help_asked = peer_lines(circle_open, |c| {
         c.help_wanted && c.membership_id != membership_id
     });
-    let received: Vec<Received> = match support_since {
-        Some(since) => support::received_since(conn, membership_id, since)?
-            .into_iter()
-            .map(|(from, commitment, body)| Received {
-                from,
-                commitment,
-                body,
-            })
-            .collect(),
-        None => Vec::new(),
-    };
-    let skip = actions::issue(
-        conn,
+    let skip = writes.action(
         KIND_SKIP,
         membership_id,
-        round.id,
+        Some(round.id),
         None,
         round.closes_at,
-    )?;
-    let away = actions::issue(
-        conn,
+    );
+    let away = writes.action(
         KIND_AWAY,
         membership_id,
-        round.id,
+        Some(round.id),
         None,
         round.closes_at + actions::AWAY_LINK_LIFETIME,
-    )?;
-    Ok(json!({
+    );
+    json!({
         "round_url": links::url(public_base, round.circle_id, round.number, &round_link),
         "open": open,
         "partner": partner,
         "help_asked": help_asked,
-        "support_received": received,
+        "support_received": member.received,
         "skip_url": actions::url(public_base, &skip),
         "away_url": actions::url(public_base, &away),
-    }))
+    })
 }
 
 fn peer_lines(
@@ -177,26 +177,26 @@ pub fn reported_in(conn: &mut DbConnection, round: &RoundFacts) -> Result<Vec<i6
 /// is [`reported_in`]).
 pub fn reminder(
     conn: &mut DbConnection,
+    writes: &mut Writes,
     round: &RoundFacts,
     reported: &[i64],
     membership_id: i64,
     public_base: &str,
 ) -> Result<Value, DbError> {
-    let round_link = links::issue(conn, round.id, membership_id)?;
+    let round_link = writes.round_link(round.id, membership_id);
     let still_open: Vec<Value> =
         check_in::open_before(conn, membership_id, round.id, round.number)?
             .into_iter()
             .filter(|c| !reported.contains(&c.id))
             .map(|c| json!({ "body": c.body, "made_in_round": c.made_in_round }))
             .collect();
-    let skip = actions::issue(
-        conn,
+    let skip = writes.action(
         KIND_SKIP,
         membership_id,
-        round.id,
+        Some(round.id),
         None,
         round.closes_at,
-    )?;
+    );
     Ok(json!({
         "round_url": links::url(public_base, round.circle_id, round.number, &round_link),
         "still_open": still_open,

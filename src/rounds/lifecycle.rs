@@ -13,12 +13,13 @@ use serde_json::json;
 use super::away;
 use super::content::{self, RoundFacts};
 use super::open::{Recipient, recipients};
+use super::writes::Writes;
 use super::{RoundReport, RoundSettings, SLOT_FORMAT};
 use crate::circles::unsubscribe;
 use crate::clock;
 use crate::db::schema::{check_ins, circles, rounds};
 use crate::db::{DbConnection, DbError, write_transaction};
-use crate::mail::outbox::{self, NewEmail};
+use crate::mail::outbox::NewEmail;
 use crate::mail::{EmailAddress, EmailTemplates};
 use crate::rounds::open::OpenError;
 
@@ -84,9 +85,9 @@ pub(super) struct Writer<'a> {
 }
 
 /// Renders `kind` for one member, with an unsubscribe link of their own,
-/// and puts it in the outbox.
+/// and adds it to `writes` for the outbox.
 pub(super) fn mail_member(
-    conn: &mut DbConnection,
+    writes: &mut Writes,
     writer: &Writer<'_>,
     round_id: i64,
     member: &Recipient,
@@ -101,24 +102,26 @@ pub(super) fn mail_member(
         );
         return Ok(());
     };
-    let token = unsubscribe::issue_link(conn, member.membership_id, now)?;
+    let token = writes.action(
+        unsubscribe::KIND,
+        member.membership_id,
+        None,
+        None,
+        now + unsubscribe::LINK_LIFETIME,
+    );
     let unsubscribe_url = unsubscribe::link(writer.public_base, &token);
     context["name"] = json!(member.name);
     context["unsubscribe_url"] = json!(unsubscribe_url);
     let content = writer.templates.render(kind, &context)?;
-    outbox::enqueue(
-        conn,
-        now,
-        &NewEmail {
-            kind,
-            to,
-            to_name: Some(member.name.clone()),
-            round_id: Some(round_id),
-            membership_id: Some(member.membership_id),
-            content,
-            headers: unsubscribe::headers(&unsubscribe_url),
-        },
-    )?;
+    writes.email(NewEmail {
+        kind,
+        to,
+        to_name: Some(member.name.clone()),
+        round_id: Some(round_id),
+        membership_id: Some(member.membership_id),
+        content,
+        headers: unsubscribe::headers(&unsubscribe_url),
+    });
     Ok(())
 }
 
@@ -193,12 +196,14 @@ fn remind(
         let facts = round.facts();
         let skipping = away::skipping(conn, round_id)?;
         let reported = content::reported_in(conn, &facts)?;
+        let mut writes = Writes::default();
         for member in recipients(conn, round.circle_id, facts.day)? {
             if done.contains(&member.membership_id) || skipping.contains(&member.membership_id) {
                 continue;
             }
             let mut context = content::reminder(
                 conn,
+                &mut writes,
                 &facts,
                 &reported,
                 member.membership_id,
@@ -208,8 +213,17 @@ fn remind(
             context["number"] = json!(round.number);
             context["question"] = json!(round.question);
             context["closes"] = json!(closes);
-            mail_member(conn, &writer, round_id, &member, "reminder", context, at)?;
+            mail_member(
+                &mut writes,
+                &writer,
+                round_id,
+                &member,
+                "reminder",
+                context,
+                at,
+            )?;
         }
+        writes.insert(conn, at)?;
         Ok(true)
     })
 }
@@ -248,9 +262,10 @@ fn close(
         context["number"] = json!(round.number);
         context["question"] = json!(round.question);
         context["round_url"] = json!(round_url);
+        let mut writes = Writes::default();
         for member in recipients(conn, round.circle_id, facts.day)? {
             mail_member(
-                conn,
+                &mut writes,
                 &writer,
                 round_id,
                 &member,
@@ -259,6 +274,7 @@ fn close(
                 at,
             )?;
         }
+        writes.insert(conn, at)?;
         tracing::info!(
             circle.id = round.circle_id,
             round.number = round.number,

@@ -16,20 +16,6 @@ use crate::circles::store::STATUS_ACTIVE;
 use crate::db::schema::{memberships, people, round_links, rounds};
 use crate::db::{DbConnection, DbError};
 
-/// Records a new link for `membership_id` to `round_id` and returns its
-/// token. A single insert, in the caller's transaction.
-pub fn issue(conn: &mut DbConnection, round_id: i64, membership_id: i64) -> Result<Token, DbError> {
-    let token = Token::generate();
-    diesel::insert_into(round_links::table)
-        .values((
-            round_links::round_id.eq(round_id),
-            round_links::membership_id.eq(membership_id),
-            round_links::token_hash.eq(token.hash().as_str()),
-        ))
-        .execute(conn)?;
-    Ok(token)
-}
-
 /// The link's address.
 pub fn url(public_base: &str, circle_id: i64, number: i32, token: &Token) -> String {
     format!(

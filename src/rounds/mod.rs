@@ -16,6 +16,7 @@ pub mod links;
 pub mod open;
 pub mod pairing;
 pub mod support;
+pub mod writes;
 
 use chrono::{Duration, NaiveDateTime};
 use diesel::prelude::*;

@@ -1,33 +1,41 @@
 //! Opening rounds when they are due.
 //!
-//! A circle's `next_round_at` is the scheduler's only cursor. A pass looks
-//! for active circles whose cursor has passed and, for each, in one write
-//! transaction: picks the slot to open, inserts the round (unique on circle
-//! and slot, so a second instance finds it taken), records the prompt,
-//! pairs the members for shouldering up, queues one check-in per member who
-//! should get one, and moves the cursor.
+//! A circle's `next_round_at` is the scheduler's only cursor. A pass takes
+//! the active circles whose cursor has passed, [`CIRCLES_PER_TRANSACTION`]
+//! at a time, and for each batch in one write transaction: picks each
+//! circle's slot to open, inserts the rounds (unique on circle and slot, so
+//! a second instance finds a slot taken), records the prompts, pairs the
+//! members for shouldering up, queues one check-in per member who should
+//! get one, and moves the cursors. A batch reads and writes set-wise, a few
+//! statements for all its circles, because opening thousands of rounds is
+//! otherwise thousands of round trips. On PostgreSQL the batch's circles
+//! are locked with `SKIP LOCKED`, so instances running together take
+//! different circles; the unique keys decide either way.
 //!
 //! Catch-up: after downtime only the latest missed slot may open, and only
 //! if it is no older than the grace window; older slots are logged as
 //! skipped. The clock moving backwards opens nothing: the cursor only moves
 //! forward, and a slot that already has a round cannot get another.
 
+use std::collections::{BTreeMap, HashMap, HashSet};
+
 use chrono::{DateTime, NaiveDateTime, Utc};
 use chrono_tz::Tz;
+use diesel::connection::SimpleConnection;
 use diesel::prelude::*;
-use diesel::sql_types::{BigInt, Integer, Nullable, Text, Timestamp};
 use serde_json::json;
 
 use super::content::{self, RoundFacts};
 use super::lifecycle::{Writer, mail_member};
-use super::{RoundReport, RoundSettings, SLOT_FORMAT, pairing};
+use super::writes::Writes;
+use super::{RoundReport, RoundSettings, SLOT_FORMAT, pairing, support};
 use crate::circles::cadence::Occurrence;
 use crate::circles::store::{self, Circle, CircleStatus};
 use crate::clock;
 use crate::db::schema::{away_periods, circles, memberships, people, rounds};
 use crate::db::{DbConnection, DbError, write_transaction};
 use crate::mail::{EmailTemplates, TemplateError};
-use crate::prompts::{self, Decks, PromptError};
+use crate::prompts::{self, ChosenPrompt, Decks, PromptError};
 
 #[derive(Debug, thiserror::Error)]
 pub enum OpenError {
@@ -43,24 +51,6 @@ impl From<diesel::result::Error> for OpenError {
     }
 }
 
-/// What looking at one due circle did.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum CircleOutcome {
-    Opened {
-        number: i32,
-        skipped: usize,
-    },
-    /// Every missed slot was too old; the cursor moved on.
-    Skipped {
-        skipped: usize,
-    },
-    /// Another instance got there first, or the circle changed meanwhile.
-    Nothing,
-    Paused {
-        reason: String,
-    },
-}
-
 /// Everything a round opening needs that is not the database.
 pub struct Context<'a> {
     pub settings: &'a RoundSettings,
@@ -68,34 +58,63 @@ pub struct Context<'a> {
     pub decks: &'a Decks,
 }
 
-/// Opens what is due at `now` across all circles.
+/// Circles looked at in one write transaction. Larger batches commit less
+/// often; smaller ones hold SQLite's single write lock for less time, so a
+/// check-in saved meanwhile waits less. At this size a batch of first
+/// rounds of 8 takes a few tens of milliseconds (BENCHMARKS.md).
+pub const CIRCLES_PER_TRANSACTION: i64 = 100;
+
+/// Opens what is due at `now` across all circles, looking at up to the
+/// settings' `batch_size` circles.
 pub fn open_due(
     conn: &mut DbConnection,
     context: &Context<'_>,
     now: DateTime<Utc>,
     report: &mut RoundReport,
 ) -> Result<(), OpenError> {
-    let due: Vec<i64> = circles::table
-        .filter(circles::status.eq(CircleStatus::Active.as_str()))
-        .filter(circles::next_round_at.le(now.naive_utc()))
-        .order(circles::next_round_at.asc())
-        .limit(context.settings.batch_size)
-        .select(circles::id)
-        .load(conn)?;
-    for circle_id in due {
-        match open_for_circle(conn, context, circle_id, now)? {
-            CircleOutcome::Opened { number, skipped } => {
-                report.opened.push((circle_id, number));
-                report.skipped += skipped;
+    with_batch_cache(conn, |conn| {
+        let mut left = context.settings.batch_size;
+        while left > 0 {
+            let limit = left.min(CIRCLES_PER_TRANSACTION);
+            let (looked_at, batch) =
+                write_transaction(conn, |conn| open_batch(conn, context, now, limit))?;
+            report.opened.extend(batch.opened);
+            report.skipped += batch.skipped;
+            report.paused.extend(batch.paused);
+            if looked_at < limit {
+                break;
             }
-            CircleOutcome::Skipped { skipped } => report.skipped += skipped,
-            CircleOutcome::Paused { .. } => report.paused.push(circle_id),
-            CircleOutcome::Nothing => {}
+            left -= looked_at;
         }
-    }
-    Ok(())
+        Ok(())
+    })
 }
 
+/// SQLite's page cache, in KiB, while rounds open. A batch's transaction
+/// dirties more pages than the default 2 MiB holds (its emails alone are
+/// about 30 KiB a circle); SQLite then spills pages to the WAL before the
+/// commit, and reads and writes many of them again, which doubled the time
+/// of a large opening. The cache grows only as pages are used.
+const BATCH_CACHE_KIB: i64 = 64 * 1024;
+/// SQLite's default, restored for the connection's next user.
+const DEFAULT_CACHE_KIB: i64 = 2000;
+
+/// Runs `work` with the larger page cache on SQLite; shrinking it again
+/// afterwards frees the pages.
+fn with_batch_cache<T>(
+    conn: &mut DbConnection,
+    work: impl FnOnce(&mut DbConnection) -> Result<T, OpenError>,
+) -> Result<T, OpenError> {
+    if !matches!(conn, DbConnection::Sqlite(_)) {
+        return work(conn);
+    }
+    conn.batch_execute(&format!("PRAGMA cache_size = -{BATCH_CACHE_KIB}"))?;
+    let result = work(conn);
+    let restored = conn.batch_execute(&format!("PRAGMA cache_size = -{DEFAULT_CACHE_KIB}"));
+    let value = result?;
+    restored?;
+    Ok(value)
+}
 /// Missed slots counted past this are not looked at one by one: a circle
 /// whose cursor is that far behind just moves on.
 const MAX_MISSED_LOOKED_AT: usize = 10_000;
@@ -164,36 +183,45 @@ fn plan(
     }
 }
 
-/// Looks at one circle inside its own transaction.
-pub fn open_for_circle(
+/// A circle whose round opens in this batch.
+struct Due {
+    circle: Circle,
+    zone: Tz,
+    occurrence: Occurrence,
+    next: Option<Occurrence>,
+    /// Missed slots passed over for this one.
+    skipped: usize,
+}
+
+/// Looks at up to `limit` due circles in the caller's transaction. Returns
+/// how many it looked at, and what it did.
+fn open_batch(
     conn: &mut DbConnection,
     context: &Context<'_>,
-    circle_id: i64,
     now: DateTime<Utc>,
-) -> Result<CircleOutcome, OpenError> {
-    write_transaction(conn, |conn| {
-        // Another instance opening this circle's round waits here, then sees
-        // the cursor it moved and finds nothing due.
-        if !store::lock(conn, circle_id)? {
-            return Ok(CircleOutcome::Nothing);
-        }
-        let Some(circle) = store::find(conn, circle_id)? else {
-            return Ok(CircleOutcome::Nothing);
+    limit: i64,
+) -> Result<(i64, RoundReport), OpenError> {
+    let ids = lock_due(conn, now, limit)?;
+    let looked_at = i64::try_from(ids.len()).unwrap_or(limit);
+    let batch: Vec<Circle> = circles::table
+        .filter(circles::id.eq_any(&ids))
+        .order(circles::id.asc())
+        .select(Circle::as_select())
+        .load(conn)?;
+    let mut report = RoundReport::default();
+    let mut cursors = Cursors::default();
+    let mut due = Vec::new();
+    for circle in batch {
+        let Some(cursor) = circle.next_round_at else {
+            continue;
         };
-        let due = circle.status() == CircleStatus::Active
-            && circle.next_round_at.is_some_and(|at| at <= now.naive_utc());
-        if !due {
-            return Ok(CircleOutcome::Nothing);
-        }
         let settings = match circle.settings() {
             Ok(settings) => settings,
             Err(problem) => {
-                return pause(
-                    conn,
-                    &circle,
-                    &format!("Its schedule can no longer be read: {problem}"),
-                    now,
-                );
+                let reason = format!("Its schedule can no longer be read: {problem}");
+                pause(conn, &circle, &reason, now)?;
+                report.paused.push(circle.id);
+                continue;
             }
         };
         let plan = plan(
@@ -205,47 +233,90 @@ pub fn open_for_circle(
         );
         if let Some((first, last)) = &plan.skipped_span {
             tracing::warn!(
-                circle.id = circle_id,
+                circle.id = circle.id,
                 skipped = plan.skipped,
                 first = %first.slot.format(SLOT_FORMAT),
                 last = %last.slot.format(SLOT_FORMAT),
                 "missed rounds skipped: too old to open late"
             );
         }
-        let opened = match &plan.open {
-            Some(occurrence) => open_round(
-                conn,
-                context,
-                &circle,
-                settings.time_zone,
+        match plan.open {
+            Some(occurrence) => due.push(Due {
+                circle,
+                zone: settings.time_zone,
                 occurrence,
-                plan.next.as_ref(),
-                now,
-            )?,
-            None => Opening::AlreadyOpen,
-        };
-        if let Opening::MustPause(reason) = &opened {
-            return pause(conn, &circle, reason, now);
+                next: plan.next,
+                skipped: plan.skipped,
+            }),
+            None => {
+                report.skipped += plan.skipped;
+                cursors.move_to(circle.id, cursor, plan.next);
+            }
         }
-        // The cursor moves only forward, and only from the value we read.
-        diesel::update(
-            circles::table
-                .filter(circles::id.eq(circle_id))
-                .filter(circles::next_round_at.eq(circle.next_round_at)),
-        )
-        .set(circles::next_round_at.eq(plan.next.map(|o| o.at.naive_utc())))
-        .execute(conn)?;
-        Ok(match opened {
-            Opening::Opened(number) => CircleOutcome::Opened {
-                number,
-                skipped: plan.skipped,
-            },
-            _ if plan.skipped == 0 => CircleOutcome::Nothing,
-            _ => CircleOutcome::Skipped {
-                skipped: plan.skipped,
-            },
-        })
+    }
+    let openings = open_rounds(conn, context, &due, now)?;
+    for (due, opening) in due.iter().zip(openings) {
+        let circle = &due.circle;
+        match opening {
+            Opening::Opened(number) => report.opened.push((circle.id, number)),
+            Opening::AlreadyOpen => {}
+            Opening::MustPause(reason) => {
+                pause(conn, circle, &reason, now)?;
+                report.paused.push(circle.id);
+                continue;
+            }
+        }
+        report.skipped += due.skipped;
+        if let Some(cursor) = circle.next_round_at {
+            cursors.move_to(circle.id, cursor, due.next);
+        }
+    }
+    cursors.write(conn)?;
+    Ok((looked_at, report))
+}
+
+/// The ids of up to `limit` due circles, earliest first. On PostgreSQL
+/// their rows stay locked until the transaction ends, and rows another
+/// instance holds are passed over; on SQLite the write lock taken when the
+/// transaction began already keeps other writers out.
+fn lock_due(conn: &mut DbConnection, now: DateTime<Utc>, limit: i64) -> Result<Vec<i64>, DbError> {
+    let query = circles::table
+        .filter(circles::status.eq(CircleStatus::Active.as_str()))
+        .filter(circles::next_round_at.le(now.naive_utc()))
+        .order(circles::next_round_at.asc())
+        .limit(limit)
+        .select(circles::id);
+    Ok(match conn {
+        DbConnection::Postgresql(conn) => query.for_update().skip_locked().load(conn)?,
+        DbConnection::Sqlite(conn) => query.load(conn)?,
     })
+}
+
+/// New cursor values, grouped so that circles moving from the same instant
+/// to the same instant (the usual case: one cadence, one zone) move in one
+/// statement.
+#[derive(Default)]
+struct Cursors(BTreeMap<(NaiveDateTime, Option<NaiveDateTime>), Vec<i64>>);
+
+impl Cursors {
+    fn move_to(&mut self, circle_id: i64, from: NaiveDateTime, to: Option<Occurrence>) {
+        let to = to.map(|o| o.at.naive_utc());
+        self.0.entry((from, to)).or_default().push(circle_id);
+    }
+
+    /// The cursor moves only forward, and only from the value we read.
+    fn write(self, conn: &mut DbConnection) -> Result<(), DbError> {
+        for ((from, to), ids) in self.0 {
+            diesel::update(
+                circles::table
+                    .filter(circles::id.eq_any(&ids))
+                    .filter(circles::next_round_at.eq(from)),
+            )
+            .set(circles::next_round_at.eq(to))
+            .execute(conn)?;
+        }
+        Ok(())
+    }
 }
 
 fn pause(
@@ -253,7 +324,7 @@ fn pause(
     circle: &Circle,
     reason: &str,
     now: DateTime<Utc>,
-) -> Result<CircleOutcome, OpenError> {
+) -> Result<(), DbError> {
     tracing::warn!(
         circle.id = circle.id,
         reason,
@@ -267,16 +338,25 @@ fn pause(
             circles::updated_at.eq(now.naive_utc()),
         ))
         .execute(conn)?;
-    Ok(CircleOutcome::Paused {
-        reason: reason.to_string(),
-    })
+    Ok(())
 }
 
-#[derive(QueryableByName)]
-struct InsertedRound {
-    #[diesel(sql_type = BigInt)]
-    id: i64,
+#[derive(Insertable)]
+#[diesel(table_name = rounds, treat_none_as_default_value = false)]
+struct NewRound<'a> {
+    circle_id: i64,
+    number: i32,
+    slot: String,
+    prompt_id: &'a str,
+    prompt_question: &'a str,
+    prompt_follow_up: Option<&'a str>,
+    opened_at: NaiveDateTime,
+    reminder_at: NaiveDateTime,
+    closes_at: NaiveDateTime,
 }
+
+/// Rounds per insert statement, within both backends' parameter limits.
+const ROUNDS_PER_STATEMENT: usize = 500;
 
 /// What trying to open one slot did.
 enum Opening {
@@ -287,36 +367,112 @@ enum Opening {
     MustPause(String),
 }
 
-/// Inserts the round and queues its check-ins.
-fn open_round(
+/// A round this batch inserts, and what its emails need.
+struct NewRoundFacts<'a> {
+    due: &'a Due,
+    prompt: ChosenPrompt,
+    facts: RoundFacts,
+    reminder_at: DateTime<Utc>,
+    closes_at: DateTime<Utc>,
+    /// When the circle's previous round opened: support since then goes in
+    /// this round's check-ins.
+    support_since: Option<NaiveDateTime>,
+}
+
+/// Inserts the batch's rounds and queues their check-ins. One outcome per
+/// entry of `due`, in order.
+fn open_rounds(
     conn: &mut DbConnection,
     context: &Context<'_>,
-    circle: &Circle,
-    zone: Tz,
-    occurrence: &Occurrence,
-    next: Option<&Occurrence>,
+    due: &[Due],
     now: DateTime<Utc>,
-) -> Result<Opening, OpenError> {
-    let prompt = match prompts::choose_next(conn, context.decks, circle.id) {
-        Ok(prompt) => prompt,
-        Err(PromptError::UnknownDeck(deck)) => {
-            return Ok(Opening::MustPause(format!(
-                "Its prompt deck \"{deck}\" no longer exists."
-            )));
+) -> Result<Vec<Opening>, OpenError> {
+    let at = now.naive_utc();
+    let ids: Vec<i64> = due.iter().map(|d| d.circle.id).collect();
+    let draws: Vec<(i64, &str, Option<&str>)> = due
+        .iter()
+        .map(|d| {
+            let circle = &d.circle;
+            (
+                circle.id,
+                circle.deck.as_str(),
+                circle.pinned_prompt_id.as_deref(),
+            )
+        })
+        .collect();
+    let prompts = prompts::choose_for_each(conn, context.decks, &draws)?;
+    let previous = previous_rounds(conn, &ids)?;
+    let mut outcomes = Vec::with_capacity(due.len());
+    let mut planned = Vec::new();
+    for (due, prompt) in due.iter().zip(prompts) {
+        let prompt = match prompt {
+            Ok(prompt) => prompt,
+            Err(PromptError::UnknownDeck(deck)) => {
+                outcomes.push(Opening::MustPause(format!(
+                    "Its prompt deck \"{deck}\" no longer exists."
+                )));
+                continue;
+            }
+            Err(PromptError::Db(error)) => return Err(error.into()),
+        };
+        let (number, support_since) = match previous.get(&due.circle.id) {
+            Some(&(number, opened_at)) => (number + 1, Some(opened_at)),
+            None => (1, None),
+        };
+        let (reminder_at, closes_at) = timing(context, &due.circle, due, now);
+        planned.push(NewRoundFacts {
+            due,
+            prompt,
+            facts: RoundFacts {
+                id: 0,
+                circle_id: due.circle.id,
+                number,
+                closes_at: closes_at.naive_utc(),
+                day: due.occurrence.slot.date(),
+            },
+            reminder_at,
+            closes_at,
+            support_since,
+        });
+        outcomes.push(Opening::AlreadyOpen);
+    }
+    let inserted = insert_rounds(conn, &planned, at)?;
+    planned.retain_mut(|round| match inserted.get(&round.facts.circle_id) {
+        Some(&id) => {
+            round.facts.id = id;
+            true
         }
-        Err(PromptError::Db(error)) => return Err(error.into()),
-    };
-    let number: i32 = rounds::table
-        .filter(rounds::circle_id.eq(circle.id))
-        .select(diesel::dsl::max(rounds::number))
-        .first::<Option<i32>>(conn)?
-        .unwrap_or(0)
-        + 1;
-    // A round closes after the circle's round length, or when the next one
-    // opens, whichever comes first.
+        None => false,
+    });
+    for (due, outcome) in due.iter().zip(outcomes.iter_mut()) {
+        if let Some(round) = planned.iter().find(|r| r.facts.circle_id == due.circle.id) {
+            *outcome = Opening::Opened(round.facts.number);
+        }
+    }
+    if planned.is_empty() {
+        return Ok(outcomes);
+    }
+    let uses: Vec<(i64, &str, i64)> = planned
+        .iter()
+        .map(|r| (r.facts.circle_id, r.prompt.id.as_str(), r.facts.id))
+        .collect();
+    prompts::record_uses(conn, &uses, at)?;
+    queue_check_ins(conn, context, &planned, at)?;
+    Ok(outcomes)
+}
+
+/// When a round opening at `due`'s occurrence reminds and closes: after
+/// the circle's round length, or when the next one opens, whichever comes
+/// first, and never in the past.
+fn timing(
+    context: &Context<'_>,
+    circle: &Circle,
+    due: &Due,
+    now: DateTime<Utc>,
+) -> (DateTime<Utc>, DateTime<Utc>) {
     let length = chrono::Duration::minutes(i64::from(circle.round_length_minutes));
-    let mut closes_at = occurrence.at + length;
-    if let Some(next) = next {
+    let mut closes_at = due.occurrence.at + length;
+    if let Some(next) = &due.next {
         closes_at = closes_at.min(next.at);
     }
     let closes_at = closes_at.max(now + chrono::Duration::minutes(1));
@@ -325,84 +481,159 @@ fn open_round(
     } else {
         now + (closes_at - now) / 2
     };
-    let slot = occurrence.slot.format(SLOT_FORMAT).to_string();
-    // ON CONFLICT on the inner connection: the unique (circle, slot) key is
-    // what decides, when two schedulers reach this line together.
-    const INSERT: &str = "INSERT INTO rounds (circle_id, number, slot, prompt_id, prompt_question, \
-                          prompt_follow_up, opened_at, reminder_at, closes_at) \
-                          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) \
-                          ON CONFLICT (circle_id, slot) DO NOTHING RETURNING id";
-    let query = diesel::sql_query(INSERT)
-        .bind::<BigInt, _>(circle.id)
-        .bind::<Integer, _>(number)
-        .bind::<Text, _>(&slot)
-        .bind::<Text, _>(&prompt.id)
-        .bind::<Text, _>(&prompt.question)
-        .bind::<Nullable<Text>, _>(prompt.follow_up.as_deref())
-        .bind::<Timestamp, _>(now.naive_utc())
-        .bind::<Timestamp, _>(reminder_at.naive_utc())
-        .bind::<Timestamp, _>(closes_at.naive_utc());
-    let inserted = match conn {
-        DbConnection::Postgresql(conn) => query.get_results::<InsertedRound>(conn)?,
-        DbConnection::Sqlite(conn) => query.get_results::<InsertedRound>(conn)?,
-    };
-    let Some(round) = inserted.first() else {
-        return Ok(Opening::AlreadyOpen);
-    };
-    prompts::record_use(conn, circle.id, &prompt.id, round.id, now.naive_utc())?;
-    let closes_local = clock::local_text_short(closes_at, zone);
-    let facts = RoundFacts {
-        id: round.id,
-        circle_id: circle.id,
-        number,
-        closes_at: closes_at.naive_utc(),
-        day: occurrence.slot.date(),
-    };
-    // Support received since the previous round opened goes in this email.
-    let support_since: Option<NaiveDateTime> = rounds::table
-        .filter(rounds::circle_id.eq(circle.id))
-        .filter(rounds::number.lt(number))
-        .select(diesel::dsl::max(rounds::opened_at))
-        .first(conn)?;
-    let members = recipients(conn, circle.id, facts.day)?;
-    let ids: Vec<i64> = members.iter().map(|m| m.membership_id).collect();
-    pairing::assign(conn, round.id, number, &ids)?;
+    (reminder_at, closes_at)
+}
+
+/// For each of `circle_ids` that has rounds: its highest round number and
+/// when its latest round opened.
+fn previous_rounds(
+    conn: &mut DbConnection,
+    circle_ids: &[i64],
+) -> Result<HashMap<i64, (i32, NaiveDateTime)>, DbError> {
+    use diesel::dsl::max;
+    let rows: Vec<(i64, Option<i32>, Option<NaiveDateTime>)> = rounds::table
+        .filter(rounds::circle_id.eq_any(circle_ids))
+        .group_by(rounds::circle_id)
+        .select((
+            rounds::circle_id,
+            max(rounds::number),
+            max(rounds::opened_at),
+        ))
+        .load(conn)?;
+    Ok(rows
+        .into_iter()
+        .filter_map(|(id, number, opened_at)| Some((id, (number?, opened_at?))))
+        .collect())
+}
+
+/// Inserts the rounds and returns the id of each by circle. A circle whose
+/// slot already has a round is absent: the unique (circle, slot) key is
+/// what decides when two schedulers get here together, and `DO NOTHING`
+/// leaves the other's round and this transaction alone.
+fn insert_rounds(
+    conn: &mut DbConnection,
+    planned: &[NewRoundFacts<'_>],
+    now: NaiveDateTime,
+) -> Result<HashMap<i64, i64>, DbError> {
+    let rows: Vec<NewRound<'_>> = planned
+        .iter()
+        .map(|round| NewRound {
+            circle_id: round.facts.circle_id,
+            number: round.facts.number,
+            slot: round.due.occurrence.slot.format(SLOT_FORMAT).to_string(),
+            prompt_id: &round.prompt.id,
+            prompt_question: &round.prompt.question,
+            prompt_follow_up: round.prompt.follow_up.as_deref(),
+            opened_at: now,
+            reminder_at: round.reminder_at.naive_utc(),
+            closes_at: round.closes_at.naive_utc(),
+        })
+        .collect();
+    let mut ids = HashMap::new();
+    for chunk in rows.chunks(ROUNDS_PER_STATEMENT) {
+        let insert = diesel::insert_into(rounds::table)
+            .values(chunk)
+            .on_conflict((rounds::circle_id, rounds::slot))
+            .do_nothing()
+            .returning((rounds::circle_id, rounds::id));
+        let inserted: Vec<(i64, i64)> = match conn {
+            DbConnection::Postgresql(conn) => insert.get_results(conn)?,
+            DbConnection::Sqlite(conn) => insert.get_results(conn)?,
+        };
+        ids.extend(inserted);
+    }
+    Ok(ids)
+}
+
+/// Pairs the members of each new round and writes each one's check-in,
+/// reading what the emails need for all the rounds at once.
+fn queue_check_ins(
+    conn: &mut DbConnection,
+    context: &Context<'_>,
+    planned: &[NewRoundFacts<'_>],
+    now: NaiveDateTime,
+) -> Result<(), OpenError> {
+    let ids: Vec<i64> = planned.iter().map(|r| r.facts.circle_id).collect();
+    let days: Vec<(i64, chrono::NaiveDate)> = planned
+        .iter()
+        .map(|r| (r.facts.circle_id, r.facts.day))
+        .collect();
+    let mut members = recipients_in(conn, &days)?;
+    let open = support::open_in_circles(conn, &ids)?;
+    let mut received: HashMap<i64, Vec<support::ReceivedSupport>> = HashMap::new();
+    if let Some(since) = planned.iter().filter_map(|r| r.support_since).min() {
+        for row in support::received_in_circles(conn, &ids, since)? {
+            received.entry(row.membership_id).or_default().push(row);
+        }
+    }
     let writer = Writer {
         templates: context.templates,
         public_base: &context.settings.public_base,
     };
-    let circle_open = content::open_commitments(conn, &facts)?;
-    for member in &members {
-        let mut mail = content::check_in(
-            conn,
-            &facts,
-            &circle_open,
-            member.membership_id,
-            support_since,
-            &context.settings.public_base,
-        )?;
-        mail["circle"] = json!(circle.name);
-        mail["number"] = json!(number);
-        mail["question"] = json!(prompt.question);
-        mail["follow_up"] = json!(prompt.follow_up);
-        mail["closes"] = json!(closes_local);
-        mail_member(
-            conn,
-            &writer,
-            round.id,
-            member,
-            "check_in",
-            mail,
-            now.naive_utc(),
-        )?;
+    let mut writes = Writes::default();
+    for round in planned {
+        let facts = &round.facts;
+        let circle = &round.due.circle;
+        let members = members.remove(&circle.id).unwrap_or_default();
+        let ids: Vec<i64> = members.iter().map(|m| m.membership_id).collect();
+        let pairs = pairing::rotate(&ids, facts.number);
+        writes.pairs(facts.id, &pairs);
+        let circle_open = open.get(&circle.id).map_or(&[][..], Vec::as_slice);
+        let closes = clock::local_text_short(round.closes_at, round.due.zone);
+        for member in &members {
+            let partner = pairs
+                .iter()
+                .find(|pair| pair.0 == member.membership_id)
+                .and_then(|&(_, receiver)| members.iter().find(|m| m.membership_id == receiver))
+                .map(|receiver| (receiver.membership_id, receiver.name.as_str()));
+            let support = match (round.support_since, received.get(&member.membership_id)) {
+                (Some(since), Some(rows)) => rows
+                    .iter()
+                    .filter(|row| row.created_at >= since)
+                    .map(|row| content::Received {
+                        from: row.from.clone(),
+                        commitment: row.commitment.clone(),
+                        body: row.body.clone(),
+                    })
+                    .collect(),
+                _ => Vec::new(),
+            };
+            let member_part = content::CheckInMember {
+                membership_id: member.membership_id,
+                partner,
+                received: support,
+            };
+            let mut mail = content::check_in(
+                &mut writes,
+                facts,
+                circle_open,
+                member_part,
+                &context.settings.public_base,
+            );
+            mail["circle"] = json!(circle.name);
+            mail["number"] = json!(facts.number);
+            mail["question"] = json!(round.prompt.question);
+            mail["follow_up"] = json!(round.prompt.follow_up);
+            mail["closes"] = json!(closes);
+            mail_member(
+                &mut writes,
+                &writer,
+                facts.id,
+                member,
+                "check_in",
+                mail,
+                now,
+            )?;
+        }
+        tracing::info!(
+            circle.id = circle.id,
+            round.number = facts.number,
+            slot = %round.due.occurrence.slot.format(SLOT_FORMAT),
+            "round opened"
+        );
     }
-    tracing::info!(
-        circle.id = circle.id,
-        round.number = number,
-        slot,
-        "round opened"
-    );
-    Ok(Opening::Opened(number))
+    writes.insert(conn, now)?;
+    Ok(())
 }
 
 /// A member who gets this round's mail.
@@ -419,26 +650,69 @@ pub fn recipients(
     circle_id: i64,
     day: chrono::NaiveDate,
 ) -> Result<Vec<Recipient>, DbError> {
-    let away = away_periods::table
-        .filter(away_periods::starts_on.le(day))
-        .filter(away_periods::ends_on.ge(day))
-        .select(away_periods::membership_id);
+    Ok(recipients_in(conn, &[(circle_id, day)])?
+        .remove(&circle_id)
+        .unwrap_or_default())
+}
+
+/// [`recipients`] of many circles at once, each on its own day, in order
+/// of membership; circles nobody gets mail in are absent.
+pub fn recipients_in(
+    conn: &mut DbConnection,
+    circles: &[(i64, chrono::NaiveDate)],
+) -> Result<HashMap<i64, Vec<Recipient>>, DbError> {
+    let day_of: HashMap<i64, chrono::NaiveDate> = circles.iter().copied().collect();
+    let ids: Vec<i64> = day_of.keys().copied().collect();
+    let (Some(first), Some(last)) = (
+        circles.iter().map(|c| c.1).min(),
+        circles.iter().map(|c| c.1).max(),
+    ) else {
+        return Ok(HashMap::new());
+    };
+    let away: HashSet<i64> = away_periods::table
+        .inner_join(memberships::table)
+        .filter(memberships::circle_id.eq_any(&ids))
+        .filter(away_periods::starts_on.le(last))
+        .filter(away_periods::ends_on.ge(first))
+        .select((
+            memberships::circle_id,
+            away_periods::membership_id,
+            away_periods::starts_on,
+            away_periods::ends_on,
+        ))
+        .load::<(i64, i64, chrono::NaiveDate, chrono::NaiveDate)>(conn)?
+        .into_iter()
+        .filter(|(circle_id, _, starts, ends)| {
+            day_of
+                .get(circle_id)
+                .is_some_and(|day| starts <= day && day <= ends)
+        })
+        .map(|(_, membership_id, _, _)| membership_id)
+        .collect();
     let rows = memberships::table
         .inner_join(people::table)
-        .filter(memberships::circle_id.eq(circle_id))
+        .filter(memberships::circle_id.eq_any(&ids))
         .filter(memberships::status.eq(store::STATUS_ACTIVE))
         .filter(memberships::muted.eq(false))
         .filter(people::deleted_at.is_null())
-        .filter(diesel::dsl::not(memberships::id.eq_any(away)))
         .order(memberships::id.asc())
-        .select((memberships::id, people::display_name, people::email))
-        .load::<(i64, String, String)>(conn)?;
-    Ok(rows
-        .into_iter()
-        .map(|(membership_id, name, email)| Recipient {
+        .select((
+            memberships::circle_id,
+            memberships::id,
+            people::display_name,
+            people::email,
+        ))
+        .load::<(i64, i64, String, String)>(conn)?;
+    let mut by_circle: HashMap<i64, Vec<Recipient>> = HashMap::new();
+    for (circle_id, membership_id, name, email) in rows {
+        if away.contains(&membership_id) {
+            continue;
+        }
+        by_circle.entry(circle_id).or_default().push(Recipient {
             membership_id,
             name,
             email,
-        })
-        .collect())
+        });
+    }
+    Ok(by_circle)
 }

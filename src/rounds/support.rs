@@ -4,7 +4,7 @@
 //! Neither sends mail of its own. What was asked for and offered appears on
 //! the round page, in the next check-in email and in the round's digest.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 use chrono::NaiveDateTime;
 use diesel::prelude::*;
@@ -77,6 +77,111 @@ pub fn open_in_circle(
                 made_in_round,
                 help_wanted,
                 support: support.remove(&id).unwrap_or_default(),
+            },
+        )
+        .collect())
+}
+
+/// [`open_in_circle`] for many circles at once, for a batch of rounds
+/// about to open: each circle's open commitments of every round so far, in
+/// the same order. Circles with none are absent.
+pub fn open_in_circles(
+    conn: &mut DbConnection,
+    circle_ids: &[i64],
+) -> Result<HashMap<i64, Vec<CircleCommitment>>, DbError> {
+    let rows = commitments::table
+        .inner_join(rounds::table)
+        .inner_join(memberships::table.inner_join(people::table))
+        .filter(rounds::circle_id.eq_any(circle_ids))
+        .filter(commitments::status.eq_any(["open", "not_yet"]))
+        .filter(memberships::status.eq(STATUS_ACTIVE))
+        .order((
+            rounds::circle_id.asc(),
+            rounds::number.asc(),
+            people::display_name.asc(),
+            commitments::position.asc(),
+        ))
+        .select((
+            rounds::circle_id,
+            commitments::id,
+            memberships::id,
+            people::display_name,
+            commitments::body,
+            rounds::number,
+            commitments::help_wanted,
+        ))
+        .load::<(i64, i64, i64, String, String, i32, bool)>(conn)?;
+    let ids: Vec<i64> = rows.iter().map(|row| row.1).collect();
+    let mut support = BTreeMap::new();
+    for chunk in ids.chunks(IDS_PER_QUERY) {
+        support.extend(support_on(conn, chunk)?);
+    }
+    let mut by_circle: HashMap<i64, Vec<CircleCommitment>> = HashMap::new();
+    for (circle_id, id, membership_id, name, body, made_in_round, help_wanted) in rows {
+        by_circle
+            .entry(circle_id)
+            .or_default()
+            .push(CircleCommitment {
+                id,
+                membership_id,
+                name,
+                body,
+                made_in_round,
+                help_wanted,
+                support: support.remove(&id).unwrap_or_default(),
+            });
+    }
+    Ok(by_circle)
+}
+
+/// Ids bound in one `IN (...)` list: within both backends' limits.
+const IDS_PER_QUERY: usize = 1000;
+
+/// A support message as a check-in email reports it to the commitment's
+/// owner.
+pub struct ReceivedSupport {
+    /// The owner of the commitment it was left on.
+    pub membership_id: i64,
+    pub created_at: NaiveDateTime,
+    pub from: String,
+    pub commitment: String,
+    pub body: String,
+}
+
+/// [`received_since`] for every member of `circle_ids` at once, oldest
+/// first.
+pub fn received_in_circles(
+    conn: &mut DbConnection,
+    circle_ids: &[i64],
+    since: NaiveDateTime,
+) -> Result<Vec<ReceivedSupport>, DbError> {
+    let rows = support_messages::table
+        .inner_join(commitments::table.inner_join(rounds::table))
+        .inner_join(
+            memberships::table
+                .on(memberships::id.eq(support_messages::author_membership_id))
+                .inner_join(people::table),
+        )
+        .filter(rounds::circle_id.eq_any(circle_ids))
+        .filter(support_messages::created_at.ge(since))
+        .order(support_messages::id.asc())
+        .select((
+            commitments::membership_id,
+            support_messages::created_at,
+            people::display_name,
+            commitments::body,
+            support_messages::body,
+        ))
+        .load::<(i64, NaiveDateTime, String, String, String)>(conn)?;
+    Ok(rows
+        .into_iter()
+        .map(
+            |(membership_id, created_at, from, commitment, body)| ReceivedSupport {
+                membership_id,
+                created_at,
+                from,
+                commitment,
+                body,
             },
         )
         .collect())

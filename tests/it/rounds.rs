@@ -408,6 +408,76 @@ on_both_backends! {
     }
 }
 
+on_both_backends! {
+    async fn more_circles_than_one_batch_all_open_with_their_own_pairs_and_emails(app) {
+        use shoulder::db::schema::{memberships, pairings};
+        use shoulder::rounds::open::CIRCLES_PER_TRANSACTION;
+        app.clock.set(utc("2027-03-01T00:00:00Z"));
+        let count = usize::try_from(CIRCLES_PER_TRANSACTION).expect("small") + 10;
+        let cy = ("cy@example.org", "Cy");
+        let mut circles = Vec::new();
+        for _ in 0..count {
+            circles.push(circle(&app, "0 9 * * *", "UTC", &[ADA, BEA, cy]).await);
+        }
+        app.clock.set(utc("2027-03-01T09:00:00Z"));
+        let report = app.run_jobs().await;
+        let mut opened = report.rounds.opened.clone();
+        opened.sort_unstable();
+        let expected: Vec<(i64, i32)> = circles.iter().map(|&id| (id, 1)).collect();
+        assert_eq!(opened, expected, "every circle opened its first round once");
+
+        let (pairs, check_ins) = app
+            .state
+            .db
+            .run(|conn| {
+                let givers: Vec<(i64, i64, i64)> = pairings::table
+                    .inner_join(rounds::table)
+                    .inner_join(
+                        memberships::table.on(memberships::id.eq(pairings::giver_membership_id)),
+                    )
+                    .select((
+                        rounds::circle_id,
+                        memberships::circle_id,
+                        pairings::receiver_membership_id,
+                    ))
+                    .load(conn)?;
+                let receivers: Vec<i64> = pairings::table
+                    .inner_join(rounds::table)
+                    .inner_join(
+                        memberships::table
+                            .on(memberships::id.eq(pairings::receiver_membership_id)),
+                    )
+                    .filter(memberships::circle_id.ne(rounds::circle_id))
+                    .select(pairings::id)
+                    .load(conn)?;
+                assert!(receivers.is_empty(), "a pair crossed circles");
+                let check_ins: i64 = deliveries::table
+                    .filter(deliveries::kind.eq("check_in"))
+                    .count()
+                    .get_result(conn)?;
+                Ok::<_, DbError>((givers, check_ins))
+            })
+            .await
+            .expect("pairs");
+        assert_eq!(pairs.len(), count * 3, "everyone encourages someone");
+        assert!(pairs.iter().all(|(round_circle, giver_circle, _)| round_circle == giver_circle));
+        assert_eq!(check_ins, i64::try_from(count * 3).expect("small"));
+        let emails = app.emails();
+        let to_cy = emails
+            .iter()
+            .filter(|m| m.to.iter().any(|to| to == "cy@example.org"))
+            .count();
+        assert_eq!(to_cy, count, "one check-in per circle for Cy");
+        let one = emails
+            .iter()
+            .find(|m| m.to.iter().any(|to| to == "ada@example.org"))
+            .expect("a check-in for Ada");
+        let text = one.text_body();
+        assert!(text.contains("Cy") || text.contains("Bea"), "names her partner: {text}");
+        assert!(text.contains("?key="), "carries her round link: {text}");
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn facilitators_see_emails_that_did_not_arrive_and_members_do_not() {
     let app = TestApp::start(Backend::Sqlite).await.expect("sqlite");

@@ -1,0 +1,1 @@
+DROP INDEX deliveries_status_lease_until_idx;
