@@ -275,8 +275,8 @@ impl Mailer {
             .as_str()
             .parse()
             .map_err(|e| SendError::Message(format!("recipient: {e}")))?;
-        // Given, lettre need not parse the To and From headers it has just
-        // written to find the envelope: a sixth of building a message.
+        // Given the envelope, lettre need not parse back the To and From
+        // headers it has just written: about a tenth of building a message.
         let envelope = Envelope::new(Some(self.from.email.clone()), vec![to_address.clone()])
             .map_err(|e| SendError::Message(format!("envelope: {e}")))?;
         // A display name is people's text: drop control characters so a

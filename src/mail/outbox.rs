@@ -14,7 +14,8 @@
 //! server's 250 and our commit. Such a duplicate carries the same Message-ID,
 //! so it is recognisable.
 //!
-//! `message_id` holds the Message-ID's key, `d-<32 hex>`, drawn at insert; the
+//! `message_id` holds the Message-ID's key, `d-<16 hex of time><32 hex>`,
+//! drawn at insert (see `random_hex_key`); the
 //! [`Mailer`] adds `@<host of server.public_url>` when it sends (see
 //! [`Mailer::message_id_for`]). Storing the key rather than the whole header
 //! keeps one source for the host, so every attempt of a row carries the same id.
@@ -233,7 +234,7 @@ struct NewDeliveryRow<'a> {
 /// first keeps the unique index on `message_id` growing at its end rather
 /// than at random pages (see `auth::token` on ordered tokens).
 fn random_hex_key(prefix: &str) -> String {
-    let micros = chrono::Utc::now().timestamp_micros().max(0);
+    let micros = crate::auth::token::ordering_micros();
     let bytes: [u8; 16] = rand::random();
     format!("{prefix}{micros:016x}{}", hex::encode(bytes))
 }
@@ -269,7 +270,8 @@ struct StoredHeaders {
 /// How delivery runs; see `[mail]` in `config/default.toml`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct OutboxSettings {
-    /// Rows claimed at once.
+    /// Rows claimed at once; a delivery pass claims at most [`CLAIM_STEP`]
+    /// at once, whatever this says.
     pub batch_size: usize,
     /// Sends in flight at once: the SMTP pool's size, since lettre's pool
     /// caps only idle connections and would otherwise open one per send.
@@ -722,19 +724,19 @@ impl AddAssign for DeliveryReport {
     }
 }
 
-/// Most attempts written in one transaction, and most waiting for the
-/// recorder: together they bound how many emails a kill can have sent but
-/// left unmarked (see [`deliver_due`]).
+/// Most attempts the recorder writes at once, and most waiting for it:
+/// together they bound how many emails a kill can leave sent but unmarked
+/// (see [`deliver_due`]).
 pub const RECORD_BATCH: usize = 64;
 
-/// Most rows one claim takes, whatever `mail.batch_size` says. A claim
-/// rewrites every row it takes (status, token, lease), about 40 µs a row on
-/// SQLite with bodies of a few kilobytes, and the recorder waits for its
-/// turn meanwhile; while it waits, the senders' attempts pile up, and at
-/// [`RECORD_BATCH`] waiting the senders stop. A step of 100 is done in a
-/// few milliseconds, which that queue absorbs; 1,000 at once took 40 ms, a
-/// tenth of the pass spent with every sender stopped.
-const CLAIM_STEP: usize = 100;
+/// Most rows one claim of a delivery pass takes, whatever `mail.batch_size`
+/// says. A claim rewrites every row it takes (status, token, lease), about
+/// 40 µs a row on SQLite with bodies of a few kilobytes, and the recorder
+/// waits for its turn meanwhile; while it waits, the senders' attempts pile
+/// up, and with [`RECORD_BATCH`] waiting the senders stop. A step of 100
+/// takes a few milliseconds, which that queue absorbs; 1,000 at once took
+/// 40 ms, and the senders stood still for about an eighth of the pass.
+pub const CLAIM_STEP: usize = 100;
 
 /// How long the recorder waits for more attempts before it writes a batch
 /// that is not full. A commit costs about as much as writing a few rows,
@@ -744,15 +746,17 @@ const RECORD_LINGER: std::time::Duration = std::time::Duration::from_millis(1);
 
 /// Sends what is due at `now`. Three parts run side by side:
 ///
-/// - the claimer takes due rows in batches of `settings.batch_size`
-///   ([`claim_due`]), and claims the next batch while the senders still
-///   work through the last one, so that they do not wait for it; it stops
-///   after a batch that was not full;
+/// - the claimer takes due rows ([`claim_due`]), `settings.batch_size` but
+///   at most [`CLAIM_STEP`] at a time, and queues them for the senders; it
+///   claims the next step while the senders still work through the last
+///   one (the queue holds two), so that they do not wait for it, and stops
+///   after a claim that came back short;
 /// - `settings.concurrency` senders each take the next claimed row and send
 ///   it, and hand what happened to the recorder;
 /// - the recorder writes those attempts, as many as have come in, up to
-///   [`RECORD_BATCH`], in one transaction ([`record_attempts`]), each row
-///   still under its own claim token.
+///   [`RECORD_BATCH`], at once ([`record_attempts`]: one statement for all
+///   the emails sent under one claim), each row still under its own claim
+///   token.
 ///
 /// Send first, then mark: the row says `sent` only after the server's 250,
 /// so a crash in between leaves the row claimed, its lease runs out, and
@@ -858,8 +862,6 @@ impl Pass {
         to_send: mpsc::Sender<ClaimedDelivery>,
     ) -> Result<Vec<Claim>, DbError> {
         let now = self.now;
-        // At most `mail.batch_size` rows wait in the queue (its capacity);
-        // each claim takes a step of them.
         let step = OutboxSettings {
             batch_size: self.settings.batch_size.clamp(1, CLAIM_STEP),
             ..self.settings
@@ -890,10 +892,10 @@ impl Pass {
     }
 
     /// The senders, each a task of its own, so that the runtime's workers
-    /// share them: in one task, the four of them sent at a third of the
-    /// rate of four bare connections. When they stop, the queue is closed,
-    /// which stops the claimer too. Returns the claims a sender took but
-    /// could not start.
+    /// run them side by side (`shoulder tick` would otherwise poll them all
+    /// on its main thread). When they stop, the queue is closed, which
+    /// stops the claimer too. Returns the claims a sender took but could
+    /// not start.
     async fn send_claimed(self: &Arc<Self>, to_record: mpsc::Sender<Attempt>) -> Vec<Claim> {
         // At least one sender, or a full batch would be claimed and handed
         // back over and over until the pass's time ran out.
