@@ -340,6 +340,55 @@ async fn a_stalled_server_hits_our_timeout_and_is_retried_under_the_same_message
     );
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn emails_not_started_while_the_lease_allows_are_handed_back() {
+    // One connection, a one-second limit per send and a two-second lease:
+    // a send may start only in the pass's first second.
+    let app = TestApp::builder(Backend::Sqlite)
+        .config(|config| {
+            config.mail.send_timeout_secs = 1;
+            config.mail.lease_secs = 2;
+            config.mail.smtp_pool_size = 1;
+        })
+        .start()
+        .await
+        .expect("SQLite is always available");
+    app.smtp.set_mode(SmtpMode::Stall);
+    let mut ids = Vec::new();
+    for n in 0..4 {
+        ids.push(queue(&app, email_to(&format!("person{n}@example.org"))).await);
+    }
+
+    // The first send stalls for the whole second; the other three were
+    // claimed with it but are given back untried.
+    let report = app.run_jobs().await;
+    assert_eq!(
+        report.delivery,
+        DeliveryReport {
+            retried: 1,
+            ..Default::default()
+        }
+    );
+    let mut handed_back = 0;
+    for id in &ids {
+        let row = delivery(&app, *id).await;
+        assert_eq!(row.status, status::PENDING, "{row:?}");
+        if row.attempts == 0 {
+            handed_back += 1;
+            assert!(
+                row.next_attempt_at <= app.clock.now().naive_utc(),
+                "{row:?}"
+            );
+        }
+    }
+    assert_eq!(handed_back, 3, "not counted as attempts, and due at once");
+
+    // The next pass sends them; the stalled one waits for its retry.
+    app.smtp.set_mode(SmtpMode::Accept);
+    let report = app.run_jobs().await;
+    assert_eq!(report.delivery.sent, 3, "{:?}", report.delivery);
+}
+
 // ---- workers ------------------------------------------------------------------
 
 on_both_backends! {
@@ -375,6 +424,67 @@ on_both_backends! {
         let row = delivery(&app, id).await;
         assert_eq!(row.status, status::SENT);
         assert_eq!(row.attempts, 2, "claimed twice");
+    }
+}
+
+on_both_backends! {
+    async fn recording_a_batch_marks_only_the_rows_whose_claim_still_holds(app) {
+        let first = queue(&app, email_to("ada@example.org")).await;
+        let second = queue(&app, email_to("bob@example.org")).await;
+        let settings = outbox::OutboxSettings::from_config(&app.state.config.mail);
+
+        // Worker A claims both emails, sends them, then stalls before it
+        // records anything.
+        let now = app.clock.now().naive_utc();
+        let by_a = app.state.db.run(move |conn| outbox::claim_due(conn, now, &settings))
+            .await
+            .expect("claimed");
+        assert_eq!(by_a.len(), 2);
+
+        // A's lease runs out; worker B takes one of the two over.
+        app.clock.advance(settings.lease + Duration::seconds(1));
+        let one = outbox::OutboxSettings { batch_size: 1, ..settings };
+        let later = app.clock.now().naive_utc();
+        let by_b = app.state.db.run(move |conn| outbox::claim_due(conn, later, &one))
+            .await
+            .expect("claimed");
+        assert_eq!(by_b.len(), 1);
+        let taken = by_b[0].claim.delivery_id;
+        let left = if taken == first { second } else { first };
+
+        // A wakes up and records both sends in one go: only the row it
+        // still holds changes.
+        let attempts: Vec<outbox::Attempt> = by_a
+            .iter()
+            .map(|delivery| outbox::Attempt {
+                claim: delivery.claim.clone(),
+                kind: delivery.kind.clone(),
+                to_address: delivery.to_address.clone(),
+                outcome: outbox::Outcome::Sent,
+            })
+            .collect();
+        let kept = app.state.db.run(move |conn| outbox::record_attempts(conn, later, &attempts))
+            .await
+            .expect("recorded");
+        let kept_ids: Vec<i64> = by_a
+            .iter()
+            .zip(&kept)
+            .filter(|(_, kept)| **kept)
+            .map(|(delivery, _)| delivery.claim.delivery_id)
+            .collect();
+        assert_eq!(kept_ids, [left], "the row B took over is not A's to mark");
+        assert_eq!(delivery(&app, left).await.status, status::SENT);
+        let row = delivery(&app, taken).await;
+        assert_eq!(row.status, status::SENDING, "still B's claim");
+        assert_eq!(row.attempts, 2);
+
+        // B's own record of its send still counts.
+        let claim = by_b[0].claim.clone();
+        let recorded = app.state.db.run(move |conn| outbox::mark_sent(conn, &claim, later))
+            .await
+            .expect("update ran");
+        assert!(recorded);
+        assert_eq!(delivery(&app, taken).await.status, status::SENT);
     }
 }
 

@@ -328,6 +328,31 @@ async fn more_senders_than_the_pool_share_its_connections() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pooled_connection_carries_the_next_email_without_a_noop_first() {
+    // A NOOP before each email cost a round trip in five; the next email's
+    // MAIL FROM shows just as well whether the connection still stands.
+    let sink = Sink::start(SinkOptions::default()).await;
+    let mailer = mailer(&sink.url(), 1, 5);
+
+    for n in 0..5 {
+        mailer
+            .send(&email(n))
+            .await
+            .unwrap_or_else(|e| panic!("email {n}: {e}"));
+    }
+
+    assert_eq!(sink.messages().len(), 5);
+    assert_eq!(sink.connections(), 1);
+    let commands = sink.commands();
+    assert!(!commands.iter().any(|c| c == "NOOP"), "{commands:?}");
+    let mails = commands
+        .iter()
+        .filter(|c| c.starts_with("MAIL FROM"))
+        .count();
+    assert_eq!(mails, 5, "one MAIL FROM per email: {commands:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_connection_the_server_closed_is_replaced_without_a_failed_send() {
     // The server hangs up after every fifth message, while the connection
     // sits in the pool: the next send finds it gone and opens another.
