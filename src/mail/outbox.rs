@@ -1312,7 +1312,14 @@ pub fn list_failures_for_circle(
         .inner_join(memberships::table.on(deliveries::membership_id.eq(memberships::id.nullable())))
         .inner_join(people::table.on(memberships::person_id.eq(people::id)))
         .filter(memberships::circle_id.eq(circle_id))
-        .filter(deliveries::status.eq_any([status::FAILED, status::SUPPRESSED]))
+        // Two comparisons rather than `eq_any`: diesel caches the prepared
+        // statement only without an `IN` list, and this query is on every
+        // facilitator's view of the circle page.
+        .filter(
+            deliveries::status
+                .eq(status::FAILED)
+                .or(deliveries::status.eq(status::SUPPRESSED)),
+        )
         .order(deliveries::created_at.desc())
         .limit(limit)
         .select((
