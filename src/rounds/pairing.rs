@@ -33,26 +33,6 @@ pub fn rotate(members: &[i64], number: i32) -> Vec<(i64, i64)> {
         .collect()
 }
 
-/// Stores round `number`'s pairs among `members`, in the caller's
-/// transaction.
-pub fn assign(
-    conn: &mut DbConnection,
-    round_id: i64,
-    number: i32,
-    members: &[i64],
-) -> Result<(), DbError> {
-    for (giver, receiver) in rotate(members, number) {
-        diesel::insert_into(pairings::table)
-            .values((
-                pairings::round_id.eq(round_id),
-                pairings::giver_membership_id.eq(giver),
-                pairings::receiver_membership_id.eq(receiver),
-            ))
-            .execute(conn)?;
-    }
-    Ok(())
-}
-
 /// Whom `membership_id` is asked to shoulder up in a round: (membership id,
 /// name).
 pub fn partner_of(

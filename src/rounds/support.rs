@@ -43,48 +43,16 @@ pub fn open_in_circle(
     circle_id: i64,
     up_to: i32,
 ) -> Result<Vec<CircleCommitment>, DbError> {
-    let rows = commitments::table
-        .inner_join(rounds::table)
-        .inner_join(memberships::table.inner_join(people::table))
-        .filter(rounds::circle_id.eq(circle_id))
-        .filter(rounds::number.le(up_to))
-        .filter(commitments::status.eq_any(["open", "not_yet"]))
-        .filter(memberships::status.eq(STATUS_ACTIVE))
-        .order((
-            rounds::number.asc(),
-            people::display_name.asc(),
-            commitments::position.asc(),
-        ))
-        .select((
-            commitments::id,
-            memberships::id,
-            people::display_name,
-            commitments::body,
-            rounds::number,
-            commitments::help_wanted,
-        ))
-        .load::<(i64, i64, String, String, i32, bool)>(conn)?;
-    let ids: Vec<i64> = rows.iter().map(|row| row.0).collect();
-    let mut support = support_on(conn, &ids)?;
-    Ok(rows
-        .into_iter()
-        .map(
-            |(id, membership_id, name, body, made_in_round, help_wanted)| CircleCommitment {
-                id,
-                membership_id,
-                name,
-                body,
-                made_in_round,
-                help_wanted,
-                support: support.remove(&id).unwrap_or_default(),
-            },
-        )
-        .collect())
+    let mut open = open_in_circles(conn, &[circle_id])?
+        .remove(&circle_id)
+        .unwrap_or_default();
+    open.retain(|commitment| commitment.made_in_round <= up_to);
+    Ok(open)
 }
 
-/// [`open_in_circle`] for many circles at once, for a batch of rounds
-/// about to open: each circle's open commitments of every round so far, in
-/// the same order. Circles with none are absent.
+/// The open commitments of every round so far in each of `circle_ids`, in
+/// [`open_in_circle`]'s order; for a batch of rounds about to open, read in
+/// one go. Circles with none are absent.
 pub fn open_in_circles(
     conn: &mut DbConnection,
     circle_ids: &[i64],
@@ -148,8 +116,8 @@ pub struct ReceivedSupport {
     pub body: String,
 }
 
-/// [`received_since`] for every member of `circle_ids` at once, oldest
-/// first.
+/// Support received on the commitments of every member of `circle_ids`
+/// since `since`, oldest first.
 pub fn received_in_circles(
     conn: &mut DbConnection,
     circle_ids: &[i64],
@@ -283,31 +251,6 @@ pub fn set_help_wanted(
     .set(commitments::help_wanted.eq(wanted))
     .execute(conn)?;
     Ok(changed == 1)
-}
-
-/// Support a member received on their commitments since `since`:
-/// (author, the commitment, the message).
-pub fn received_since(
-    conn: &mut DbConnection,
-    membership_id: i64,
-    since: NaiveDateTime,
-) -> Result<Vec<(String, String, String)>, DbError> {
-    Ok(support_messages::table
-        .inner_join(commitments::table)
-        .inner_join(
-            memberships::table
-                .on(memberships::id.eq(support_messages::author_membership_id))
-                .inner_join(people::table),
-        )
-        .filter(commitments::membership_id.eq(membership_id))
-        .filter(support_messages::created_at.ge(since))
-        .order(support_messages::id.asc())
-        .select((
-            people::display_name,
-            commitments::body,
-            support_messages::body,
-        ))
-        .load(conn)?)
 }
 
 /// Support offered during a round, for its digest.
