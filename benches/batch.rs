@@ -4,7 +4,9 @@
 //!   with `shoulder tick --no-deliver`, on SQLite and on PostgreSQL;
 //! - delivering 20,000 emails from the outbox with `shoulder tick` to a
 //!   local SMTP sink, beside a bare lettre loop (TCP_NODELAY, as many
-//!   connections as `mail.smtp_pool_size`) sending as many to the same sink.
+//!   connections as `mail.smtp_pool_size`) sending as many to the same sink,
+//!   each a text and HTML message of the outbox's average size, built per
+//!   send as ours are.
 //!
 //! Run with `cargo bench --bench batch`. PostgreSQL is reached at
 //! `TEST_POSTGRES_URL` (default `postgres://postgres@127.0.0.1:5432/test`);
@@ -21,6 +23,7 @@ use std::time::Instant;
 use diesel::prelude::*;
 use diesel::sql_types::Text;
 use lettre::Message;
+use lettre::message::MultiPart;
 use lettre::transport::smtp::client::AsyncSmtpConnection;
 use lettre::transport::smtp::extension::ClientId;
 use shoulder::circles::settings::{Settings, SettingsForm};
@@ -81,13 +84,13 @@ fn main() {
 
     let sink = runtime.block_on(Sink::start());
     let outbox_db = format!("{}/outbox.db", dir.path().display());
-    let outbox_rate = deliver_outbox(dir.path(), &outbox_db, emails / 8, &sink);
-    let bare_rate = runtime.block_on(bare_lettre_loop(sink.port, emails));
+    let (outbox_rate, outbox_size) = deliver_outbox(dir.path(), &outbox_db, emails / 8, &sink);
+    let (bare_rate, bare_size) = runtime.block_on(bare_lettre_loop(&sink, emails, outbox_size));
     rows.push(format!(
-        "| outbox to a local SMTP sink, {emails} emails | {outbox_rate:.0} messages/s |"
+        "| outbox to a local SMTP sink, {emails} emails | {outbox_rate:.0} messages/s ({outbox_size} bytes a message) |"
     ));
     rows.push(format!(
-        "| bare lettre loop with TCP_NODELAY, {POOL_SIZE} connections | {bare_rate:.0} messages/s |"
+        "| bare lettre loop with TCP_NODELAY, {POOL_SIZE} connections | {bare_rate:.0} messages/s ({bare_size} bytes a message) |"
     ));
     rows.push(format!(
         "| outbox / bare lettre | {:.2} |",
@@ -267,10 +270,11 @@ fn postgres_database() -> Option<String> {
 }
 
 /// Queues a round of check-ins for `circles` circles of 8 and times the
-/// tick that delivers them to the sink. Returns messages per second.
-fn deliver_outbox(dir: &Path, database_url: &str, circles: usize, sink: &Sink) -> f64 {
+/// tick that delivers them to the sink. Returns messages per second and
+/// the messages' average size.
+fn deliver_outbox(dir: &Path, database_url: &str, circles: usize, sink: &Sink) -> (f64, usize) {
     open_rounds(dir, database_url, circles);
-    let before = sink.received.load(Ordering::Relaxed);
+    let (before, bytes_before) = sink.counts();
     let mut tick = shoulder(dir, database_url);
     tick.args(["tick", "--at", TICK_AT])
         .env("SHOULDER_MAIL__TRANSPORT", "smtp")
@@ -284,19 +288,32 @@ fn deliver_outbox(dir: &Path, database_url: &str, circles: usize, sink: &Sink) -
     let started = Instant::now();
     run(tick, "delivering tick");
     let seconds = started.elapsed().as_secs_f64();
-    let delivered = sink.received.load(Ordering::Relaxed) - before;
+    let (after, bytes_after) = sink.counts();
+    let delivered = after - before;
     assert_eq!(delivered, circles * 8, "every email reached the sink");
-    delivered as f64 / seconds
+    (
+        delivered as f64 / seconds,
+        (bytes_after - bytes_before) / delivered.max(1),
+    )
 }
 
-/// The same number of messages, of about the same size, sent by lettre
-/// alone over [`POOL_SIZE`] connections with TCP_NODELAY.
-async fn bare_lettre_loop(port: u16, emails: usize) -> f64 {
-    let body = "Hello,\n\nRound 1 of Bench is open.\n".repeat(40);
+/// The same number of messages sent by lettre alone over [`POOL_SIZE`]
+/// connections with TCP_NODELAY: each built per send, as ours are, with a
+/// text and an HTML part and about `size` bytes in all. Returns messages
+/// per second and their average size as the sink counted it.
+async fn bare_lettre_loop(sink: &Sink, emails: usize, size: usize) -> (f64, usize) {
+    // Headers and MIME boundaries take about 800 bytes; the parts share the
+    // rest, the HTML the larger share, as in our emails.
+    let words = size.saturating_sub(800);
+    let text =
+        "Round 1 of Bench is open. What will you carry this week?\n".repeat(words * 2 / 5 / 58);
+    let html = "<p>Round 1 of Bench is open. What will you carry?</p>\n".repeat(words * 3 / 5 / 53);
+    let (before, bytes_before) = sink.counts();
+    let port = sink.port;
     let started = Instant::now();
     let mut tasks = Vec::new();
     for worker in 0..POOL_SIZE {
-        let body = body.clone();
+        let (text, html) = (text.clone(), html.clone());
         let share = emails / POOL_SIZE + usize::from(worker < emails % POOL_SIZE);
         tasks.push(tokio::spawn(async move {
             let stream = TcpStream::connect(("127.0.0.1", port))
@@ -314,7 +331,10 @@ async fn bare_lettre_loop(port: u16, emails: usize) -> f64 {
                     .from("Shoulder <shoulder@bench.example>".parse().expect("from"))
                     .to(format!("p{n}@bench.example").parse().expect("to"))
                     .subject("Bench, round 1")
-                    .body(body.clone())
+                    .multipart(MultiPart::alternative_plain_html(
+                        text.clone(),
+                        html.clone(),
+                    ))
                     .expect("a message");
                 connection
                     .send(message.envelope(), &message.formatted())
@@ -327,13 +347,17 @@ async fn bare_lettre_loop(port: u16, emails: usize) -> f64 {
     for task in tasks {
         task.await.expect("a sending task");
     }
-    emails as f64 / started.elapsed().as_secs_f64()
+    let rate = emails as f64 / started.elapsed().as_secs_f64();
+    let (after, bytes_after) = sink.counts();
+    (rate, (bytes_after - bytes_before) / (after - before).max(1))
 }
 
-/// A minimal SMTP server that accepts everything and counts messages.
+/// A minimal SMTP server that accepts everything and counts messages and
+/// their bytes.
 struct Sink {
     port: u16,
     received: Arc<AtomicUsize>,
+    bytes: Arc<AtomicUsize>,
 }
 
 impl Sink {
@@ -343,20 +367,37 @@ impl Sink {
             .expect("a free port");
         let port = listener.local_addr().expect("an address").port();
         let received = Arc::new(AtomicUsize::new(0));
-        let counter = received.clone();
+        let bytes = Arc::new(AtomicUsize::new(0));
+        let counters = (received.clone(), bytes.clone());
         tokio::spawn(async move {
             while let Ok((stream, _)) = listener.accept().await {
-                let counter = counter.clone();
+                let (received, bytes) = counters.clone();
                 tokio::spawn(async move {
-                    let _ = serve_session(stream, counter).await;
+                    let _ = serve_session(stream, received, bytes).await;
                 });
             }
         });
-        Sink { port, received }
+        Sink {
+            port,
+            received,
+            bytes,
+        }
+    }
+
+    /// Messages and bytes received so far.
+    fn counts(&self) -> (usize, usize) {
+        (
+            self.received.load(Ordering::Relaxed),
+            self.bytes.load(Ordering::Relaxed),
+        )
     }
 }
 
-async fn serve_session(stream: TcpStream, received: Arc<AtomicUsize>) -> std::io::Result<()> {
+async fn serve_session(
+    stream: TcpStream,
+    received: Arc<AtomicUsize>,
+    bytes: Arc<AtomicUsize>,
+) -> std::io::Result<()> {
     stream.set_nodelay(true)?;
     let (read, mut write) = stream.into_split();
     let mut lines = BufReader::new(read);
@@ -369,6 +410,7 @@ async fn serve_session(stream: TcpStream, received: Arc<AtomicUsize>) -> std::io
             return Ok(());
         }
         if in_data {
+            bytes.fetch_add(line.len(), Ordering::Relaxed);
             if line == ".\r\n" {
                 in_data = false;
                 received.fetch_add(1, Ordering::Relaxed);

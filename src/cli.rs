@@ -164,21 +164,9 @@ pub async fn import_members(
     let worker = state.clone();
     let outcome = state
         .db
-        .run(move |conn| {
-            import::import(
-                conn,
-                worker.mailer.templates(),
-                worker.config.public_base(),
-                circle_id,
-                rows,
-                now,
-            )
-        })
+        .run(move |conn| import::import(conn, worker.config.public_base(), circle_id, rows, now))
         .await
-        .map_err(|error| match error {
-            ImportError::Db(error) => CliError::Failed(error.to_string()),
-            ImportError::Template(error) => CliError::Failed(error.to_string()),
-        })?;
+        .map_err(|ImportError::Db(error)| CliError::Failed(error.to_string()))?;
     match outcome {
         ImportOutcome::Imported(rows) => {
             let mut out = String::new();

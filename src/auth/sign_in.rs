@@ -16,8 +16,8 @@ use super::session;
 use super::token::Token;
 use crate::db::schema::{people, sign_in_tokens};
 use crate::db::{DbConnection, DbError, write_transaction};
+use crate::mail::EmailAddress;
 use crate::mail::outbox::{self, NewEmail};
-use crate::mail::{EmailAddress, EmailTemplates, TemplateError};
 use crate::rate_limit::{self, Limit, Verdict};
 use crate::text::{self, TextError};
 
@@ -72,8 +72,6 @@ impl DisplayName {
 pub enum RequestError {
     #[error(transparent)]
     Db(#[from] DbError),
-    #[error(transparent)]
-    Template(#[from] TemplateError),
 }
 
 impl From<diesel::result::Error> for RequestError {
@@ -87,7 +85,6 @@ impl From<diesel::result::Error> for RequestError {
 /// answers exactly as if it had been.
 pub fn request(
     conn: &mut DbConnection,
-    templates: &EmailTemplates,
     public_base: &str,
     email: &EmailAddress,
     return_to: Option<&ReturnPath>,
@@ -121,20 +118,14 @@ pub fn request(
             .execute(conn)?;
         let link = format!("{public_base}/sign-in/{}", token.as_str());
         let minutes = LINK_LIFETIME.num_minutes();
-        let (kind, content) = match &person {
+        let (kind, context) = match &person {
             Some((_, name)) => (
                 "sign_in",
-                templates.render(
-                    "sign_in",
-                    &json!({"name": name, "link": link, "minutes": minutes}),
-                )?,
+                json!({"name": name, "link": link, "minutes": minutes}),
             ),
             None => (
                 "sign_in_new",
-                templates.render(
-                    "sign_in_new",
-                    &json!({"link": link, "minutes": minutes, "public_url": public_base}),
-                )?,
+                json!({"link": link, "minutes": minutes, "public_url": public_base}),
             ),
         };
         outbox::enqueue(
@@ -146,7 +137,7 @@ pub fn request(
                 to_name: person.map(|(_, name)| name),
                 round_id: None,
                 membership_id: None,
-                content,
+                context,
                 headers: Vec::new(),
             },
         )?;

@@ -15,8 +15,8 @@ use super::store::{self, CircleStatus};
 use crate::auth::sign_in::DisplayName;
 use crate::db::schema::{memberships, people};
 use crate::db::{DbConnection, DbError, write_transaction};
+use crate::mail::EmailAddress;
 use crate::mail::outbox::{self, NewEmail};
-use crate::mail::{EmailAddress, EmailTemplates, TemplateError};
 
 /// One good row of the file.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -152,8 +152,6 @@ pub enum ImportOutcome {
 pub enum ImportError {
     #[error(transparent)]
     Db(#[from] DbError),
-    #[error(transparent)]
-    Template(#[from] TemplateError),
 }
 
 impl From<diesel::result::Error> for ImportError {
@@ -165,7 +163,6 @@ impl From<diesel::result::Error> for ImportError {
 /// Adds the rows to the circle, each with a welcome email, in one transaction.
 pub fn import(
     conn: &mut DbConnection,
-    templates: &EmailTemplates,
     public_base: &str,
     circle_id: i64,
     rows: Vec<ImportRow>,
@@ -211,15 +208,12 @@ pub fn import(
             let person_id =
                 store::find_or_create_person(conn, row.email.as_str(), row.name.as_str(), at)?;
             store::add_member(conn, circle_id, person_id, store::ROLE_MEMBER, at)?;
-            let content = templates.render(
-                "welcome",
-                &json!({
-                    "name": row.name.as_str(),
-                    "circle": circle.name,
-                    "purpose": circle.purpose,
-                    "sign_in": format!("{public_base}/sign-in?next=/circles/{circle_id}"),
-                }),
-            )?;
+            let context = json!({
+                "name": row.name.as_str(),
+                "circle": circle.name,
+                "purpose": circle.purpose,
+                "sign_in": format!("{public_base}/sign-in?next=/circles/{circle_id}"),
+            });
             outbox::enqueue(
                 conn,
                 at,
@@ -229,7 +223,7 @@ pub fn import(
                     to_name: Some(row.name.as_str().to_string()),
                     round_id: None,
                     membership_id: None,
-                    content,
+                    context,
                     headers: Vec::new(),
                 },
             )?;

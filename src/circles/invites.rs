@@ -33,7 +33,7 @@ use crate::auth::{Token, session};
 use crate::db::schema::{circles, invites, memberships, people, sign_in_tokens};
 use crate::db::{DbConnection, DbError, write_transaction};
 use crate::mail::outbox::{self, NewEmail};
-use crate::mail::{EmailAddress, EmailAddressError, EmailTemplates, TemplateError};
+use crate::mail::{EmailAddress, EmailAddressError};
 use crate::rate_limit::{self, Limit, Verdict};
 
 /// Addresses one invite form may carry.
@@ -74,8 +74,6 @@ const STATUS_REMOVED: &str = "removed";
 pub enum InviteError {
     #[error(transparent)]
     Db(#[from] DbError),
-    #[error(transparent)]
-    Template(#[from] TemplateError),
     /// Something stored does not read back as what we wrote: a bug or a
     /// hand edit, never the person's doing.
     #[error("stored data unreadable: {0}")]
@@ -88,10 +86,9 @@ impl From<diesel::result::Error> for InviteError {
     }
 }
 
-/// The wording and link base an email needs.
+/// What an email needs besides its own words: the base of its links.
 #[derive(Debug, Clone, Copy)]
 pub struct Mailing<'a> {
-    pub templates: &'a EmailTemplates,
     pub public_base: &'a str,
 }
 
@@ -484,17 +481,14 @@ fn invite_one(
         }
     };
     let public_base = mailing.public_base;
-    let content = mailing.templates.render(
-        "invite",
-        &json!({
-            "circle_name": invite.circle.name,
-            "purpose": invite.circle.purpose,
-            "facilitator": invite.facilitator,
-            "link": format!("{public_base}/join/{}", token.as_str()),
-            "days": invite.lifetime.num_days(),
-            "public_url": public_base,
-        }),
-    )?;
+    let context = json!({
+        "circle_name": invite.circle.name,
+        "purpose": invite.circle.purpose,
+        "facilitator": invite.facilitator,
+        "link": format!("{public_base}/join/{}", token.as_str()),
+        "days": invite.lifetime.num_days(),
+        "public_url": public_base,
+    });
     outbox::enqueue(
         conn,
         at,
@@ -504,7 +498,7 @@ fn invite_one(
             to_name: None,
             round_id: None,
             membership_id: None,
-            content,
+            context,
             headers: Vec::new(),
         },
     )?;
@@ -855,16 +849,13 @@ pub fn request_join(
         let name = person
             .as_ref()
             .map_or(request.name.as_str(), |(_, name)| name.as_str());
-        let content = mailing.templates.render(
-            "join_confirm",
-            &json!({
-                "name": name,
-                "circle_name": circle.name,
-                "link": format!("{}/join/confirm/{}", mailing.public_base, link_token.as_str()),
-                "hours": JOIN_LINK_LIFETIME.num_hours(),
-                "public_url": mailing.public_base,
-            }),
-        )?;
+        let context = json!({
+            "name": name,
+            "circle_name": circle.name,
+            "link": format!("{}/join/confirm/{}", mailing.public_base, link_token.as_str()),
+            "hours": JOIN_LINK_LIFETIME.num_hours(),
+            "public_url": mailing.public_base,
+        });
         outbox::enqueue(
             conn,
             at,
@@ -874,7 +865,7 @@ pub fn request_join(
                 to_name: Some(name.to_string()),
                 round_id: None,
                 membership_id: None,
-                content,
+                context,
                 headers: Vec::new(),
             },
         )?;

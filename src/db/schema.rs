@@ -280,9 +280,11 @@ diesel::table! {
         membership_id -> Nullable<BigInt>,
         kind -> Text,
         to_address -> Text,
-        subject -> Text,
-        text_body -> Text,
-        html_body -> Text,
+        /// Only in rows queued before `context_json` existed, which are
+        /// sent as they were rendered.
+        subject -> Nullable<Text>,
+        text_body -> Nullable<Text>,
+        html_body -> Nullable<Text>,
         /// The recipient's display name and extra headers (e.g.
         /// `List-Unsubscribe`), as JSON.
         headers_json -> Nullable<Text>,
@@ -296,6 +298,9 @@ diesel::table! {
         message_id -> Text,
         created_at -> Timestamp,
         sent_at -> Nullable<Timestamp>,
+        /// The template context as JSON, rendered with the templates of
+        /// `kind` when the email is sent.
+        context_json -> Nullable<Text>,
     }
 }
 

@@ -56,12 +56,11 @@ pub async fn run_with(state: &AppState, options: PassOptions) -> Result<PassRepo
             let settings = RoundSettings::from_config(&worker.config);
             let context = Context {
                 settings: &settings,
-                templates: worker.mailer.templates(),
                 decks: &worker.decks,
             };
             let mut report = RoundReport::default();
             open::open_due(conn, &context, now, &mut report)?;
-            lifecycle::advance(conn, &settings, worker.mailer.templates(), now, &mut report)?;
+            lifecycle::advance(conn, &settings, now, &mut report)?;
             Ok::<_, OpenError>(report)
         })
         .await?;

@@ -23,6 +23,11 @@
 //! `headers_json` holds `{"to_name": "Ada", "headers": [["List-Unsubscribe",
 //! "<…>"], …]}`: the table has no column for the recipient's display name, so it
 //! travels with the extra headers; pairs keep their order and repeated names.
+//!
+//! `context_json` holds what the templates of `kind` are given: the words
+//! are rendered when the row is sent, so a queued email is a few hundred
+//! bytes rather than two bodies of kilobytes. Rows queued before contexts
+//! existed hold `subject`, `text_body` and `html_body`, sent as they are.
 
 use std::collections::{BTreeMap, HashSet};
 use std::ops::AddAssign;
@@ -40,7 +45,7 @@ use tokio::time::Instant;
 use crate::config::MailConfig;
 use crate::db::schema::{deliveries, suppressed_addresses};
 use crate::db::{Db, DbConnection, DbError};
-use crate::mail::{EmailAddress, Mailer, OutgoingEmail, RenderedEmail, SendError};
+use crate::mail::{EmailAddress, EmailTemplates, Mailer, OutgoingEmail, RenderedEmail, SendError};
 
 /// The values of `deliveries.status`.
 pub mod status {
@@ -71,7 +76,10 @@ pub struct NewEmail {
     /// Set for circle mail, so that each member gets one of each kind per round.
     pub round_id: Option<i64>,
     pub membership_id: Option<i64>,
-    pub content: RenderedEmail,
+    /// What the templates of `kind` are rendered with when the email is
+    /// sent. Storing this rather than the rendered words keeps a queued
+    /// email to a few hundred bytes.
+    pub context: serde_json::Value,
     /// Extra headers such as `List-Unsubscribe`.
     pub headers: Vec<(String, String)>,
 }
@@ -194,9 +202,7 @@ fn delivery_row(now: NaiveDateTime, email: &NewEmail, suppressed: bool) -> NewDe
         membership_id: email.membership_id,
         kind: email.kind,
         to_address: email.to.as_str(),
-        subject: &email.content.subject,
-        text_body: &email.content.text,
-        html_body: &email.content.html,
+        context_json: email.context.to_string(),
         headers_json: headers_json(email.to_name.as_deref(), &email.headers),
         status: if suppressed {
             status::SUPPRESSED
@@ -218,9 +224,7 @@ struct NewDeliveryRow<'a> {
     membership_id: Option<i64>,
     kind: &'a str,
     to_address: &'a str,
-    subject: &'a str,
-    text_body: &'a str,
-    html_body: &'a str,
+    context_json: String,
     headers_json: Option<String>,
     status: &'a str,
     attempts: i32,
@@ -325,9 +329,10 @@ pub struct ClaimedDelivery {
     pub claim: Claim,
     pub kind: String,
     pub to_address: String,
-    pub subject: String,
-    pub text_body: String,
-    pub html_body: String,
+    /// The template context, for rows queued with one.
+    pub context_json: Option<String>,
+    /// The words as rendered at queueing, for rows queued before contexts.
+    pub rendered: Option<RenderedEmail>,
     pub headers_json: Option<String>,
     /// Claims so far, this one included.
     pub attempts: i32,
@@ -348,9 +353,10 @@ impl std::fmt::Debug for ClaimedDelivery {
 }
 
 impl ClaimedDelivery {
-    /// The email as the mailer takes it. Rows we cannot read are bad data,
-    /// which no retry mends: `SendError::Message`.
-    fn outgoing(&self) -> Result<OutgoingEmail, SendError> {
+    /// The email as the mailer takes it, rendered with `templates`. Rows we
+    /// cannot read or render are bad data, which no retry mends:
+    /// `SendError::Message`.
+    fn outgoing(&self, templates: &EmailTemplates) -> Result<OutgoingEmail, SendError> {
         let to = EmailAddress::parse(&self.to_address)
             .map_err(|e| SendError::Message(format!("stored recipient: {e}")))?;
         let extras: StoredHeaders = match &self.headers_json {
@@ -358,14 +364,21 @@ impl ClaimedDelivery {
                 .map_err(|e| SendError::Message(format!("stored headers: {e}")))?,
             None => StoredHeaders::default(),
         };
+        let content = match (&self.context_json, &self.rendered) {
+            (Some(json), _) => {
+                let context: serde_json::Value = serde_json::from_str(json)
+                    .map_err(|e| SendError::Message(format!("stored context: {e}")))?;
+                templates
+                    .render(&self.kind, &context)
+                    .map_err(|e| SendError::Message(e.to_string()))?
+            }
+            (None, Some(rendered)) => rendered.clone(),
+            (None, None) => return Err(SendError::Message("the stored email has no words".into())),
+        };
         Ok(OutgoingEmail {
             to,
             to_name: extras.to_name,
-            content: RenderedEmail {
-                subject: self.subject.clone(),
-                text: self.text_body.clone(),
-                html: self.html_body.clone(),
-            },
+            content,
             message_key: self.message_key.clone(),
             headers: extras.headers,
         })
@@ -390,9 +403,10 @@ struct ClaimedRow {
     id: i64,
     kind: String,
     to_address: String,
-    subject: String,
-    text_body: String,
-    html_body: String,
+    context_json: Option<String>,
+    subject: Option<String>,
+    text_body: Option<String>,
+    html_body: Option<String>,
     headers_json: Option<String>,
     attempts: i32,
     message_id: String,
@@ -445,9 +459,15 @@ pub fn claim_due(
             },
             kind: row.kind,
             to_address: row.to_address,
-            subject: row.subject,
-            text_body: row.text_body,
-            html_body: row.html_body,
+            context_json: row.context_json,
+            rendered: match (row.subject, row.text_body, row.html_body) {
+                (Some(subject), Some(text), Some(html)) => Some(RenderedEmail {
+                    subject,
+                    text,
+                    html,
+                }),
+                _ => None,
+            },
             headers_json: row.headers_json,
             attempts: row.attempts,
             message_key: row.message_id,
@@ -924,7 +944,7 @@ impl Pass {
             if Instant::now() >= self.last_start {
                 return Some(delivery.claim);
             }
-            let sent = match delivery.outgoing() {
+            let sent = match delivery.outgoing(self.mailer.templates()) {
                 Ok(email) => self.mailer.send(&email).await.map(|_| ()),
                 Err(error) => Err(error),
             };
@@ -1193,14 +1213,23 @@ mod tests {
             },
             kind: "test".into(),
             to_address: "ada@example.org".into(),
-            subject: "Hello".into(),
-            text_body: "text".into(),
-            html_body: "<p>html</p>".into(),
+            context_json: None,
+            rendered: Some(RenderedEmail {
+                subject: "Hello".into(),
+                text: "text".into(),
+                html: "<p>html</p>".into(),
+            }),
             headers_json: None,
             attempts,
             message_key: "d-00".into(),
             created_at,
         }
+    }
+
+    /// The wording compiled into the binary: no folder of that name exists.
+    fn built_in() -> EmailTemplates {
+        EmailTemplates::load(std::path::Path::new("/nonexistent/shoulder-templates"))
+            .expect("the built-in templates load")
     }
 
     #[test]
@@ -1261,25 +1290,66 @@ mod tests {
         ];
         let mut delivery = claimed_at(at("2027-03-01 09:00:00"), 1);
         delivery.headers_json = headers_json(Some("Ada \"Countess\""), &headers);
-        let email = delivery.outgoing().expect("readable");
+        let email = delivery.outgoing(&built_in()).expect("readable");
         assert_eq!(email.to_name.as_deref(), Some("Ada \"Countess\""));
         assert_eq!(email.headers, headers);
         assert_eq!(email.message_key, "d-00");
 
         assert_eq!(headers_json(None, &[]), None);
         delivery.headers_json = None;
-        assert!(delivery.outgoing().expect("readable").headers.is_empty());
+        assert!(
+            delivery
+                .outgoing(&built_in())
+                .expect("readable")
+                .headers
+                .is_empty()
+        );
     }
 
     #[test]
     fn unreadable_rows_are_bad_data_not_worth_retrying() {
         let mut delivery = claimed_at(at("2027-03-01 09:00:00"), 1);
         delivery.headers_json = Some("{not json".into());
-        let error = delivery.outgoing().expect_err("bad headers");
+        let error = delivery.outgoing(&built_in()).expect_err("bad headers");
         assert!(matches!(error, SendError::Message(_)), "{error:?}");
         let mut delivery = claimed_at(at("2027-03-01 09:00:00"), 1);
         delivery.to_address = "not an address".into();
-        assert!(!delivery.outgoing().expect_err("bad address").is_retryable());
+        assert!(
+            !delivery
+                .outgoing(&built_in())
+                .expect_err("bad address")
+                .is_retryable()
+        );
+    }
+
+    #[test]
+    fn a_stored_context_is_rendered_with_its_kinds_templates_when_sent() {
+        let mut delivery = claimed_at(at("2027-03-01 09:00:00"), 1);
+        delivery.context_json = Some(
+            serde_json::json!({"public_url": "https://circles.example.org", "sent_at": "<b>9:00</b>"})
+                .to_string(),
+        );
+        let email = delivery.outgoing(&built_in()).expect("renders");
+        assert!(
+            email.content.subject.starts_with("Shoulder test email"),
+            "{}",
+            email.content.subject
+        );
+        assert!(email.content.text.contains("https://circles.example.org"));
+        assert!(
+            email.content.html.contains("&lt;b&gt;9:00"),
+            "{}",
+            email.content.html
+        );
+
+        delivery.context_json = Some("[not a context".into());
+        let error = delivery.outgoing(&built_in()).expect_err("bad context");
+        assert!(matches!(error, SendError::Message(_)), "{error:?}");
+
+        delivery.context_json = None;
+        delivery.rendered = None;
+        let error = delivery.outgoing(&built_in()).expect_err("no words");
+        assert!(matches!(error, SendError::Message(_)), "{error:?}");
     }
 
     #[test]

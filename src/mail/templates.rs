@@ -203,13 +203,15 @@ impl EmailTemplates {
         kind: &str,
         context: &C,
     ) -> Result<RenderedEmail, TemplateError> {
+        // Converted once for the three parts, not once for each.
+        let context = minijinja::Value::from_serialize(context);
         let part = |part: &str| -> Result<String, TemplateError> {
             let name = format!("{kind}/{part}");
             let template = self.env.get_template(&name).map_err(|e| TemplateError {
                 name: name.clone(),
                 reason: describe(&e),
             })?;
-            template.render(context).map_err(|e| TemplateError {
+            template.render(&context).map_err(|e| TemplateError {
                 name,
                 reason: describe(&e),
             })

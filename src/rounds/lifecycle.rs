@@ -19,8 +19,8 @@ use crate::circles::unsubscribe;
 use crate::clock;
 use crate::db::schema::{check_ins, circles, rounds};
 use crate::db::{DbConnection, DbError, write_transaction};
+use crate::mail::EmailAddress;
 use crate::mail::outbox::NewEmail;
-use crate::mail::{EmailAddress, EmailTemplates};
 use crate::rounds::open::OpenError;
 
 /// A round as the reminder and digest need it.
@@ -80,11 +80,10 @@ fn checked_in(conn: &mut DbConnection, round_id: i64) -> Result<Vec<i64>, DbErro
 
 /// Where round mail is written from.
 pub(super) struct Writer<'a> {
-    pub templates: &'a EmailTemplates,
     pub public_base: &'a str,
 }
 
-/// Renders `kind` for one member, with an unsubscribe link of their own,
+/// Queues `kind` for one member, with an unsubscribe link of their own,
 /// and adds it to `writes` for the outbox.
 pub(super) fn mail_member(
     writes: &mut Writes,
@@ -112,14 +111,13 @@ pub(super) fn mail_member(
     let unsubscribe_url = unsubscribe::link(writer.public_base, &token);
     context["name"] = json!(member.name);
     context["unsubscribe_url"] = json!(unsubscribe_url);
-    let content = writer.templates.render(kind, &context)?;
     writes.email(NewEmail {
         kind,
         to,
         to_name: Some(member.name.clone()),
         round_id: Some(round_id),
         membership_id: Some(member.membership_id),
-        content,
+        context,
         headers: unsubscribe::headers(&unsubscribe_url),
     });
     Ok(())
@@ -129,7 +127,6 @@ pub(super) fn mail_member(
 pub fn advance(
     conn: &mut DbConnection,
     settings: &RoundSettings,
-    templates: &EmailTemplates,
     now: DateTime<Utc>,
     report: &mut RoundReport,
 ) -> Result<(), OpenError> {
@@ -145,7 +142,7 @@ pub fn advance(
         .select(rounds::id)
         .load(conn)?;
     for round_id in due_reminders {
-        if remind(conn, settings, templates, round_id, now)? {
+        if remind(conn, settings, round_id, now)? {
             report.reminded += 1;
         }
     }
@@ -157,7 +154,7 @@ pub fn advance(
         .select(rounds::id)
         .load(conn)?;
     for round_id in due_closes {
-        if close(conn, settings, templates, round_id, now)? {
+        if close(conn, settings, round_id, now)? {
             report.closed += 1;
         }
     }
@@ -167,7 +164,6 @@ pub fn advance(
 fn remind(
     conn: &mut DbConnection,
     settings: &RoundSettings,
-    templates: &EmailTemplates,
     round_id: i64,
     now: DateTime<Utc>,
 ) -> Result<bool, OpenError> {
@@ -190,7 +186,6 @@ fn remind(
             clock::zone_or_utc(&round.time_zone),
         );
         let writer = Writer {
-            templates,
             public_base: &settings.public_base,
         };
         let facts = round.facts();
@@ -231,7 +226,6 @@ fn remind(
 fn close(
     conn: &mut DbConnection,
     settings: &RoundSettings,
-    templates: &EmailTemplates,
     round_id: i64,
     now: DateTime<Utc>,
 ) -> Result<bool, OpenError> {
@@ -254,7 +248,6 @@ fn close(
             settings.public_base, round.circle_id, round.number
         );
         let writer = Writer {
-            templates,
             public_base: &settings.public_base,
         };
         let mut context = content::digest(conn, &facts)?;

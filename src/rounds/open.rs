@@ -34,15 +34,12 @@ use crate::circles::store::{self, Circle, CircleStatus};
 use crate::clock;
 use crate::db::schema::{away_periods, circles, memberships, people, rounds};
 use crate::db::{DbConnection, DbError, write_transaction};
-use crate::mail::{EmailTemplates, TemplateError};
 use crate::prompts::{self, ChosenPrompt, Decks, PromptError};
 
 #[derive(Debug, thiserror::Error)]
 pub enum OpenError {
     #[error(transparent)]
     Db(#[from] DbError),
-    #[error(transparent)]
-    Template(#[from] TemplateError),
 }
 
 impl From<diesel::result::Error> for OpenError {
@@ -54,7 +51,6 @@ impl From<diesel::result::Error> for OpenError {
 /// Everything a round opening needs that is not the database.
 pub struct Context<'a> {
     pub settings: &'a RoundSettings,
-    pub templates: &'a EmailTemplates,
     pub decks: &'a Decks,
 }
 
@@ -567,7 +563,6 @@ fn queue_check_ins(
         }
     }
     let writer = Writer {
-        templates: context.templates,
         public_base: &context.settings.public_base,
     };
     let mut writes = Writes::default();

@@ -263,7 +263,6 @@ pub async fn send(
         .db
         .run(move |conn| {
             let mailing = Mailing {
-                templates: worker.mailer.templates(),
                 public_base: worker.config.public_base(),
             };
             let outcome =
@@ -445,7 +444,6 @@ pub async fn request_join(
         .db
         .run(move |conn| {
             let mailing = Mailing {
-                templates: worker.mailer.templates(),
                 public_base: worker.config.public_base(),
             };
             invites::request_join(conn, mailing, &token, &request, now)

@@ -49,7 +49,6 @@ pub async fn request(State(state): State<AppState>, form: FormData) -> Result<Re
         .run(move |conn| {
             sign_in::request(
                 conn,
-                worker.mailer.templates(),
                 worker.config.public_base(),
                 &email,
                 next.as_ref(),
@@ -57,10 +56,7 @@ pub async fn request(State(state): State<AppState>, form: FormData) -> Result<Re
             )
         })
         .await
-        .map_err(|error| match error {
-            RequestError::Db(error) => AppError::from(error),
-            RequestError::Template(error) => AppError::Internal(error.to_string()),
-        })?;
+        .map_err(|RequestError::Db(error)| AppError::from(error))?;
     state.wake_jobs();
     Ok(views::sign_in::check_your_email(&shown).into_response())
 }

@@ -4,10 +4,12 @@
 
 use chrono::{Duration, NaiveDateTime};
 use diesel::prelude::*;
-use shoulder::db::schema::{circles, memberships, people, rounds, suppressed_addresses};
+use shoulder::db::schema::{
+    circles, deliveries, memberships, people, rounds, suppressed_addresses,
+};
 use shoulder::db::{DbConnection, DbError};
+use shoulder::mail::EmailAddress;
 use shoulder::mail::outbox::{self, Delivery, DeliveryReport, Enqueued, NewEmail, status};
-use shoulder::mail::{EmailAddress, RenderedEmail};
 
 use crate::on_both_backends;
 use crate::support::{Backend, SmtpMode, TestApp};
@@ -22,11 +24,10 @@ fn email_to(address: &str) -> NewEmail {
         to_name: Some("Ada".into()),
         round_id: None,
         membership_id: None,
-        content: RenderedEmail {
-            subject: "This week's question".into(),
-            text: "Who are we leaving behind?".into(),
-            html: "<p>Who are we leaving behind?</p>".into(),
-        },
+        context: serde_json::json!({
+            "public_url": "http://127.0.0.1:3000",
+            "sent_at": "Who are we leaving behind?",
+        }),
         headers: vec![(
             "List-Unsubscribe".into(),
             "<http://127.0.0.1:3000/unsubscribe/abc>".into(),
@@ -149,10 +150,62 @@ on_both_backends! {
             email.header("List-Unsubscribe").as_deref(),
             Some("<http://127.0.0.1:3000/unsubscribe/abc>")
         );
-        assert_eq!(email.subject().as_deref(), Some("This week's question"));
+        assert_eq!(
+            email.subject().as_deref(),
+            Some("Shoulder test email: the mail settings work"),
+            "the stored context is rendered with its kind's templates when sent"
+        );
+        assert!(email.text_body().contains("Sent at Who are we leaving behind?"), "{}", email.data);
 
         assert_eq!(app.run_jobs().await.delivery, DeliveryReport::default());
         assert_eq!(app.emails().len(), 1, "a second pass sends nothing more");
+    }
+}
+
+on_both_backends! {
+    async fn an_email_queued_with_rendered_words_before_contexts_is_sent_as_it_is(app) {
+        let now = app.clock.now().naive_utc();
+        let id: i64 = app.state.db.run(move |conn| {
+            Ok::<_, DbError>(diesel::insert_into(deliveries::table)
+                .values((
+                    deliveries::kind.eq("test"),
+                    deliveries::to_address.eq("ada@example.org"),
+                    deliveries::subject.eq("Rendered before the upgrade"),
+                    deliveries::text_body.eq("Words kept from an older version."),
+                    deliveries::html_body.eq("<p>Words kept from an older version.</p>"),
+                    deliveries::next_attempt_at.eq(now),
+                    deliveries::message_id.eq("d-old-0001"),
+                    deliveries::created_at.eq(now),
+                ))
+                .returning(deliveries::id)
+                .get_result(conn)?)
+        }).await.expect("an old row");
+
+        assert_eq!(app.run_jobs().await.delivery.sent, 1);
+        assert_eq!(delivery(&app, id).await.status, status::SENT);
+        let emails = app.emails();
+        assert_eq!(emails[0].subject().as_deref(), Some("Rendered before the upgrade"));
+        assert!(emails[0].text_body().contains("Words kept from an older version."));
+    }
+}
+
+on_both_backends! {
+    async fn a_row_with_neither_context_nor_words_is_refused_by_the_database(app) {
+        let now = app.clock.now().naive_utc();
+        let refused = app.state.db.run(move |conn| {
+            diesel::insert_into(deliveries::table)
+                .values((
+                    deliveries::kind.eq("test"),
+                    deliveries::to_address.eq("ada@example.org"),
+                    deliveries::subject.eq("A subject and nothing else"),
+                    deliveries::next_attempt_at.eq(now),
+                    deliveries::message_id.eq("d-bad-0001"),
+                    deliveries::created_at.eq(now),
+                ))
+                .execute(conn)
+                .map_err(DbError::from)
+        }).await;
+        assert!(refused.is_err(), "the content check holds: {refused:?}");
     }
 }
 

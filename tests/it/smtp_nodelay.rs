@@ -224,11 +224,10 @@ fn outbox_email(n: usize) -> NewEmail {
         to_name: Some(format!("Person {n}")),
         round_id: None,
         membership_id: None,
-        content: RenderedEmail {
-            subject: "This week's question".into(),
-            text: "Who are we leaving behind?".into(),
-            html: "<p>Who are we leaving behind?</p>".into(),
-        },
+        context: serde_json::json!({
+            "public_url": "http://127.0.0.1:3000",
+            "sent_at": "Who are we leaving behind?",
+        }),
         headers: Vec::new(),
     }
 }

@@ -10,8 +10,8 @@ use shoulder::circles::store;
 use shoulder::circles::unsubscribe::{self, LINK_LIFETIME};
 use shoulder::db::DbError;
 use shoulder::db::schema::{action_tokens, memberships, people};
+use shoulder::mail::EmailAddress;
 use shoulder::mail::outbox::{self, NewEmail};
-use shoulder::mail::{EmailAddress, RenderedEmail};
 
 use crate::on_both_backends;
 use crate::support::{Backend, TestApp};
@@ -316,11 +316,10 @@ async fn the_emailed_header_unsubscribes_from_that_circle_only() {
                     to_name: Some("Bea".into()),
                     round_id: None,
                     membership_id: Some(membership_id),
-                    content: RenderedEmail {
-                        subject: "This week's question".into(),
-                        text: "Who are we leaving behind?".into(),
-                        html: "<p>Who are we leaving behind?</p>".into(),
-                    },
+                    context: serde_json::json!({
+                        "public_url": "http://127.0.0.1:3000",
+                        "sent_at": "Who are we leaving behind?",
+                    }),
                     headers: unsubscribe::headers(&unsubscribe::link(&base, &token)),
                 },
             )?;
