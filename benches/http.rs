@@ -7,8 +7,11 @@
 //!   one circle of 8 whose 5 weekly rounds hold 40 commitments, 32 support
 //!   messages and follow-through reports, seeded through the library just
 //!   as the scheduler and the pages write them;
-//! - editing one's check-in for the open round (a POST answered 303), on
-//!   SQLite and on PostgreSQL;
+//! - the members editing their check-ins for the open round (POSTs
+//!   answered 303), on SQLite and on PostgreSQL: each connection takes the
+//!   8 members in turn, each signed in and editing their own check-in, so
+//!   the writes spread over the circle rather than queue on one member's
+//!   rows;
 //! - the server's resident memory when idle after start-up, and its peak
 //!   after the load;
 //! - start-up: exec of `shoulder serve` to the first 200 from `/readyz`.
@@ -311,8 +314,9 @@ fn sqlite_server(
     Memory { idle, peak }
 }
 
-/// Posts the same edit of the open round's check-in from every connection,
-/// then checks on the round page that it was saved.
+/// Posts edits of the open round's check-ins, spread over the circle's 8
+/// members' own check-ins, then checks on each member's round page that
+/// theirs was saved.
 fn load_check_ins(
     runtime: &tokio::runtime::Runtime,
     wrk: &Wrk,
@@ -322,32 +326,60 @@ fn load_check_ins(
 ) -> Load {
     let script = check_in_script(dir, server, seeded);
     let script = script.display().to_string();
-    let load = wrk.run(&server.url(&seeded.round_path()), &["-s", &script]);
     let round_url = server.url(&seeded.round_path());
-    runtime.block_on(expect_page(
-        &round_url,
-        Some(&seeded.cookie),
-        &[LOADED_REFLECTION],
-    ));
+    let load = wrk.run(&round_url, &["-s", &script]);
+    runtime.block_on(async {
+        // Only the member themself sees their reflection on the round page.
+        for poster in &seeded.posters {
+            expect_page(&round_url, Some(&poster.cookie), &[LOADED_REFLECTION]).await;
+        }
+    });
     load
 }
 
-/// A wrk script that POSTs the check-in form with the session cookie and
-/// the headers a browser on our own page sends, which the server's
-/// same-origin check looks at.
+/// A wrk script that POSTs each member's check-in form with their session
+/// cookie and the headers a browser on our own page sends, which the
+/// server's same-origin check looks at; each connection takes the members in
+/// turn.
 fn check_in_script(dir: &Path, server: &Server, seeded: &Seeded) -> PathBuf {
-    // The form is URL-encoded and the cookie is hex: no quote or backslash
-    // can end a Lua string.
+    // The forms are URL-encoded and the cookies are hex: no quote or
+    // backslash can end a Lua string.
+    let posters: String = seeded
+        .posters
+        .iter()
+        .map(|poster| {
+            format!(
+                "  {{ cookie = \"{}\", body = \"{}\" }},\n",
+                poster.cookie,
+                check_in_form(&poster.commitment, LOADED_REFLECTION),
+            )
+        })
+        .collect();
+    // The requests are built once, in init(): wrk sets the Host header only
+    // after the script is loaded, just before it calls init().
     let script = format!(
-        "wrk.method = \"POST\"\n\
-         wrk.body = \"{body}\"\n\
-         wrk.headers[\"Content-Type\"] = \"application/x-www-form-urlencoded\"\n\
-         wrk.headers[\"Origin\"] = \"{origin}\"\n\
-         wrk.headers[\"Sec-Fetch-Site\"] = \"same-origin\"\n\
-         wrk.headers[\"Cookie\"] = \"{cookie}\"\n",
-        body = seeded.check_in_form(LOADED_REFLECTION),
+        r#"local posters = {{
+{posters}}}
+local requests = {{}}
+local turn = 0
+
+init = function(args)
+  for i, poster in ipairs(posters) do
+    requests[i] = wrk.format("POST", nil, {{
+      ["Content-Type"] = "application/x-www-form-urlencoded",
+      ["Origin"] = "{origin}",
+      ["Sec-Fetch-Site"] = "same-origin",
+      ["Cookie"] = poster.cookie,
+    }}, poster.body)
+  end
+end
+
+request = function()
+  turn = turn % #requests + 1
+  return requests[turn]
+end
+"#,
         origin = server.origin(),
-        cookie = seeded.cookie,
     );
     let path = dir.join(format!("check-in-{}.lua", server.port));
     std::fs::write(&path, script).expect("the wrk script is written");
@@ -636,7 +668,7 @@ async fn expect_check_in_saved(server: &Server, seeded: &Seeded, reflection: &st
         .header("origin", server.origin())
         .header("sec-fetch-site", "same-origin")
         .header("cookie", &seeded.cookie)
-        .body(seeded.check_in_form(reflection))
+        .body(check_in_form(&seeded.commitment, reflection))
         .send()
         .await
         .expect("the server answers");
@@ -662,31 +694,45 @@ async fn expect_check_in_saved(server: &Server, seeded: &Seeded, reflection: &st
 // The data: one circle of 8, five weekly rounds, the fifth open now.
 
 /// How the benchmark reaches the seeded circle: as its facilitator, signed
-/// in, who sees the most on the circle page.
+/// in, who sees the most on the circle page, for the page loads; as each of
+/// its members, for the check-in POSTs.
 struct Seeded {
     circle_id: i64,
-    /// `shoulder_session=<id>`, a signed-in session.
+    /// `shoulder_session=<id>`, the facilitator's signed-in session.
     cookie: String,
-    /// The facilitator's commitment in the open round, which every POST keeps.
+    /// The facilitator's commitment in the open round, which the round page
+    /// shows and the check before the load keeps.
     commitment: String,
     /// A support message on a commitment still open, which the round page shows.
     support_shown: String,
+    /// Every member who checked in in the open round, in a session of their
+    /// own (the facilitator's a second one): the load's POSTs.
+    posters: Vec<Poster>,
+}
+
+/// A member signed in to edit their own check-in in the open round.
+struct Poster {
+    /// `shoulder_session=<id>`.
+    cookie: String,
+    /// Their commitment in the open round, which every POST of theirs keeps.
+    commitment: String,
 }
 
 impl Seeded {
     fn round_path(&self) -> String {
         format!("/circles/{}/rounds/{ROUNDS}", self.circle_id)
     }
+}
 
-    /// The round page's check-in form, as a browser sends it.
-    fn check_in_form(&self, reflection: &str) -> String {
-        url::form_urlencoded::Serializer::new(String::new())
-            .append_pair("reflection", reflection)
-            .append_pair("commitment-1", &self.commitment)
-            .append_pair("commitment-2", "")
-            .append_pair("commitment-3", "")
-            .finish()
-    }
+/// The round page's check-in form, as a browser sends it, keeping the
+/// member's one `commitment`.
+fn check_in_form(commitment: &str, reflection: &str) -> String {
+    url::form_urlencoded::Serializer::new(String::new())
+        .append_pair("reflection", reflection)
+        .append_pair("commitment-1", commitment)
+        .append_pair("commitment-2", "")
+        .append_pair("commitment-3", "")
+        .finish()
 }
 
 /// Seeds the circle through the library, on a fixed clock walked through
@@ -900,8 +946,8 @@ fn member_check_in(
     })
 }
 
-/// A session for the facilitator as of the real now, and what the round
-/// page must show.
+/// A session for the facilitator as of the real now, one for each member
+/// to post their check-in with, and what the round page must show.
 fn facilitator_access(
     conn: &mut DbConnection,
     circle_id: i64,
@@ -921,12 +967,42 @@ fn facilitator_access(
         .find_map(|commitment| commitment.support.into_iter().next())
         .map(|support| support.body)
         .expect("support on a commitment still open");
+    let posters = posters(conn, circle_id, round.id, now)?;
+    assert_eq!(
+        posters.len(),
+        PEOPLE.len(),
+        "every member checked in in the open round"
+    );
     Ok(Seeded {
         circle_id,
         cookie: format!("{SESSION_COOKIE}={}", session.as_str()),
         commitment,
         support_shown,
+        posters,
     })
+}
+
+/// A session as of `now` for each member who checked in in the open round,
+/// with the commitment of their saved check-in: the load edits each one's
+/// own check-in, so that its writes spread over the members' rows.
+fn posters(
+    conn: &mut DbConnection,
+    circle_id: i64,
+    round_id: i64,
+    now: NaiveDateTime,
+) -> Result<Vec<Poster>, DbError> {
+    let mut posters = Vec::new();
+    for member in store::list_members(conn, circle_id)? {
+        let Some(saved) = check_in::saved_form(conn, round_id, member.membership_id)? else {
+            continue;
+        };
+        let session = session::start(conn, member.person_id, now)?;
+        posters.push(Poster {
+            cookie: format!("{SESSION_COOKIE}={}", session.as_str()),
+            commitment: saved.commitments[0].clone(),
+        });
+    }
+    Ok(posters)
 }
 
 // ---------------------------------------------------------------------------
