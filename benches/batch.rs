@@ -1,7 +1,8 @@
 //! Batch work measured end to end with the real `shoulder` binary:
 //!
 //! - opening rounds for 10,000 circles of 8 (80,000 check-in emails queued)
-//!   with `shoulder tick --no-deliver`, on SQLite and on PostgreSQL;
+//!   with `shoulder tick --no-deliver`, on SQLite and on PostgreSQL, each
+//!   beside the same rows written by the database alone (see [`floor`]);
 //! - delivering 20,000 emails from the outbox with `shoulder tick` to a
 //!   local SMTP sink, beside a bare lettre loop (TCP_NODELAY, as many
 //!   connections as `mail.smtp_pool_size`) sending as many to the same sink,
@@ -20,6 +21,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Instant;
 
+use diesel::connection::SimpleConnection;
 use diesel::prelude::*;
 use diesel::sql_types::Text;
 use lettre::Message;
@@ -67,11 +69,28 @@ fn main() {
         "| open rounds, {circles} circles of 8, SQLite | {seconds:.2} s ({}) |",
         per_row(seconds, written)
     ));
+    let email = email_size(&sqlite);
+    let bare = format!("{}/floor.db", dir.path().display());
+    let (seconds, written) = floor(dir.path(), &bare, circles, email);
+    rows.push(format!(
+        "| the same rows by SQLite alone (INSERT ... SELECT) | {seconds:.2} s ({}) |",
+        per_row(seconds, written)
+    ));
     match postgres_database() {
         Some(url) => {
             let (seconds, written) = open_rounds(dir.path(), &url, circles);
             rows.push(format!(
                 "| open rounds, {circles} circles of 8, PostgreSQL | {seconds:.2} s ({}) |",
+                per_row(seconds, written)
+            ));
+            on_postgres_server(&format!(
+                "DROP DATABASE IF EXISTS {}",
+                bench_database_name()
+            ));
+            let url = postgres_database().expect("PostgreSQL still answers");
+            let (seconds, written) = floor(dir.path(), &url, circles, email);
+            rows.push(format!(
+                "| the same rows by PostgreSQL alone (INSERT ... SELECT) | {seconds:.2} s ({}) |",
                 per_row(seconds, written)
             ));
             on_postgres_server(&format!(
@@ -161,6 +180,99 @@ fn open_rounds(dir: &Path, database_url: &str, circles: usize) -> (f64, usize) {
         .map(|table| count(database_url, &format!("SELECT COUNT(*) AS n FROM {table}")))
         .sum();
     (seconds, written)
+}
+
+/// What an opening's rows cost the database alone: on a freshly seeded
+/// database, the rows an opening of `circles` circles writes (per circle a
+/// round and a prompt use; per member a pair, a round link, three tokens
+/// and a check-in email whose context and headers are `email` bytes long,
+/// as measured on ours) are written by `INSERT ... SELECT` statements, 100
+/// circles a transaction, with no server code at all. What is left is the
+/// indexes, foreign keys and log writes of those rows. Returns seconds and
+/// rows written.
+fn floor(dir: &Path, database_url: &str, circles: usize, email: (usize, usize)) -> (f64, usize) {
+    let mut migrate = shoulder(dir, database_url);
+    migrate.arg("migrate");
+    run(migrate, "migrate");
+    seed(database_url, circles);
+    let mut conn = connection(database_url);
+    let postgres = matches!(&*conn, DbConnection::Postgresql(_));
+    // Like ours: an increasing prefix, so that new entries land at the end
+    // of their unique index, then 128 random bits, in hex. `{n}` numbers
+    // the token among its member's.
+    let token = |n: usize| {
+        if postgres {
+            format!("lpad(to_hex(m.id * 8 + {n}), 16, '0') || md5(random()::text)")
+        } else {
+            format!("printf('%016x', m.id * 8 + {n}) || lower(hex(randomblob(16)))")
+        }
+    };
+    if !postgres {
+        // As the server does while rounds open.
+        conn.batch_execute("PRAGMA cache_size = -65536")
+            .expect("the page cache is set");
+    }
+    let context = "x".repeat(email.0);
+    let headers = "h".repeat(email.1);
+    let started = Instant::now();
+    for first in (1..=circles).step_by(100) {
+        let last = (first + 99).min(circles);
+        let members = format!(
+            "FROM memberships m JOIN rounds r ON r.circle_id = m.circle_id \
+             WHERE m.circle_id BETWEEN {first} AND {last}"
+        );
+        let tokens: String = ["skip", "away", "unsubscribe"]
+            .iter()
+            .enumerate()
+            .map(|(n, kind)| {
+                format!(
+                    "INSERT INTO action_tokens (token_hash, kind, membership_id, round_id, expires_at) \
+                     SELECT {}, '{kind}', m.id, r.id, '{DUE}' {members};",
+                    token(n + 1)
+                )
+            })
+            .collect();
+        let (link, message_id) = (token(0), token(4));
+        let batch = format!(
+            "BEGIN;
+             INSERT INTO rounds (circle_id, number, slot, prompt_id, prompt_question, opened_at, \
+             reminder_at, closes_at) SELECT id, 1, '2027-03-01T09:00', 'p1', 'What will you carry?', \
+             '{DUE}', '{DUE}', '{DUE}' FROM circles WHERE id BETWEEN {first} AND {last};
+             INSERT INTO prompt_usage (circle_id, prompt_id, round_id, used_at) \
+             SELECT circle_id, 'p1', id, '{DUE}' FROM rounds WHERE circle_id BETWEEN {first} AND {last};
+             INSERT INTO pairings (round_id, giver_membership_id, receiver_membership_id) \
+             SELECT r.id, m.id, CASE WHEN m.id % 8 = 0 THEN m.id - 7 ELSE m.id + 1 END {members};
+             INSERT INTO round_links (round_id, membership_id, token_hash) \
+             SELECT r.id, m.id, {link} {members};
+             {tokens}
+             INSERT INTO deliveries (round_id, membership_id, kind, to_address, context_json, \
+             headers_json, status, attempts, next_attempt_at, message_id, created_at) \
+             SELECT r.id, m.id, 'check_in', 'p' || m.id || '@bench.example', '{context}', \
+             '{headers}', 'pending', 0, '{DUE}', 'd-' || {message_id}, '{DUE}' {members};
+             UPDATE circles SET next_round_at = NULL WHERE id BETWEEN {first} AND {last};
+             COMMIT;"
+        );
+        conn.batch_execute(&batch).expect("the floor's batch is written");
+    }
+    let seconds = started.elapsed().as_secs_f64();
+    let written = OPENING_WRITES
+        .iter()
+        .map(|table| count(database_url, &format!("SELECT COUNT(*) AS n FROM {table}")))
+        .sum();
+    (seconds, written)
+}
+
+/// The average length of the queued check-ins' context and headers.
+fn email_size(database_url: &str) -> (usize, usize) {
+    let context = count(
+        database_url,
+        "SELECT CAST(AVG(LENGTH(context_json)) AS BIGINT) AS n FROM deliveries",
+    );
+    let headers = count(
+        database_url,
+        "SELECT CAST(AVG(LENGTH(headers_json)) AS BIGINT) AS n FROM deliveries",
+    );
+    (context, headers)
 }
 
 #[derive(QueryableByName)]
