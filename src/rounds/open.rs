@@ -87,10 +87,11 @@ pub fn open_due(
 }
 
 /// SQLite's page cache, in KiB, while rounds open. A batch's transaction
-/// dirties more pages than the default 2 MiB holds (its emails alone are
-/// about 30 KiB a circle); SQLite then spills pages to the WAL before the
-/// commit, and reads and writes many of them again, which doubled the time
-/// of a large opening. The cache grows only as pages are used.
+/// dirties more pages than the default 2 MiB holds (its rows and their
+/// index entries, across six tables); SQLite then spills pages to the WAL
+/// before the commit, and reads and writes many of them again, which
+/// doubled the time of a large opening. The cache grows only as pages are
+/// used.
 const BATCH_CACHE_KIB: i64 = 64 * 1024;
 /// SQLite's default, restored for the connection's next user.
 const DEFAULT_CACHE_KIB: i64 = 2000;
