@@ -252,7 +252,8 @@ fn floor(dir: &Path, database_url: &str, circles: usize, email: (usize, usize)) 
              UPDATE circles SET next_round_at = NULL WHERE id BETWEEN {first} AND {last};
              COMMIT;"
         );
-        conn.batch_execute(&batch).expect("the floor's batch is written");
+        conn.batch_execute(&batch)
+            .expect("the floor's batch is written");
     }
     let seconds = started.elapsed().as_secs_f64();
     let written = OPENING_WRITES
