@@ -44,7 +44,7 @@ use tokio::time::Instant;
 
 use crate::config::MailConfig;
 use crate::db::schema::{deliveries, suppressed_addresses};
-use crate::db::{Db, DbConnection, DbError};
+use crate::db::{Db, DbConnection, DbError, ROWS_PER_STATEMENT};
 use crate::mail::{EmailAddress, EmailTemplates, Mailer, OutgoingEmail, RenderedEmail, SendError};
 
 /// The values of `deliveries.status`.
@@ -167,20 +167,30 @@ pub fn enqueue_all(
         .iter()
         .map(|email| delivery_row(now, email, suppressed.contains(email.to.as_str())))
         .collect();
+    // The same conflict clause as in `enqueue`, for the same reasons. A
+    // macro because a full chunk goes in as an array (see
+    // `ROWS_PER_STATEMENT`), a statement of its own type.
+    macro_rules! insert {
+        ($values:expr) => {{
+            let insert = diesel::insert_into(deliveries::table)
+                .values($values)
+                .on_conflict((
+                    deliveries::round_id,
+                    deliveries::membership_id,
+                    deliveries::kind,
+                ))
+                .do_nothing();
+            match &mut *conn {
+                DbConnection::Postgresql(conn) => insert.execute(conn)?,
+                DbConnection::Sqlite(conn) => insert.execute(conn)?,
+            }
+        }};
+    }
     let mut written = 0;
-    // The same conflict clause as in `enqueue`, for the same reasons.
     for chunk in rows.chunks(ROWS_PER_STATEMENT) {
-        let insert = diesel::insert_into(deliveries::table)
-            .values(chunk)
-            .on_conflict((
-                deliveries::round_id,
-                deliveries::membership_id,
-                deliveries::kind,
-            ))
-            .do_nothing();
-        written += match conn {
-            DbConnection::Postgresql(conn) => insert.execute(conn)?,
-            DbConnection::Sqlite(conn) => insert.execute(conn)?,
+        written += match <&[_; ROWS_PER_STATEMENT]>::try_from(chunk) {
+            Ok(full) => insert!(full),
+            Err(_) => insert!(chunk),
         };
     }
     if !suppressed.is_empty() {
@@ -191,10 +201,6 @@ pub fn enqueue_all(
     }
     Ok(written)
 }
-
-/// Rows per statement in [`enqueue_all`], within both backends' limits on
-/// bound parameters.
-const ROWS_PER_STATEMENT: usize = 500;
 
 fn delivery_row(now: NaiveDateTime, email: &NewEmail, suppressed: bool) -> NewDeliveryRow<'_> {
     NewDeliveryRow {

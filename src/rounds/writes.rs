@@ -15,12 +15,8 @@ use diesel::prelude::*;
 use super::check_in::Outcome;
 use crate::auth::Token;
 use crate::db::schema::{action_tokens, pairings, round_links};
-use crate::db::{DbConnection, DbError};
+use crate::db::{DbConnection, DbError, ROWS_PER_STATEMENT};
 use crate::mail::outbox::{self, NewEmail};
-
-/// Rows per insert statement: well under SQLite's 32,766 bound parameters
-/// and PostgreSQL's 65,535 for the widest row written here.
-const ROWS_PER_STATEMENT: usize = 500;
 
 #[derive(Insertable)]
 #[diesel(table_name = round_links, treat_none_as_default_value = false)]
@@ -76,7 +72,10 @@ macro_rules! insert_all {
             DbConnection::Postgresql(_) => {}
             DbConnection::Sqlite(conn) => {
                 for chunk in $rows.chunks(ROWS_PER_STATEMENT) {
-                    diesel::insert_into($table).values(chunk).execute(conn)?;
+                    match <&[_; ROWS_PER_STATEMENT]>::try_from(chunk) {
+                        Ok(full) => diesel::insert_into($table).values(full).execute(conn)?,
+                        Err(_) => diesel::insert_into($table).values(chunk).execute(conn)?,
+                    };
                 }
             }
         }
