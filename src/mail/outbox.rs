@@ -346,7 +346,8 @@ pub struct ClaimedDelivery {
     pub created_at: NaiveDateTime,
 }
 
-/// Bodies hold sign-in and round links, so they stay out of `{:?}`.
+/// Contexts and bodies hold sign-in and round links, so they stay out of
+/// `{:?}`.
 impl std::fmt::Debug for ClaimedDelivery {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ClaimedDelivery")

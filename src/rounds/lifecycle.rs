@@ -83,8 +83,8 @@ pub(super) struct Writer<'a> {
     pub public_base: &'a str,
 }
 
-/// Queues `kind` for one member, with an unsubscribe link of their own,
-/// and adds it to `writes` for the outbox.
+/// Adds `kind` for one member, with an unsubscribe link of their own, to
+/// `writes` for the outbox.
 pub(super) fn mail_member(
     writes: &mut Writes,
     writer: &Writer<'_>,
@@ -93,13 +93,13 @@ pub(super) fn mail_member(
     kind: &'static str,
     mut context: serde_json::Value,
     now: NaiveDateTime,
-) -> Result<(), OpenError> {
+) {
     let Ok(to) = EmailAddress::parse(&member.email) else {
         tracing::warn!(
             membership.id = member.membership_id,
             "member has an unusable address"
         );
-        return Ok(());
+        return;
     };
     let token = writes.action(
         unsubscribe::KIND,
@@ -120,7 +120,6 @@ pub(super) fn mail_member(
         context,
         headers: unsubscribe::headers(&unsubscribe_url),
     });
-    Ok(())
 }
 
 /// Sends due reminders and closes due rounds.
@@ -216,7 +215,7 @@ fn remind(
                 "reminder",
                 context,
                 at,
-            )?;
+            );
         }
         writes.insert(conn, at)?;
         Ok(true)
@@ -265,7 +264,7 @@ fn close(
                 "digest",
                 context.clone(),
                 at,
-            )?;
+            );
         }
         writes.insert(conn, at)?;
         tracing::info!(

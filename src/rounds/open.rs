@@ -619,7 +619,7 @@ fn queue_check_ins(
                 "check_in",
                 mail,
                 now,
-            )?;
+            );
         }
         tracing::info!(
             circle.id = circle.id,
