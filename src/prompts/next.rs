@@ -16,11 +16,10 @@ use std::collections::HashMap;
 
 use chrono::NaiveDateTime;
 use diesel::prelude::*;
-use diesel::sql_types::{BigInt, Text, Timestamp};
 
 use super::deck::{Deck, Decks};
 use crate::db::schema::{circle_prompts, circles, prompt_usage};
-use crate::db::{DbConnection, DbError};
+use crate::db::{DbConnection, DbError, ROWS_PER_STATEMENT};
 
 /// What marks a circle's own prompt among prompt ids: `own:<prompt_key>`.
 /// Deck ids cannot contain ':', so the two never collide.
@@ -302,24 +301,7 @@ pub fn record_use(
     round_id: i64,
     now: NaiveDateTime,
 ) -> Result<(), DbError> {
-    // The same SQL on both backends, bound through each one's connection.
-    const UPSERT: &str = "INSERT INTO prompt_usage (circle_id, prompt_id, round_id, used_at) \
-                          VALUES ($1, $2, $3, $4) \
-                          ON CONFLICT (circle_id, prompt_id) \
-                          DO UPDATE SET round_id = excluded.round_id, used_at = excluded.used_at";
-    let query = diesel::sql_query(UPSERT)
-        .bind::<BigInt, _>(circle_id)
-        .bind::<Text, _>(prompt_id)
-        .bind::<BigInt, _>(round_id)
-        .bind::<Timestamp, _>(now);
-    match conn {
-        DbConnection::Postgresql(conn) => query.execute(conn)?,
-        DbConnection::Sqlite(conn) => query.execute(conn)?,
-    };
-    diesel::update(circles::table.find(circle_id))
-        .set(circles::pinned_prompt_id.eq(None::<String>))
-        .execute(conn)?;
-    Ok(())
+    record_uses(conn, &[(circle_id, prompt_id, round_id)], now)
 }
 
 #[derive(Insertable)]
@@ -348,10 +330,10 @@ pub fn record_uses(
             used_at: now,
         })
         .collect();
-    for chunk in rows.chunks(USES_PER_STATEMENT) {
-        // The same upsert as `record_use`'s, one row per circle. Diesel
-        // writes a multi-row upsert for PostgreSQL only; on SQLite, where a
-        // statement costs no round trip, each row is its own.
+    for chunk in rows.chunks(ROWS_PER_STATEMENT) {
+        // The upsert of `record_use`, one row per circle. Diesel writes a
+        // multi-row upsert for PostgreSQL only; on SQLite, where a statement
+        // costs no round trip, each row is its own.
         match conn {
             DbConnection::Postgresql(conn) => {
                 diesel::insert_into(prompt_usage::table)
@@ -389,9 +371,6 @@ pub fn record_uses(
     }
     Ok(())
 }
-
-/// Rows per statement in [`record_uses`].
-const USES_PER_STATEMENT: usize = 500;
 
 #[cfg(test)]
 mod tests {

@@ -33,7 +33,7 @@ use crate::circles::cadence::Occurrence;
 use crate::circles::store::{self, Circle, CircleStatus};
 use crate::clock;
 use crate::db::schema::{away_periods, circles, memberships, people, rounds};
-use crate::db::{DbConnection, DbError, write_transaction};
+use crate::db::{DbConnection, DbError, ROWS_PER_STATEMENT, write_transaction};
 use crate::prompts::{self, ChosenPrompt, Decks, PromptError};
 
 #[derive(Debug, thiserror::Error)]
@@ -352,9 +352,6 @@ struct NewRound<'a> {
     closes_at: NaiveDateTime,
 }
 
-/// Rounds per insert statement, within both backends' parameter limits.
-const ROUNDS_PER_STATEMENT: usize = 500;
-
 /// What trying to open one slot did.
 enum Opening {
     Opened(i32),
@@ -527,7 +524,7 @@ fn insert_rounds(
         })
         .collect();
     let mut ids = HashMap::new();
-    for chunk in rows.chunks(ROUNDS_PER_STATEMENT) {
+    for chunk in rows.chunks(ROWS_PER_STATEMENT) {
         let insert = diesel::insert_into(rounds::table)
             .values(chunk)
             .on_conflict((rounds::circle_id, rounds::slot))
