@@ -758,9 +758,10 @@ pub const RECORD_BATCH: usize = 64;
 
 /// Most rows one claim of a delivery pass takes, whatever `mail.batch_size`
 /// says. A claim rewrites every row it takes (status, token, lease), about
-/// 40 µs a row on SQLite with bodies of a few kilobytes, and the recorder
-/// waits for its turn meanwhile; while it waits, the senders' attempts pile
-/// up, and with [`RECORD_BATCH`] waiting the senders stop. A step of 100
+/// 40 µs a row on SQLite when rows still held bodies of a few kilobytes,
+/// and the recorder waits for its turn meanwhile; while it waits, the
+/// senders' attempts pile up, and with [`RECORD_BATCH`] waiting the senders
+/// stop. A step of 100
 /// takes a few milliseconds, which that queue absorbs; 1,000 at once took
 /// 40 ms, and the senders stood still for about an eighth of the pass.
 pub const CLAIM_STEP: usize = 100;
@@ -1351,6 +1352,11 @@ mod tests {
 
         delivery.context_json = Some("[not a context".into());
         let error = delivery.outgoing(&built_in()).expect_err("bad context");
+        assert!(matches!(error, SendError::Message(_)), "{error:?}");
+
+        delivery.kind = "no_such_kind".into();
+        delivery.context_json = Some("{}".into());
+        let error = delivery.outgoing(&built_in()).expect_err("no templates");
         assert!(matches!(error, SendError::Message(_)), "{error:?}");
 
         delivery.context_json = None;

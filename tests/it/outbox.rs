@@ -192,20 +192,28 @@ on_both_backends! {
 on_both_backends! {
     async fn a_row_with_neither_context_nor_words_is_refused_by_the_database(app) {
         let now = app.clock.now().naive_utc();
-        let refused = app.state.db.run(move |conn| {
-            diesel::insert_into(deliveries::table)
-                .values((
-                    deliveries::kind.eq("test"),
-                    deliveries::to_address.eq("ada@example.org"),
-                    deliveries::subject.eq("A subject and nothing else"),
-                    deliveries::next_attempt_at.eq(now),
-                    deliveries::message_id.eq("d-bad-0001"),
-                    deliveries::created_at.eq(now),
-                ))
-                .execute(conn)
-                .map_err(DbError::from)
-        }).await;
+        // The same row but for its context, so that the check is all that
+        // can refuse it.
+        let insert = move |context: Option<&'static str>, key: &'static str| {
+            move |conn: &mut DbConnection| {
+                diesel::insert_into(deliveries::table)
+                    .values((
+                        deliveries::kind.eq("test"),
+                        deliveries::to_address.eq("ada@example.org"),
+                        deliveries::subject.eq("A subject and nothing else"),
+                        deliveries::context_json.eq(context),
+                        deliveries::next_attempt_at.eq(now),
+                        deliveries::message_id.eq(key),
+                        deliveries::created_at.eq(now),
+                    ))
+                    .execute(conn)
+                    .map_err(DbError::from)
+            }
+        };
+        let refused = app.state.db.run(insert(None, "d-bad-0001")).await;
         assert!(refused.is_err(), "the content check holds: {refused:?}");
+        let with_context = app.state.db.run(insert(Some("{}"), "d-good-0001")).await;
+        assert_eq!(with_context.expect("a row with a context is taken"), 1);
     }
 }
 
