@@ -150,7 +150,8 @@ fn run(mut command: Command, what: &str) {
     );
 }
 
-/// The tables a round opening writes to.
+/// The tables a round opening writes to, or once did: one-click tokens now
+/// hang on the round link, and `action_tokens` should stay empty.
 const OPENING_WRITES: [&str; 6] = [
     "rounds",
     "prompt_usage",
@@ -184,10 +185,10 @@ fn open_rounds(dir: &Path, database_url: &str, circles: usize) -> (f64, usize) {
 
 /// What an opening's rows cost the database alone: on a freshly seeded
 /// database, the rows an opening of `circles` circles writes (per circle a
-/// round and a prompt use; per member a pair, a round link, three tokens
-/// and a check-in email whose context and headers are `email` bytes long,
-/// as measured on ours) are written by `INSERT ... SELECT` statements, 100
-/// circles a transaction, with no server code at all. What is left is the
+/// round and a prompt use; per member a pair, a round link and a check-in
+/// email whose context and headers are `email` bytes long, as measured on
+/// ours) are written by `INSERT ... SELECT` statements, 100 circles a
+/// transaction, with no server code at all. What is left is the
 /// indexes, foreign keys and log writes of those rows. Returns seconds and
 /// rows written.
 fn floor(dir: &Path, database_url: &str, circles: usize, email: (usize, usize)) -> (f64, usize) {
@@ -221,18 +222,7 @@ fn floor(dir: &Path, database_url: &str, circles: usize, email: (usize, usize)) 
             "FROM memberships m JOIN rounds r ON r.circle_id = m.circle_id \
              WHERE m.circle_id BETWEEN {first} AND {last}"
         );
-        let tokens: String = ["skip", "away", "unsubscribe"]
-            .iter()
-            .enumerate()
-            .map(|(n, kind)| {
-                format!(
-                    "INSERT INTO action_tokens (token_hash, kind, membership_id, round_id, expires_at) \
-                     SELECT {}, '{kind}', m.id, r.id, '{DUE}' {members};",
-                    token(n + 1)
-                )
-            })
-            .collect();
-        let (link, message_id) = (token(0), token(4));
+        let (link, message_id) = (token(0), token(1));
         let batch = format!(
             "BEGIN;
              INSERT INTO rounds (circle_id, number, slot, prompt_id, prompt_question, opened_at, \
@@ -244,7 +234,6 @@ fn floor(dir: &Path, database_url: &str, circles: usize, email: (usize, usize)) 
              SELECT r.id, m.id, CASE WHEN m.id % 8 = 0 THEN m.id - 7 ELSE m.id + 1 END {members};
              INSERT INTO round_links (round_id, membership_id, token_hash) \
              SELECT r.id, m.id, {link} {members};
-             {tokens}
              INSERT INTO deliveries (round_id, membership_id, kind, to_address, context_json, \
              headers_json, status, attempts, next_attempt_at, message_id, created_at) \
              SELECT r.id, m.id, 'check_in', 'p' || m.id || '@bench.example', '{context}', \

@@ -2,8 +2,7 @@
 //! (RFC 8058) and the per-circle mute behind them.
 //!
 //! Every check-in, reminder and digest carries a link of its own and the
-//! [`headers`] that name it; the round scheduler writes those links in bulk
-//! (`rounds::writes`), [`issue_link`] one at a time. Using a link sets
+//! [`headers`] that name it. Using a link sets
 //! `memberships.muted` for that one membership; the member turns mail back
 //! on (or off) from the circle page through [`set_muted`].
 //!
@@ -12,22 +11,28 @@
 //! that is not circle mail (sign-in links, invitations) still goes. A mute
 //! outlives leaving and rejoining, since the membership row is kept.
 //!
-//! A link is an `action_tokens` row of kind `unsubscribe`: only the token's
-//! SHA-256 is stored, and it works for [`LINK_LIFETIME`]. Unlike a sign-in
-//! link it may be used again: mail providers retry their one-click POST,
-//! and a second press must answer the same "done".
-
+//! Round mail names its own key in its link (`/unsubscribe/<key>`): the
+//! email's round link (`rounds::links`), so no row is written for it. It
+//! works for [`LINK_LIFETIME`] after its round closes. A link made on its
+//! own ([`issue_link`], and every link in mail from before keys) is an
+//! `action_tokens` row of kind `unsubscribe` that works for
+//! [`LINK_LIFETIME`] after it was made. Only a token's SHA-256 is stored.
+//! Unlike a sign-in link a link may be used again: mail providers retry
+//! their one-click POST, and a second press must answer the same "done".
 use chrono::{Duration, NaiveDateTime};
 use diesel::prelude::*;
 
 use crate::auth::Token;
-use crate::db::schema::{action_tokens, circles, memberships};
+use crate::db::schema::{action_tokens, circles, memberships, round_links, rounds};
 use crate::db::{DbConnection, DbError, write_transaction};
+use crate::rounds::links;
 
 use super::store::STATUS_ACTIVE;
 
-/// How long an emailed unsubscribe link keeps working. Long, because people
-/// unsubscribe from old mail; after that, the circle page still works.
+/// How long an emailed unsubscribe link keeps working, after its round
+/// closes or, for a link of its own, after it was made. Long, because
+/// people unsubscribe from old mail; after that, the circle page still
+/// works.
 pub const LINK_LIFETIME: Duration = Duration::days(365);
 
 /// The `action_tokens.kind` of unsubscribe links.
@@ -80,15 +85,24 @@ pub fn headers(url: &str) -> Vec<(String, String)> {
     ]
 }
 
+/// Where a usable link was found.
+enum Source {
+    /// An `action_tokens` row.
+    Token,
+    /// A round email's key: the `round_links` row's id.
+    Key(i64),
+}
+
 /// A usable (known, unexpired) link's membership and circle.
 fn find_usable(
     conn: &mut DbConnection,
     token: &Token,
     now: NaiveDateTime,
-) -> Result<Option<(i64, Target)>, DbError> {
-    let row = action_tokens::table
+) -> Result<Option<(Source, i64, Target)>, DbError> {
+    let hash = token.hash();
+    let own = action_tokens::table
         .inner_join(memberships::table.inner_join(circles::table))
-        .filter(action_tokens::token_hash.eq(token.hash().as_str()))
+        .filter(action_tokens::token_hash.eq(hash.as_str()))
         .filter(action_tokens::kind.eq(KIND))
         .filter(action_tokens::expires_at.gt(now))
         .select((
@@ -98,17 +112,41 @@ fn find_usable(
             memberships::muted,
         ))
         .first::<(i64, i64, String, bool)>(conn)
-        .optional()?;
-    Ok(row.map(|(membership_id, circle_id, circle_name, muted)| {
-        (
-            membership_id,
-            Target {
-                circle_id,
-                circle_name,
-                already_muted: muted,
-            },
-        )
-    }))
+        .optional()?
+        .map(|row| (Source::Token, row));
+    let found = match own {
+        Some(found) => Some(found),
+        None => round_links::table
+            .inner_join(rounds::table)
+            .inner_join(memberships::table.inner_join(circles::table))
+            .filter(round_links::token_hash.eq(hash.as_str()))
+            .filter(rounds::closes_at.gt(now - LINK_LIFETIME))
+            .select((
+                round_links::id,
+                (
+                    memberships::id,
+                    circles::id,
+                    circles::name,
+                    memberships::muted,
+                ),
+            ))
+            .first::<(i64, (i64, i64, String, bool))>(conn)
+            .optional()?
+            .map(|(link_id, row)| (Source::Key(link_id), row)),
+    };
+    Ok(
+        found.map(|(source, (membership_id, circle_id, circle_name, muted))| {
+            (
+                source,
+                membership_id,
+                Target {
+                    circle_id,
+                    circle_name,
+                    already_muted: muted,
+                },
+            )
+        }),
+    )
 }
 
 /// What a link would mute, for the page behind it; changes nothing, since
@@ -118,7 +156,7 @@ pub fn peek(
     token: &Token,
     now: NaiveDateTime,
 ) -> Result<Option<Target>, DbError> {
-    Ok(find_usable(conn, token, now)?.map(|(_, target)| target))
+    Ok(find_usable(conn, token, now)?.map(|(_, _, target)| target))
 }
 
 /// Uses a link: mutes its membership's circle mail and, the first time,
@@ -132,20 +170,27 @@ pub fn unsubscribe(
     now: NaiveDateTime,
 ) -> Result<Option<Target>, DbError> {
     write_transaction(conn, |conn| {
-        let Some((membership_id, target)) = find_usable(conn, token, now)? else {
+        let Some((source, membership_id, target)) = find_usable(conn, token, now)? else {
             return Ok(None);
         };
         diesel::update(memberships::table.find(membership_id))
             .set(memberships::muted.eq(true))
             .execute(conn)?;
         // The first use is kept for the record; later ones leave it alone.
-        diesel::update(
-            action_tokens::table
-                .filter(action_tokens::token_hash.eq(token.hash().as_str()))
-                .filter(action_tokens::used_at.is_null()),
-        )
-        .set(action_tokens::used_at.eq(now))
-        .execute(conn)?;
+        match source {
+            Source::Token => {
+                diesel::update(
+                    action_tokens::table
+                        .filter(action_tokens::token_hash.eq(token.hash().as_str()))
+                        .filter(action_tokens::used_at.is_null()),
+                )
+                .set(action_tokens::used_at.eq(now))
+                .execute(conn)?;
+            }
+            Source::Key(link_id) => {
+                links::record_use(conn, link_id, KIND, now)?;
+            }
+        }
         Ok(Some(target))
     })
 }

@@ -134,12 +134,22 @@ diesel::table! {
 }
 
 diesel::table! {
-    /// Per-member links that allow checking in for one round without a session.
+    /// The key each round email carries: its round link, which also names
+    /// its one-click choices and its unsubscribe link.
     round_links (id) {
         id -> BigInt,
         round_id -> BigInt,
         membership_id -> BigInt,
         token_hash -> Text,
+    }
+}
+
+diesel::table! {
+    /// The first use of each choice made through a round link.
+    round_link_uses (round_link_id, choice) {
+        round_link_id -> BigInt,
+        choice -> Text,
+        used_at -> Timestamp,
     }
 }
 
@@ -334,6 +344,7 @@ diesel::joinable!(sessions -> people (person_id));
 diesel::joinable!(rounds -> circles (circle_id));
 diesel::joinable!(round_links -> rounds (round_id));
 diesel::joinable!(round_links -> memberships (membership_id));
+diesel::joinable!(round_link_uses -> round_links (round_link_id));
 diesel::joinable!(check_ins -> rounds (round_id));
 diesel::joinable!(check_ins -> memberships (membership_id));
 diesel::joinable!(round_skips -> rounds (round_id));
@@ -367,6 +378,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     sessions,
     rounds,
     round_links,
+    round_link_uses,
     check_ins,
     round_skips,
     away_periods,

@@ -2,30 +2,42 @@
 //! (Done, Partly, Not yet, Release), skipping the round, or going away for a
 //! while.
 //!
-//! Each choice is its own `action_tokens` row (only the token's SHA-256 is
-//! stored) for one member and round. Opening the link changes nothing, as
-//! mail scanners open links: its page shows what the choice will do, and
-//! its button posts. A link works once, and only while its round is open;
-//! an away link, which asks for dates, works for [`AWAY_LINK_LIFETIME`].
+//! A round email's choices all hang on its one key, the token of its round
+//! link ([`super::links`]): `/act/<key>/<choice>`, where the choice is
+//! `skip`, `away` or an outcome and a commitment, such as `done-42`. The key
+//! already lets its member check in for that round, and a choice is a part
+//! of checking in, so a link grants nothing the key did not. Each choice
+//! works once per key; its first use is a `round_link_uses` row.
+//!
+//! Mail from before keys carried a token per choice, an `action_tokens`
+//! row, at `/act/<token>`; those links keep working as they did.
+//!
+//! Opening a link changes nothing, as mail scanners open links: its page
+//! shows what the choice will do, and its button posts. A choice works only
+//! while its round is open; the away choice, which asks for dates, works
+//! for [`AWAY_LINK_LIFETIME`] after the round closes.
 
 use chrono::{Duration, NaiveDate, NaiveDateTime};
 use diesel::prelude::*;
 
 use super::away::{self, AwayDates};
 use super::check_in::{self, Outcome};
+use super::links;
 use crate::auth::Token;
 use crate::circles::store::STATUS_ACTIVE;
 use crate::clock;
 use crate::db::schema::{
-    action_tokens, circles, commitments, follow_throughs, memberships, people, rounds,
+    action_tokens, circles, commitments, follow_throughs, memberships, people, round_link_uses,
+    round_links, rounds,
 };
 use crate::db::{DbConnection, DbError, write_transaction};
 
+/// The `action_tokens.kind` of each choice's link in mail from before keys.
 pub const KIND_FOLLOW: &str = "follow";
 pub const KIND_SKIP: &str = "skip";
 pub const KIND_AWAY: &str = "away";
 
-/// How long an emailed away link keeps working.
+/// How long an emailed away link keeps working after its round closes.
 pub const AWAY_LINK_LIFETIME: Duration = Duration::days(30);
 
 /// What a link will do.
@@ -66,17 +78,100 @@ pub enum Unusable {
     Settled,
 }
 
-/// The link's address.
-pub fn url(public_base: &str, token: &Token) -> String {
-    format!("{public_base}/act/{}", token.as_str())
+/// A choice as a link names it, before it is looked up.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Named {
+    Follow {
+        commitment_id: i64,
+        outcome: Outcome,
+    },
+    Skip,
+    Away,
 }
 
-type LinkRow = (
-    String,
-    Option<i64>,
-    Option<String>,
-    NaiveDateTime,
-    Option<NaiveDateTime>,
+impl Named {
+    /// The choice's part of the path, and its name in `round_link_uses`.
+    pub fn code(self) -> String {
+        match self {
+            Named::Follow {
+                commitment_id,
+                outcome,
+            } => format!("{}-{commitment_id}", outcome.as_str()),
+            Named::Skip => "skip".to_string(),
+            Named::Away => "away".to_string(),
+        }
+    }
+
+    pub fn parse(code: &str) -> Option<Named> {
+        match code {
+            "skip" => Some(Named::Skip),
+            "away" => Some(Named::Away),
+            _ => {
+                let (outcome, id) = code.rsplit_once('-')?;
+                let commitment_id = id.parse().ok().filter(|id| *id > 0)?;
+                Some(Named::Follow {
+                    commitment_id,
+                    outcome: Outcome::parse(outcome)?,
+                })
+            }
+        }
+    }
+}
+
+/// A one-click link from an email.
+#[derive(Debug, Clone)]
+pub enum Link {
+    /// A round email's key and one of its choices.
+    Keyed { key: Token, choice: Named },
+    /// A token of its own, from mail sent before keys.
+    Single(Token),
+}
+
+impl Link {
+    /// Reads the path's parts: a token, and the choice when there is one.
+    pub fn parse(token: &str, choice: Option<&str>) -> Option<Link> {
+        let token = Token::parse(token)?;
+        Some(match choice {
+            Some(choice) => Link::Keyed {
+                key: token,
+                choice: Named::parse(choice)?,
+            },
+            None => Link::Single(token),
+        })
+    }
+
+    /// The link's path, where its page posts.
+    pub fn path(&self) -> String {
+        match self {
+            Link::Keyed { key, choice } => format!("/act/{}/{}", key.as_str(), choice.code()),
+            Link::Single(token) => format!("/act/{}", token.as_str()),
+        }
+    }
+}
+
+/// The address of `choice` under a round email's `key`.
+pub fn url(public_base: &str, key: &Token, choice: Named) -> String {
+    format!("{public_base}/act/{}/{}", key.as_str(), choice.code())
+}
+
+/// What a link was found to be, before it is checked.
+struct Found {
+    choice: Named,
+    used: bool,
+    /// Until when the choice works, if its round stays open.
+    expires_at: NaiveDateTime,
+    round_closed: bool,
+    membership_id: i64,
+    member_name: String,
+    circle_id: i64,
+    circle_name: String,
+    time_zone: String,
+    round_id: i64,
+    round_number: i32,
+}
+
+/// The round and member a link reaches: what both kinds of link read.
+type Reach = (
     i64,
     String,
     i64,
@@ -84,127 +179,243 @@ type LinkRow = (
     String,
     i64,
     i32,
+    NaiveDateTime,
     Option<NaiveDateTime>,
 );
+
+fn find(conn: &mut DbConnection, link: &Link) -> Result<Option<Found>, DbError> {
+    match link {
+        Link::Keyed { key, choice } => {
+            let row = round_links::table
+                .inner_join(rounds::table.inner_join(circles::table))
+                .inner_join(memberships::table.inner_join(people::table))
+                .filter(round_links::token_hash.eq(key.hash().as_str()))
+                .filter(memberships::status.eq(STATUS_ACTIVE))
+                .filter(people::deleted_at.is_null())
+                .select((
+                    round_links::id,
+                    (
+                        memberships::id,
+                        people::display_name,
+                        circles::id,
+                        circles::name,
+                        circles::time_zone,
+                        rounds::id,
+                        rounds::number,
+                        rounds::closes_at,
+                        rounds::closed_at,
+                    ),
+                ))
+                .first::<(i64, Reach)>(conn)
+                .optional()?;
+            let Some((link_id, reach)) = row else {
+                return Ok(None);
+            };
+            let used = diesel::select(diesel::dsl::exists(
+                round_link_uses::table
+                    .filter(round_link_uses::round_link_id.eq(link_id))
+                    .filter(round_link_uses::choice.eq(choice.code())),
+            ))
+            .get_result(conn)?;
+            let closes_at = reach.7;
+            let expires_at = match choice {
+                Named::Away => closes_at + AWAY_LINK_LIFETIME,
+                _ => closes_at,
+            };
+            Ok(Some(Found::new(*choice, used, expires_at, reach)))
+        }
+        Link::Single(token) => {
+            let row = action_tokens::table
+                .inner_join(rounds::table.inner_join(circles::table))
+                .inner_join(memberships::table.inner_join(people::table))
+                .filter(action_tokens::token_hash.eq(token.hash().as_str()))
+                .filter(action_tokens::kind.eq_any([KIND_FOLLOW, KIND_SKIP, KIND_AWAY]))
+                .filter(memberships::status.eq(STATUS_ACTIVE))
+                .filter(people::deleted_at.is_null())
+                .select((
+                    action_tokens::kind,
+                    action_tokens::commitment_id,
+                    action_tokens::choice,
+                    action_tokens::expires_at,
+                    action_tokens::used_at,
+                    (
+                        memberships::id,
+                        people::display_name,
+                        circles::id,
+                        circles::name,
+                        circles::time_zone,
+                        rounds::id,
+                        rounds::number,
+                        rounds::closes_at,
+                        rounds::closed_at,
+                    ),
+                ))
+                .first::<(
+                    String,
+                    Option<i64>,
+                    Option<String>,
+                    NaiveDateTime,
+                    Option<NaiveDateTime>,
+                    Reach,
+                )>(conn)
+                .optional()?;
+            let Some((kind, commitment_id, outcome, expires_at, used_at, reach)) = row else {
+                return Ok(None);
+            };
+            let choice = match kind.as_str() {
+                KIND_SKIP => Named::Skip,
+                KIND_AWAY => Named::Away,
+                _ => match (commitment_id, outcome.as_deref().and_then(Outcome::parse)) {
+                    (Some(commitment_id), Some(outcome)) => Named::Follow {
+                        commitment_id,
+                        outcome,
+                    },
+                    _ => return Ok(None),
+                },
+            };
+            Ok(Some(Found::new(
+                choice,
+                used_at.is_some(),
+                expires_at,
+                reach,
+            )))
+        }
+    }
+}
+
+impl Found {
+    fn new(choice: Named, used: bool, expires_at: NaiveDateTime, reach: Reach) -> Found {
+        let (
+            membership_id,
+            member_name,
+            circle_id,
+            circle_name,
+            time_zone,
+            round_id,
+            round_number,
+            _closes_at,
+            closed_at,
+        ) = reach;
+        Found {
+            choice,
+            used,
+            expires_at,
+            round_closed: closed_at.is_some(),
+            membership_id,
+            member_name,
+            circle_id,
+            circle_name,
+            time_zone,
+            round_id,
+            round_number,
+        }
+    }
+}
 
 /// Reads a link without using it.
 pub fn peek(
     conn: &mut DbConnection,
-    token: &Token,
+    link: &Link,
     now: NaiveDateTime,
 ) -> Result<Result<Pending, Unusable>, DbError> {
-    let row = action_tokens::table
-        .inner_join(rounds::table.inner_join(circles::table))
-        .inner_join(memberships::table.inner_join(people::table))
-        .filter(action_tokens::token_hash.eq(token.hash().as_str()))
-        .filter(action_tokens::kind.eq_any([KIND_FOLLOW, KIND_SKIP, KIND_AWAY]))
-        .filter(memberships::status.eq(STATUS_ACTIVE))
-        .filter(people::deleted_at.is_null())
-        .select((
-            action_tokens::kind,
-            action_tokens::commitment_id,
-            action_tokens::choice,
-            action_tokens::expires_at,
-            action_tokens::used_at,
-            memberships::id,
-            people::display_name,
-            circles::id,
-            circles::name,
-            circles::time_zone,
-            rounds::id,
-            rounds::number,
-            rounds::closed_at,
-        ))
-        .first::<LinkRow>(conn)
-        .optional()?;
-    let Some((
-        kind,
-        commitment_id,
-        choice,
-        expires_at,
-        used_at,
-        membership_id,
-        member_name,
-        circle_id,
-        circle_name,
-        time_zone,
-        round_id,
-        round_number,
-        closed_at,
-    )) = row
-    else {
+    let Some(found) = find(conn, link)? else {
         return Ok(Err(Unusable::Unknown));
     };
-    if used_at.is_some() {
+    if found.used {
         return Ok(Err(Unusable::Used));
     }
-    if expires_at <= now || (kind != KIND_AWAY && closed_at.is_some()) {
+    if found.expires_at <= now || (found.choice != Named::Away && found.round_closed) {
         return Ok(Err(Unusable::Expired));
     }
-    let choice = match kind.as_str() {
-        KIND_SKIP => Choice::Skip,
-        KIND_AWAY => Choice::Away,
-        _ => {
-            let (Some(commitment_id), Some(outcome)) =
-                (commitment_id, choice.as_deref().and_then(Outcome::parse))
-            else {
-                return Ok(Err(Unusable::Unknown));
+    let choice = match found.choice {
+        Named::Skip => Choice::Skip,
+        Named::Away => Choice::Away,
+        Named::Follow {
+            commitment_id,
+            outcome,
+        } => {
+            // Only the member's own commitments are among these, so a key
+            // reaches no one else's.
+            let still_open = check_in::open_before(
+                conn,
+                found.membership_id,
+                found.round_id,
+                found.round_number,
+            )?
+            .into_iter()
+            .find(|c| c.id == commitment_id);
+            let Some(commitment) = still_open else {
+                let theirs = commitments::table
+                    .filter(commitments::id.eq(commitment_id))
+                    .filter(commitments::membership_id.eq(found.membership_id))
+                    .count()
+                    .get_result::<i64>(conn)?;
+                return Ok(Err(if theirs == 1 {
+                    Unusable::Settled
+                } else {
+                    Unusable::Unknown
+                }));
             };
-            let still_open = check_in::open_before(conn, membership_id, round_id, round_number)?
-                .into_iter()
-                .any(|c| c.id == commitment_id);
-            if !still_open {
-                return Ok(Err(Unusable::Settled));
-            }
-            let commitment = commitments::table
-                .find(commitment_id)
-                .select(commitments::body)
-                .first(conn)?;
             Choice::Follow {
                 commitment_id,
-                commitment,
+                commitment: commitment.body,
                 outcome,
             }
         }
     };
     Ok(Ok(Pending {
         choice,
-        membership_id,
-        member_name,
-        circle_id,
-        circle_name,
-        time_zone,
-        round_id,
-        round_number,
+        membership_id: found.membership_id,
+        member_name: found.member_name,
+        circle_id: found.circle_id,
+        circle_name: found.circle_name,
+        time_zone: found.time_zone,
+        round_id: found.round_id,
+        round_number: found.round_number,
     }))
+}
+
+/// Marks a link's choice used, unless it already was: `false` then. On
+/// condition, so that two presses at once record one choice.
+fn mark_used(conn: &mut DbConnection, link: &Link, now: NaiveDateTime) -> Result<bool, DbError> {
+    match link {
+        Link::Keyed { key, choice } => {
+            let link_id: i64 = round_links::table
+                .filter(round_links::token_hash.eq(key.hash().as_str()))
+                .select(round_links::id)
+                .first(conn)?;
+            links::record_use(conn, link_id, &choice.code(), now)
+        }
+        Link::Single(token) => {
+            let marked = diesel::update(
+                action_tokens::table
+                    .filter(action_tokens::token_hash.eq(token.hash().as_str()))
+                    .filter(action_tokens::used_at.is_null()),
+            )
+            .set(action_tokens::used_at.eq(now))
+            .execute(conn)?;
+            Ok(marked == 1)
+        }
+    }
 }
 
 /// Uses a link once: records its choice and marks it used, together.
 /// `away` carries the dates an away link asks for (already checked).
 pub fn perform(
     conn: &mut DbConnection,
-    token: &Token,
+    link: &Link,
     away: Option<AwayDates>,
     now: NaiveDateTime,
 ) -> Result<Result<Pending, Unusable>, DbError> {
     write_transaction(conn, |conn| {
-        let pending = match peek(conn, token, now)? {
+        let pending = match peek(conn, link, now)? {
             Ok(pending) => pending,
             Err(unusable) => return Ok(Err(unusable)),
         };
         if pending.choice == Choice::Away && away.is_none() {
             return Ok(Err(Unusable::Unknown));
         }
-        // Marked first and on condition, so that two presses at once
-        // record one choice.
-        let marked = diesel::update(
-            action_tokens::table
-                .filter(action_tokens::token_hash.eq(token.hash().as_str()))
-                .filter(action_tokens::used_at.is_null()),
-        )
-        .set(action_tokens::used_at.eq(now))
-        .execute(conn)?;
-        if marked != 1 {
+        if !mark_used(conn, link, now)? {
             return Ok(Err(Unusable::Used));
         }
         match &pending.choice {
@@ -246,4 +457,63 @@ pub fn local_today(time_zone: &str, now: NaiveDateTime) -> NaiveDate {
     now.and_utc()
         .with_timezone(&clock::zone_or_utc(time_zone))
         .date_naive()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_choice_reads_back_from_its_code() {
+        let mut choices = vec![Named::Skip, Named::Away];
+        choices.extend(Outcome::ALL.map(|outcome| Named::Follow {
+            commitment_id: 42,
+            outcome,
+        }));
+        for choice in choices {
+            assert_eq!(
+                Named::parse(&choice.code()),
+                Some(choice),
+                "{}",
+                choice.code()
+            );
+        }
+        assert_eq!(
+            Named::parse("not_yet-7"),
+            Some(Named::Follow {
+                commitment_id: 7,
+                outcome: Outcome::NotYet
+            })
+        );
+    }
+
+    #[test]
+    fn codes_that_name_no_choice_are_refused() {
+        for code in [
+            "",
+            "done",
+            "done-",
+            "-5",
+            "done-0",
+            "done--5",
+            "done-x",
+            "maybe-5",
+            "Skip",
+            "skip-1",
+            "done-99999999999999999999",
+        ] {
+            assert_eq!(Named::parse(code), None, "{code:?}");
+        }
+    }
+
+    #[test]
+    fn a_link_without_a_token_is_refused_whatever_its_choice() {
+        assert!(Link::parse("not-a-token", Some("skip")).is_none());
+        let token = Token::generate();
+        assert!(Link::parse(token.as_str(), Some("maybe-1")).is_none());
+        let keyed = Link::parse(token.as_str(), Some("skip")).expect("a link");
+        assert_eq!(keyed.path(), format!("/act/{}/skip", token.as_str()));
+        let single = Link::parse(token.as_str(), None).expect("a link");
+        assert_eq!(single.path(), format!("/act/{}", token.as_str()));
+    }
 }

@@ -1,20 +1,21 @@
 //! What each round email says, gathered from the database as template
 //! context. The words themselves are in `templates/email/`.
 //!
-//! Links in these emails are made here, one set per email: a round link
-//! for the member's own round page, and one-click choices for each of
-//! their open commitments, for skipping the round and for going away.
+//! Each email's links hang on the key it is given, its round link
+//! ([`links`]): the member's own round page, and one-click choices
+//! ([`actions`]) for each of their open commitments, for skipping the round
+//! and for going away.
 
 use chrono::{NaiveDate, NaiveDateTime};
 use diesel::prelude::*;
 use serde::Serialize;
 use serde_json::{Value, json};
 
-use super::actions::{self, KIND_AWAY, KIND_FOLLOW, KIND_SKIP};
+use super::actions::{self, Named};
 use super::check_in::{self, Outcome};
 use super::support::{self, CircleCommitment};
-use super::writes::Writes;
 use super::{away, links};
+use crate::auth::Token;
 use crate::circles::store::STATUS_ACTIVE;
 use crate::db::schema::{
     away_periods, check_ins, commitments, follow_throughs, memberships, people, rounds,
@@ -71,18 +72,17 @@ pub struct CheckInMember<'a> {
 }
 
 /// The parts of a check-in email that are this member's own, with its
-/// links added to `writes`. `circle_open` is the circle's open commitments
+/// links under `key`. `circle_open` is the circle's open commitments
 /// ([`open_commitments`]), read once for the whole round; a member's own are
 /// among them, since the round is new and nothing in it is reported yet.
 pub fn check_in(
-    writes: &mut Writes,
+    key: &Token,
     round: &RoundFacts,
     circle_open: &[CircleCommitment],
     member: CheckInMember<'_>,
     public_base: &str,
 ) -> Value {
     let membership_id = member.membership_id;
-    let round_link = writes.round_link(round.id, membership_id);
     let open: Vec<OpenLine> = circle_open
         .iter()
         .filter(|commitment| commitment.membership_id == membership_id)
@@ -91,18 +91,16 @@ pub fn check_in(
             made_in_round: commitment.made_in_round,
             choices: Outcome::ALL
                 .into_iter()
-                .map(|outcome| {
-                    let token = writes.action(
-                        KIND_FOLLOW,
-                        membership_id,
-                        Some(round.id),
-                        Some((commitment.id, outcome)),
-                        round.closes_at,
-                    );
-                    Link {
-                        label: outcome.label(),
-                        url: actions::url(public_base, &token),
-                    }
+                .map(|outcome| Link {
+                    label: outcome.label(),
+                    url: actions::url(
+                        public_base,
+                        key,
+                        Named::Follow {
+                            commitment_id: commitment.id,
+                            outcome,
+                        },
+                    ),
                 })
                 .collect(),
         })
@@ -114,28 +112,14 @@ pub fn check_in(
     let help_asked = peer_lines(circle_open, |c| {
         c.help_wanted && c.membership_id != membership_id
     });
-    let skip = writes.action(
-        KIND_SKIP,
-        membership_id,
-        Some(round.id),
-        None,
-        round.closes_at,
-    );
-    let away = writes.action(
-        KIND_AWAY,
-        membership_id,
-        Some(round.id),
-        None,
-        round.closes_at + actions::AWAY_LINK_LIFETIME,
-    );
     json!({
-        "round_url": links::url(public_base, round.circle_id, round.number, &round_link),
+        "round_url": links::url(public_base, round.circle_id, round.number, key),
         "open": open,
         "partner": partner,
         "help_asked": help_asked,
         "support_received": member.received,
-        "skip_url": actions::url(public_base, &skip),
-        "away_url": actions::url(public_base, &away),
+        "skip_url": actions::url(public_base, key, Named::Skip),
+        "away_url": actions::url(public_base, key, Named::Away),
     })
 }
 
@@ -172,35 +156,27 @@ pub fn reported_in(conn: &mut DbConnection, round: &RoundFacts) -> Result<Vec<i6
         .load(conn)?)
 }
 
-/// The parts of a reminder that are this member's own: a fresh round link,
-/// and the earlier commitments they have not reported on yet (`reported`
-/// is [`reported_in`]).
+/// The parts of a reminder that are this member's own: its links under
+/// `key`, and the earlier commitments they have not reported on yet
+/// (`reported` is [`reported_in`]).
 pub fn reminder(
     conn: &mut DbConnection,
-    writes: &mut Writes,
+    key: &Token,
     round: &RoundFacts,
     reported: &[i64],
     membership_id: i64,
     public_base: &str,
 ) -> Result<Value, DbError> {
-    let round_link = writes.round_link(round.id, membership_id);
     let still_open: Vec<Value> =
         check_in::open_before(conn, membership_id, round.id, round.number)?
             .into_iter()
             .filter(|c| !reported.contains(&c.id))
             .map(|c| json!({ "body": c.body, "made_in_round": c.made_in_round }))
             .collect();
-    let skip = writes.action(
-        KIND_SKIP,
-        membership_id,
-        Some(round.id),
-        None,
-        round.closes_at,
-    );
     Ok(json!({
-        "round_url": links::url(public_base, round.circle_id, round.number, &round_link),
+        "round_url": links::url(public_base, round.circle_id, round.number, key),
         "still_open": still_open,
-        "skip_url": actions::url(public_base, &skip),
+        "skip_url": actions::url(public_base, key, Named::Skip),
     }))
 }
 

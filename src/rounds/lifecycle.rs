@@ -15,6 +15,7 @@ use super::content::{self, RoundFacts};
 use super::open::{Recipient, recipients};
 use super::writes::Writes;
 use super::{RoundReport, RoundSettings, SLOT_FORMAT};
+use crate::auth::Token;
 use crate::circles::unsubscribe;
 use crate::clock;
 use crate::db::schema::{check_ins, circles, rounds};
@@ -83,32 +84,28 @@ pub(super) struct Writer<'a> {
     pub public_base: &'a str,
 }
 
-/// Adds `kind` for one member, with an unsubscribe link of their own, to
-/// `writes` for the outbox.
+/// Adds `kind` for one member to `writes` for the outbox. The email gets a
+/// key of its own, a round link, which its unsubscribe link and any
+/// one-click choices name; `content` builds the member's own parts of it
+/// around that key.
 pub(super) fn mail_member(
     writes: &mut Writes,
     writer: &Writer<'_>,
     round_id: i64,
     member: &Recipient,
     kind: &'static str,
-    mut context: serde_json::Value,
-    now: NaiveDateTime,
-) {
+    content: impl FnOnce(&Token) -> Result<serde_json::Value, DbError>,
+) -> Result<(), DbError> {
     let Ok(to) = EmailAddress::parse(&member.email) else {
         tracing::warn!(
             membership.id = member.membership_id,
             "member has an unusable address"
         );
-        return;
+        return Ok(());
     };
-    let token = writes.action(
-        unsubscribe::KIND,
-        member.membership_id,
-        None,
-        None,
-        now + unsubscribe::LINK_LIFETIME,
-    );
-    let unsubscribe_url = unsubscribe::link(writer.public_base, &token);
+    let key = writes.round_link(round_id, member.membership_id);
+    let mut context = content(&key)?;
+    let unsubscribe_url = unsubscribe::link(writer.public_base, &key);
     context["name"] = json!(member.name);
     context["unsubscribe_url"] = json!(unsubscribe_url);
     writes.email(NewEmail {
@@ -120,6 +117,7 @@ pub(super) fn mail_member(
         context,
         headers: unsubscribe::headers(&unsubscribe_url),
     });
+    Ok(())
 }
 
 /// Sends due reminders and closes due rounds.
@@ -195,27 +193,21 @@ fn remind(
             if done.contains(&member.membership_id) || skipping.contains(&member.membership_id) {
                 continue;
             }
-            let mut context = content::reminder(
-                conn,
-                &mut writes,
-                &facts,
-                &reported,
-                member.membership_id,
-                &settings.public_base,
-            )?;
-            context["circle"] = json!(round.circle_name);
-            context["number"] = json!(round.number);
-            context["question"] = json!(round.question);
-            context["closes"] = json!(closes);
-            mail_member(
-                &mut writes,
-                &writer,
-                round_id,
-                &member,
-                "reminder",
-                context,
-                at,
-            );
+            mail_member(&mut writes, &writer, round_id, &member, "reminder", |key| {
+                let mut context = content::reminder(
+                    conn,
+                    key,
+                    &facts,
+                    &reported,
+                    member.membership_id,
+                    &settings.public_base,
+                )?;
+                context["circle"] = json!(round.circle_name);
+                context["number"] = json!(round.number);
+                context["question"] = json!(round.question);
+                context["closes"] = json!(closes);
+                Ok(context)
+            })?;
         }
         writes.insert(conn, at)?;
         Ok(true)
@@ -256,15 +248,9 @@ fn close(
         context["round_url"] = json!(round_url);
         let mut writes = Writes::default();
         for member in recipients(conn, round.circle_id, facts.day)? {
-            mail_member(
-                &mut writes,
-                &writer,
-                round_id,
-                &member,
-                "digest",
-                context.clone(),
-                at,
-            );
+            mail_member(&mut writes, &writer, round_id, &member, "digest", |_| {
+                Ok(context.clone())
+            })?;
         }
         writes.insert(conn, at)?;
         tracing::info!(

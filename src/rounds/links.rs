@@ -6,14 +6,16 @@
 //! stored, in `round_links`, next to the round and the membership it was
 //! written for. It works until the round closes and grants nothing beyond
 //! that round's page and what can be done there. Each email gets a link of
-//! its own.
+//! its own, and its token is the email's one key: its one-click choices
+//! (`super::actions`) and its unsubscribe link (`circles::unsubscribe`)
+//! name it too, and [`record_use`] keeps the first use of each.
 
 use chrono::NaiveDateTime;
 use diesel::prelude::*;
 
 use crate::auth::Token;
 use crate::circles::store::STATUS_ACTIVE;
-use crate::db::schema::{memberships, people, round_links, rounds};
+use crate::db::schema::{memberships, people, round_link_uses, round_links, rounds};
 use crate::db::{DbConnection, DbError};
 
 /// The link's address.
@@ -102,4 +104,28 @@ pub fn resolve(
         display_name,
         membership_id,
     }))
+}
+
+/// Records the first use of `choice` through the link `link_id`: `false`
+/// when it was used before. A conditional insert, so that two presses at
+/// once record one use.
+pub fn record_use(
+    conn: &mut DbConnection,
+    link_id: i64,
+    choice: &str,
+    now: NaiveDateTime,
+) -> Result<bool, DbError> {
+    let insert = diesel::insert_into(round_link_uses::table)
+        .values((
+            round_link_uses::round_link_id.eq(link_id),
+            round_link_uses::choice.eq(choice),
+            round_link_uses::used_at.eq(now),
+        ))
+        .on_conflict((round_link_uses::round_link_id, round_link_uses::choice))
+        .do_nothing();
+    let inserted = match conn {
+        DbConnection::Postgresql(conn) => insert.execute(conn)?,
+        DbConnection::Sqlite(conn) => insert.execute(conn)?,
+    };
+    Ok(inserted == 1)
 }

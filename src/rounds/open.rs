@@ -596,27 +596,21 @@ fn queue_check_ins(
                 partner,
                 received: support,
             };
-            let mut mail = content::check_in(
-                &mut writes,
-                facts,
-                circle_open,
-                member_part,
-                &context.settings.public_base,
-            );
-            mail["circle"] = json!(circle.name);
-            mail["number"] = json!(facts.number);
-            mail["question"] = json!(round.prompt.question);
-            mail["follow_up"] = json!(round.prompt.follow_up);
-            mail["closes"] = json!(closes);
-            mail_member(
-                &mut writes,
-                &writer,
-                facts.id,
-                member,
-                "check_in",
-                mail,
-                now,
-            );
+            mail_member(&mut writes, &writer, facts.id, member, "check_in", |key| {
+                let mut mail = content::check_in(
+                    key,
+                    facts,
+                    circle_open,
+                    member_part,
+                    &context.settings.public_base,
+                );
+                mail["circle"] = json!(circle.name);
+                mail["number"] = json!(facts.number);
+                mail["question"] = json!(round.prompt.question);
+                mail["follow_up"] = json!(round.prompt.follow_up);
+                mail["closes"] = json!(closes);
+                Ok(mail)
+            })?;
         }
         tracing::info!(
             circle.id = circle.id,

@@ -1,5 +1,5 @@
-//! The rows that round mail brings with it: round links, one-click and
-//! unsubscribe tokens, shoulder-up pairs and the emails themselves.
+//! The rows that round mail brings with it: each email's key (its round
+//! link), shoulder-up pairs and the emails themselves.
 //!
 //! They are gathered in memory while the emails are written and inserted
 //! together just before the transaction commits, as a few multi-row
@@ -12,9 +12,8 @@
 use chrono::NaiveDateTime;
 use diesel::prelude::*;
 
-use super::check_in::Outcome;
 use crate::auth::Token;
-use crate::db::schema::{action_tokens, pairings, round_links};
+use crate::db::schema::{pairings, round_links};
 use crate::db::{DbConnection, DbError, ROWS_PER_STATEMENT};
 use crate::mail::outbox::{self, NewEmail};
 
@@ -24,18 +23,6 @@ struct NewRoundLink {
     round_id: i64,
     membership_id: i64,
     token_hash: String,
-}
-
-#[derive(Insertable)]
-#[diesel(table_name = action_tokens, treat_none_as_default_value = false)]
-struct NewActionToken {
-    token_hash: String,
-    kind: &'static str,
-    membership_id: i64,
-    round_id: Option<i64>,
-    commitment_id: Option<i64>,
-    choice: Option<&'static str>,
-    expires_at: NaiveDateTime,
 }
 
 #[derive(Insertable)]
@@ -50,7 +37,6 @@ struct NewPairing {
 #[derive(Default)]
 pub struct Writes {
     round_links: Vec<NewRoundLink>,
-    tokens: Vec<NewActionToken>,
     pairings: Vec<NewPairing>,
     emails: Vec<NewEmail>,
 }
@@ -83,35 +69,15 @@ macro_rules! insert_all {
 }
 
 impl Writes {
-    /// A new round link for one member and round; see [`super::links`].
+    /// A new key for one member's email about a round: its round link
+    /// ([`super::links`]), which also names the email's one-click choices
+    /// and its unsubscribe link.
     pub fn round_link(&mut self, round_id: i64, membership_id: i64) -> Token {
         let token = Token::generate_ordered();
         self.round_links.push(NewRoundLink {
             round_id,
             membership_id,
             token_hash: token.hash().as_str().to_string(),
-        });
-        token
-    }
-
-    /// A new one-click link of `kind`; see [`super::actions`].
-    pub fn action(
-        &mut self,
-        kind: &'static str,
-        membership_id: i64,
-        round_id: Option<i64>,
-        follow: Option<(i64, Outcome)>,
-        expires_at: NaiveDateTime,
-    ) -> Token {
-        let token = Token::generate_ordered();
-        self.tokens.push(NewActionToken {
-            token_hash: token.hash().as_str().to_string(),
-            kind,
-            membership_id,
-            round_id,
-            commitment_id: follow.map(|f| f.0),
-            choice: follow.map(|f| f.1.as_str()),
-            expires_at,
         });
         token
     }
@@ -133,7 +99,6 @@ impl Writes {
     /// Writes everything gathered, in the caller's transaction.
     pub fn insert(self, conn: &mut DbConnection, now: NaiveDateTime) -> Result<(), DbError> {
         insert_all!(conn, round_links::table, self.round_links);
-        insert_all!(conn, action_tokens::table, self.tokens);
         insert_all!(conn, pairings::table, self.pairings);
         outbox::enqueue_all(conn, now, &self.emails)?;
         Ok(())

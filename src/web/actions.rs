@@ -1,9 +1,10 @@
-//! One-click choices from round emails (`/act/<token>`): how a commitment
-//! went, skipping the round, going away for a while.
+//! One-click choices from round emails (`/act/<key>/<choice>`, and
+//! `/act/<token>` from older mail): how a commitment went, skipping the
+//! round, going away for a while.
 //!
 //! The GET only shows what the link will do, since mail scanners open
-//! links; the page's button POSTs. A link works once, while its round is
-//! open. It needs no sign-in: the token alone names the member.
+//! links; the page's button POSTs. A choice works once, while its round is
+//! open. It needs no sign-in: the key alone names the member.
 
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
@@ -12,27 +13,53 @@ use axum::response::{IntoResponse, Response};
 use super::form::FormData;
 use super::views;
 use crate::app::AppState;
-use crate::auth::Token;
 use crate::error::AppError;
-use crate::rounds::actions::{self, Choice, Pending, Unusable};
+use crate::rounds::actions::{self, Choice, Link, Pending, Unusable};
 use crate::rounds::away::{AwayDates, AwayForm, FieldErrors};
 
-pub async fn confirm_page(
+pub async fn confirm_keyed(
+    State(state): State<AppState>,
+    Path((key, choice)): Path<(String, String)>,
+) -> Result<Response, AppError> {
+    confirm(state, Link::parse(&key, Some(&choice))).await
+}
+
+pub async fn confirm_single(
     State(state): State<AppState>,
     Path(token): Path<String>,
 ) -> Result<Response, AppError> {
-    let Some(token) = Token::parse(&token) else {
+    confirm(state, Link::parse(&token, None)).await
+}
+
+pub async fn perform_keyed(
+    State(state): State<AppState>,
+    Path((key, choice)): Path<(String, String)>,
+    data: FormData,
+) -> Result<Response, AppError> {
+    perform(state, Link::parse(&key, Some(&choice)), data).await
+}
+
+pub async fn perform_single(
+    State(state): State<AppState>,
+    Path(token): Path<String>,
+    data: FormData,
+) -> Result<Response, AppError> {
+    perform(state, Link::parse(&token, None), data).await
+}
+
+async fn confirm(state: AppState, link: Option<Link>) -> Result<Response, AppError> {
+    let Some(link) = link else {
         return Ok(unusable(Unusable::Unknown));
     };
-    let raw = token.as_str().to_string();
+    let action = link.path();
     let now = state.clock.now().naive_utc();
     let pending = state
         .db
-        .run(move |conn| actions::peek(conn, &token, now))
+        .run(move |conn| actions::peek(conn, &link, now))
         .await?;
     Ok(match pending {
         Ok(pending) => views::actions::confirm(
-            &raw,
+            &action,
             &pending,
             &AwayForm::default(),
             &FieldErrors::new(),
@@ -43,20 +70,20 @@ pub async fn confirm_page(
     })
 }
 
-pub async fn perform(
-    State(state): State<AppState>,
-    Path(token): Path<String>,
+async fn perform(
+    state: AppState,
+    link: Option<Link>,
     data: FormData,
 ) -> Result<Response, AppError> {
-    let Some(token) = Token::parse(&token) else {
+    let Some(link) = link else {
         return Ok(unusable(Unusable::Unknown));
     };
-    let raw = token.as_str().to_string();
+    let action = link.path();
     let now = state.clock.now().naive_utc();
-    let peek_token = token.clone();
+    let peek_link = link.clone();
     let pending: Pending = match state
         .db
-        .run(move |conn| actions::peek(conn, &peek_token, now))
+        .run(move |conn| actions::peek(conn, &peek_link, now))
         .await?
     {
         Ok(pending) => pending,
@@ -72,14 +99,14 @@ pub async fn perform(
         match AwayDates::parse(&form, today) {
             Ok(dates) => away = Some(dates),
             Err(errors) => {
-                let page = views::actions::confirm(&raw, &pending, &form, &errors, today);
+                let page = views::actions::confirm(&action, &pending, &form, &errors, today);
                 return Ok((StatusCode::UNPROCESSABLE_ENTITY, page).into_response());
             }
         }
     }
     let done = state
         .db
-        .run(move |conn| actions::perform(conn, &token, away, now))
+        .run(move |conn| actions::perform(conn, &link, away, now))
         .await?;
     Ok(match done {
         Ok(pending) => {

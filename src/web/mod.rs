@@ -101,7 +101,11 @@ pub fn router(state: AppState) -> Router {
         .route("/circles/{id}/rounds/{number}/away", post(rounds::away))
         .route(
             "/act/{token}",
-            get(actions::confirm_page).post(actions::perform),
+            get(actions::confirm_single).post(actions::perform_single),
+        )
+        .route(
+            "/act/{key}/{choice}",
+            get(actions::confirm_keyed).post(actions::perform_keyed),
         )
         .route("/circles/{id}/history", get(history::circle_history))
         .route(

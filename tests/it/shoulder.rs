@@ -8,7 +8,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use diesel::prelude::*;
 use shoulder::db::DbError;
 use shoulder::db::schema::{
-    check_ins, commitments, follow_throughs, pairings, round_skips, rounds, support_messages,
+    action_tokens, check_ins, commitments, follow_throughs, memberships, pairings, people,
+    round_skips, rounds, support_messages,
 };
 
 use crate::on_both_backends;
@@ -177,8 +178,9 @@ on_both_backends! {
         let done = choice_link(&app, &text, "Ask Sam what support looks like", "Done");
         let release = choice_link(&app, &text, "Credit Lee in the newsletter", "Release");
         let html = mail.html_body().expect("html");
-        let token = done.trim_start_matches("/act/");
-        assert!(html.contains(token), "the HTML has the same links");
+        // The HTML writes the path's slashes as `&#x2f;`.
+        let escaped = done.replace('/', "&#x2f;");
+        assert!(html.contains(&escaped), "the HTML has the same links");
 
         // Opening the link (as a mail scanner would) changes nothing.
         let (status, page) = body_of(app.get(&done).await).await;
@@ -594,5 +596,132 @@ on_both_backends! {
         ]);
         let support = query(&app, |conn| support_messages::table.select(support_messages::commitment_id).load::<i64>(conn)).await;
         assert_eq!(support, [ids[1]]);
+    }
+}
+
+/// The path of the `List-Unsubscribe` header's address.
+fn unsubscribe_path(app: &TestApp, mail: &ReceivedEmail) -> String {
+    let header = mail.header("List-Unsubscribe").expect("List-Unsubscribe");
+    let url = header.trim_start_matches('<').trim_end_matches('>');
+    url.strip_prefix(app.public_base())
+        .expect("our own address")
+        .to_string()
+}
+
+on_both_backends! {
+    async fn an_email_has_one_key_for_its_choices_and_unsubscribe_and_it_reaches_nothing_else(app) {
+        let id = circle_of(&app, &PEOPLE).await;
+        let ada = app.sign_in("ada@example.org", "Ada").await;
+        let bea = app.sign_in("bea@example.org", "Bea").await;
+        app.post_form_as(&ada, &format!("/circles/{id}/rounds/1"), &[("commitment-1", "Ask Sam what support looks like")]).await;
+        app.post_form_as(&bea, &format!("/circles/{id}/rounds/1"), &[("commitment-1", "Credit Lee in the newsletter")]).await;
+        open_week(&app, 2).await;
+
+        // Every link in Ada's check-in names the same key, and opening the
+        // round wrote no token of its own for any of them.
+        let mail = latest(&app, "ada@example.org", "round 2");
+        let text = mail.text_body();
+        let key = key_of(&round_link(&app, &text, id, 2));
+        let done = choice_link(&app, &text, "Ask Sam what support looks like", "Done");
+        let skip = crate::support::link_path(&text, app.public_base(), "/act/");
+        assert!(done.starts_with(&format!("/act/{key}/done-")), "{done}");
+        assert!(skip.starts_with(&format!("/act/{key}/")), "{skip}");
+        assert_eq!(unsubscribe_path(&app, &mail), format!("/unsubscribe/{key}"));
+        let tokens = query(&app, |conn| {
+            action_tokens::table.count().get_result::<i64>(conn)
+        }).await;
+        assert_eq!(tokens, 0);
+
+        // The key reaches Ada's own commitments only: Bea's, or a choice
+        // that is not one, is not found, and changes nothing.
+        let beas = query(&app, |conn| {
+            commitments::table
+                .filter(commitments::body.eq("Credit Lee in the newsletter"))
+                .select(commitments::id)
+                .first::<i64>(conn)
+        }).await;
+        for choice in [format!("done-{beas}"), "done-0".into(), "done-x".into(), "maybe-1".into(), "done".into(), "".into()] {
+            let path = format!("/act/{key}/{choice}");
+            assert_eq!(app.get(&path).await.status().as_u16(), 404, "{path}");
+            assert_eq!(app.post_form(&path, &[]).await.status().as_u16(), 404, "{path}");
+        }
+        let recorded = query(&app, |conn| follow_throughs::table.count().get_result::<i64>(conn)).await;
+        assert_eq!(recorded, 0);
+
+        // Each choice works once; another choice on the same key still works.
+        assert_eq!(app.post_form(&done, &[]).await.status().as_u16(), 200);
+        assert_eq!(app.post_form(&done, &[]).await.status().as_u16(), 409);
+        let partly = choice_link(&app, &text, "Ask Sam what support looks like", "Partly");
+        assert_eq!(app.post_form(&partly, &[]).await.status().as_u16(), 200);
+        let outcome = query(&app, |conn| {
+            follow_throughs::table.select(follow_throughs::outcome).load::<String>(conn)
+        }).await;
+        assert_eq!(outcome, ["partly"]);
+
+        // The digest's key unsubscribes after its round closed, for a year,
+        // and opens no round page.
+        let digest = latest(&app, "ada@example.org", "how round 1 went");
+        let unsubscribe = unsubscribe_path(&app, &digest);
+        let digest_key = unsubscribe.trim_start_matches("/unsubscribe/").to_string();
+        for number in [1, 2] {
+            let page = app.get(&format!("/circles/{id}/rounds/{number}?key={digest_key}")).await;
+            assert_ne!(page.status().as_u16(), 200, "round {number}");
+        }
+        app.clock.set(utc("2028-03-01T09:00:00Z"));
+        assert_eq!(app.get(&unsubscribe).await.status().as_u16(), 200);
+        let response = app.client
+            .post(app.url(&unsubscribe))
+            .header("origin", "https://mail.example.net")
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body("List-Unsubscribe=One-Click")
+            .send()
+            .await
+            .expect("the server answers");
+        assert_eq!(response.status().as_u16(), 200);
+        let muted = query(&app, |conn| {
+            memberships::table
+                .inner_join(people::table)
+                .filter(people::email.eq("ada@example.org"))
+                .select(memberships::muted)
+                .first::<bool>(conn)
+        }).await;
+        assert!(muted);
+        app.clock.set(utc("2028-03-04T09:00:00Z"));
+        assert_eq!(app.get(&unsubscribe).await.status().as_u16(), 404, "a year after the round closed");
+    }
+}
+
+on_both_backends! {
+    async fn choice_links_in_mail_from_before_keys_still_work_once(app) {
+        circle_of(&app, &PEOPLE).await;
+        let token = shoulder::auth::Token::generate();
+        let hash = token.hash().as_str().to_string();
+        query(&app, move |conn| {
+            let (membership_id, round_id, closes_at) = memberships::table
+                .inner_join(people::table)
+                .inner_join(rounds::table.on(rounds::circle_id.eq(memberships::circle_id)))
+                .filter(people::email.eq("cy@example.org"))
+                .filter(rounds::number.eq(1))
+                .select((memberships::id, rounds::id, rounds::closes_at))
+                .first::<(i64, i64, chrono::NaiveDateTime)>(conn)?;
+            diesel::insert_into(action_tokens::table)
+                .values((
+                    action_tokens::token_hash.eq(hash),
+                    action_tokens::kind.eq(shoulder::rounds::actions::KIND_SKIP),
+                    action_tokens::membership_id.eq(membership_id),
+                    action_tokens::round_id.eq(round_id),
+                    action_tokens::expires_at.eq(closes_at),
+                ))
+                .execute(conn)
+        }).await;
+        let path = format!("/act/{}", token.as_str());
+        let (status, page) = body_of(app.get(&path).await).await;
+        assert_eq!(status, 200);
+        assert!(page.contains("Skip this round?"), "{page}");
+        assert!(page.contains(&format!(r#"action="{path}""#)), "the button posts to the same link");
+        assert_eq!(app.post_form(&path, &[]).await.status().as_u16(), 200);
+        assert_eq!(app.post_form(&path, &[]).await.status().as_u16(), 409);
+        let skips = query(&app, |conn| round_skips::table.count().get_result::<i64>(conn)).await;
+        assert_eq!(skips, 1);
     }
 }

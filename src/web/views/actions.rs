@@ -30,15 +30,15 @@ fn problem(errors: &FieldErrors, field: &str) -> Markup {
     }
 }
 
-/// What a GET shows: the choice, and a button that POSTs it.
+/// What a GET shows: the choice, and a button that POSTs it to `action`,
+/// the link's own path.
 pub fn confirm(
-    token: &str,
+    action: &str,
     pending: &Pending,
     away: &AwayForm,
     errors: &FieldErrors,
     today: NaiveDate,
 ) -> Markup {
-    let action = format!("/act/{token}");
     page(
         "Confirm",
         html! {

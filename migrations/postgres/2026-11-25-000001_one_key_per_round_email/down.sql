@@ -1,0 +1,1 @@
+DROP TABLE round_link_uses;
