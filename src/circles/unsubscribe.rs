@@ -19,6 +19,7 @@
 //! [`LINK_LIFETIME`] after it was made. Only a token's SHA-256 is stored.
 //! Unlike a sign-in link a link may be used again: mail providers retry
 //! their one-click POST, and a second press must answer the same "done".
+
 use chrono::{Duration, NaiveDateTime};
 use diesel::prelude::*;
 

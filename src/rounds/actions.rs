@@ -143,7 +143,7 @@ impl Link {
     /// The link's path, where its page posts.
     pub fn path(&self) -> String {
         match self {
-            Link::Keyed { key, choice } => format!("/act/{}/{}", key.as_str(), choice.code()),
+            Link::Keyed { key, choice } => keyed_path(key, *choice),
             Link::Single(token) => format!("/act/{}", token.as_str()),
         }
     }
@@ -151,7 +151,11 @@ impl Link {
 
 /// The address of `choice` under a round email's `key`.
 pub fn url(public_base: &str, key: &Token, choice: Named) -> String {
-    format!("{public_base}/act/{}/{}", key.as_str(), choice.code())
+    format!("{public_base}{}", keyed_path(key, choice))
+}
+
+fn keyed_path(key: &Token, choice: Named) -> String {
+    format!("/act/{}/{}", key.as_str(), choice.code())
 }
 
 /// What a link was found to be, before it is checked.
