@@ -158,23 +158,26 @@ fn keyed_path(key: &Token, choice: Named) -> String {
     format!("/act/{}/{}", key.as_str(), choice.code())
 }
 
+/// Where a link's first use is recorded.
+enum UseRecord {
+    /// A `round_link_uses` row for the key's link and the choice.
+    Key { link_id: i64, choice: String },
+    /// `used_at` on the `action_tokens` row with this hash.
+    Token { hash: String },
+}
+
 /// What a link was found to be, before it is checked.
 struct Found {
     choice: Named,
     used: bool,
+    record: UseRecord,
     /// Until when the choice works, if its round stays open.
     expires_at: NaiveDateTime,
-    round_closed: bool,
-    membership_id: i64,
-    member_name: String,
-    circle_id: i64,
-    circle_name: String,
-    time_zone: String,
-    round_id: i64,
-    round_number: i32,
+    reach: Reach,
 }
 
-/// The round and member a link reaches: what both kinds of link read.
+/// The round and member a link reaches: what both kinds of link read, in
+/// [`REACH`]'s order.
 type Reach = (
     i64,
     String,
@@ -187,6 +190,28 @@ type Reach = (
     Option<NaiveDateTime>,
 );
 
+const REACH: (
+    memberships::id,
+    people::display_name,
+    circles::id,
+    circles::name,
+    circles::time_zone,
+    rounds::id,
+    rounds::number,
+    rounds::closes_at,
+    rounds::closed_at,
+) = (
+    memberships::id,
+    people::display_name,
+    circles::id,
+    circles::name,
+    circles::time_zone,
+    rounds::id,
+    rounds::number,
+    rounds::closes_at,
+    rounds::closed_at,
+);
+
 fn find(conn: &mut DbConnection, link: &Link) -> Result<Option<Found>, DbError> {
     match link {
         Link::Keyed { key, choice } => {
@@ -196,43 +221,40 @@ fn find(conn: &mut DbConnection, link: &Link) -> Result<Option<Found>, DbError> 
                 .filter(round_links::token_hash.eq(key.hash().as_str()))
                 .filter(memberships::status.eq(STATUS_ACTIVE))
                 .filter(people::deleted_at.is_null())
-                .select((
-                    round_links::id,
-                    (
-                        memberships::id,
-                        people::display_name,
-                        circles::id,
-                        circles::name,
-                        circles::time_zone,
-                        rounds::id,
-                        rounds::number,
-                        rounds::closes_at,
-                        rounds::closed_at,
-                    ),
-                ))
+                .select((round_links::id, REACH))
                 .first::<(i64, Reach)>(conn)
                 .optional()?;
             let Some((link_id, reach)) = row else {
                 return Ok(None);
             };
+            let code = choice.code();
             let used = diesel::select(diesel::dsl::exists(
                 round_link_uses::table
                     .filter(round_link_uses::round_link_id.eq(link_id))
-                    .filter(round_link_uses::choice.eq(choice.code())),
+                    .filter(round_link_uses::choice.eq(&code)),
             ))
             .get_result(conn)?;
             let closes_at = reach.7;
-            let expires_at = match choice {
-                Named::Away => closes_at + AWAY_LINK_LIFETIME,
-                _ => closes_at,
-            };
-            Ok(Some(Found::new(*choice, used, expires_at, reach)))
+            Ok(Some(Found {
+                choice: *choice,
+                used,
+                record: UseRecord::Key {
+                    link_id,
+                    choice: code,
+                },
+                expires_at: match choice {
+                    Named::Away => closes_at + AWAY_LINK_LIFETIME,
+                    _ => closes_at,
+                },
+                reach,
+            }))
         }
         Link::Single(token) => {
+            let hash = token.hash().as_str().to_string();
             let row = action_tokens::table
                 .inner_join(rounds::table.inner_join(circles::table))
                 .inner_join(memberships::table.inner_join(people::table))
-                .filter(action_tokens::token_hash.eq(token.hash().as_str()))
+                .filter(action_tokens::token_hash.eq(&hash))
                 .filter(action_tokens::kind.eq_any([KIND_FOLLOW, KIND_SKIP, KIND_AWAY]))
                 .filter(memberships::status.eq(STATUS_ACTIVE))
                 .filter(people::deleted_at.is_null())
@@ -242,17 +264,7 @@ fn find(conn: &mut DbConnection, link: &Link) -> Result<Option<Found>, DbError> 
                     action_tokens::choice,
                     action_tokens::expires_at,
                     action_tokens::used_at,
-                    (
-                        memberships::id,
-                        people::display_name,
-                        circles::id,
-                        circles::name,
-                        circles::time_zone,
-                        rounds::id,
-                        rounds::number,
-                        rounds::closes_at,
-                        rounds::closed_at,
-                    ),
+                    REACH,
                 ))
                 .first::<(
                     String,
@@ -277,41 +289,13 @@ fn find(conn: &mut DbConnection, link: &Link) -> Result<Option<Found>, DbError> 
                     _ => return Ok(None),
                 },
             };
-            Ok(Some(Found::new(
+            Ok(Some(Found {
                 choice,
-                used_at.is_some(),
+                used: used_at.is_some(),
+                record: UseRecord::Token { hash },
                 expires_at,
                 reach,
-            )))
-        }
-    }
-}
-
-impl Found {
-    fn new(choice: Named, used: bool, expires_at: NaiveDateTime, reach: Reach) -> Found {
-        let (
-            membership_id,
-            member_name,
-            circle_id,
-            circle_name,
-            time_zone,
-            round_id,
-            round_number,
-            _closes_at,
-            closed_at,
-        ) = reach;
-        Found {
-            choice,
-            used,
-            expires_at,
-            round_closed: closed_at.is_some(),
-            membership_id,
-            member_name,
-            circle_id,
-            circle_name,
-            time_zone,
-            round_id,
-            round_number,
+            }))
         }
     }
 }
@@ -322,13 +306,33 @@ pub fn peek(
     link: &Link,
     now: NaiveDateTime,
 ) -> Result<Result<Pending, Unusable>, DbError> {
+    Ok(check(conn, link, now)?.map(|(pending, _)| pending))
+}
+
+/// What a usable link will do, and where its use is to be recorded.
+fn check(
+    conn: &mut DbConnection,
+    link: &Link,
+    now: NaiveDateTime,
+) -> Result<Result<(Pending, UseRecord), Unusable>, DbError> {
     let Some(found) = find(conn, link)? else {
         return Ok(Err(Unusable::Unknown));
     };
+    let (
+        membership_id,
+        member_name,
+        circle_id,
+        circle_name,
+        time_zone,
+        round_id,
+        round_number,
+        _closes_at,
+        closed_at,
+    ) = found.reach;
     if found.used {
         return Ok(Err(Unusable::Used));
     }
-    if found.expires_at <= now || (found.choice != Named::Away && found.round_closed) {
+    if found.expires_at <= now || (found.choice != Named::Away && closed_at.is_some()) {
         return Ok(Err(Unusable::Expired));
     }
     let choice = match found.choice {
@@ -340,18 +344,13 @@ pub fn peek(
         } => {
             // Only the member's own commitments are among these, so a key
             // reaches no one else's.
-            let still_open = check_in::open_before(
-                conn,
-                found.membership_id,
-                found.round_id,
-                found.round_number,
-            )?
-            .into_iter()
-            .find(|c| c.id == commitment_id);
+            let still_open = check_in::open_before(conn, membership_id, round_id, round_number)?
+                .into_iter()
+                .find(|c| c.id == commitment_id);
             let Some(commitment) = still_open else {
                 let theirs = commitments::table
                     .filter(commitments::id.eq(commitment_id))
-                    .filter(commitments::membership_id.eq(found.membership_id))
+                    .filter(commitments::membership_id.eq(membership_id))
                     .count()
                     .get_result::<i64>(conn)?;
                 return Ok(Err(if theirs == 1 {
@@ -367,33 +366,32 @@ pub fn peek(
             }
         }
     };
-    Ok(Ok(Pending {
+    let pending = Pending {
         choice,
-        membership_id: found.membership_id,
-        member_name: found.member_name,
-        circle_id: found.circle_id,
-        circle_name: found.circle_name,
-        time_zone: found.time_zone,
-        round_id: found.round_id,
-        round_number: found.round_number,
-    }))
+        membership_id,
+        member_name,
+        circle_id,
+        circle_name,
+        time_zone,
+        round_id,
+        round_number,
+    };
+    Ok(Ok((pending, found.record)))
 }
 
-/// Marks a link's choice used, unless it already was: `false` then. On
+/// Records a link's first use: `false` when it was used already. On
 /// condition, so that two presses at once record one choice.
-fn mark_used(conn: &mut DbConnection, link: &Link, now: NaiveDateTime) -> Result<bool, DbError> {
-    match link {
-        Link::Keyed { key, choice } => {
-            let link_id: i64 = round_links::table
-                .filter(round_links::token_hash.eq(key.hash().as_str()))
-                .select(round_links::id)
-                .first(conn)?;
-            links::record_use(conn, link_id, &choice.code(), now)
-        }
-        Link::Single(token) => {
+fn mark_used(
+    conn: &mut DbConnection,
+    record: &UseRecord,
+    now: NaiveDateTime,
+) -> Result<bool, DbError> {
+    match record {
+        UseRecord::Key { link_id, choice } => links::record_use(conn, *link_id, choice, now),
+        UseRecord::Token { hash } => {
             let marked = diesel::update(
                 action_tokens::table
-                    .filter(action_tokens::token_hash.eq(token.hash().as_str()))
+                    .filter(action_tokens::token_hash.eq(hash))
                     .filter(action_tokens::used_at.is_null()),
             )
             .set(action_tokens::used_at.eq(now))
@@ -412,14 +410,14 @@ pub fn perform(
     now: NaiveDateTime,
 ) -> Result<Result<Pending, Unusable>, DbError> {
     write_transaction(conn, |conn| {
-        let pending = match peek(conn, link, now)? {
-            Ok(pending) => pending,
+        let (pending, record) = match check(conn, link, now)? {
+            Ok(checked) => checked,
             Err(unusable) => return Ok(Err(unusable)),
         };
         if pending.choice == Choice::Away && away.is_none() {
             return Ok(Err(Unusable::Unknown));
         }
-        if !mark_used(conn, link, now)? {
+        if !mark_used(conn, &record, now)? {
             return Ok(Err(Unusable::Used));
         }
         match &pending.choice {
