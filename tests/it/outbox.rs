@@ -62,6 +62,16 @@ async fn delivery(app: &TestApp, id: i64) -> Delivery {
         .expect("the delivery exists")
 }
 
+/// Claims due emails as one worker would, at the clock's time.
+async fn claim(app: &TestApp, settings: outbox::OutboxSettings) -> Vec<outbox::ClaimedDelivery> {
+    let now = app.clock.now().naive_utc();
+    app.state
+        .db
+        .run(move |conn| outbox::claim_due(conn, now, &settings))
+        .await
+        .expect("claimed")
+}
+
 /// Moves the clock to just after `at`.
 fn move_clock_past(app: &TestApp, at: NaiveDateTime) {
     app.clock.set((at + Duration::seconds(1)).and_utc());
@@ -458,10 +468,7 @@ on_both_backends! {
         let settings = outbox::OutboxSettings::from_config(&app.state.config.mail);
 
         // Worker A claims the email, then stalls.
-        let now = app.clock.now().naive_utc();
-        let by_a = app.state.db.run(move |conn| outbox::claim_due(conn, now, &settings))
-            .await
-            .expect("claimed");
+        let by_a = claim(&app, settings).await;
         assert_eq!(by_a.len(), 1);
         assert_eq!(delivery(&app, id).await.status, status::SENDING);
         assert_eq!(
@@ -496,19 +503,14 @@ on_both_backends! {
 
         // Worker A claims both emails, sends them, then stalls before it
         // records anything.
-        let now = app.clock.now().naive_utc();
-        let by_a = app.state.db.run(move |conn| outbox::claim_due(conn, now, &settings))
-            .await
-            .expect("claimed");
+        let by_a = claim(&app, settings).await;
         assert_eq!(by_a.len(), 2);
 
         // A's lease runs out; worker B takes one of the two over.
         app.clock.advance(settings.lease + Duration::seconds(1));
         let one = outbox::OutboxSettings { batch_size: 1, ..settings };
+        let by_b = claim(&app, one).await;
         let later = app.clock.now().naive_utc();
-        let by_b = app.state.db.run(move |conn| outbox::claim_due(conn, later, &one))
-            .await
-            .expect("claimed");
         assert_eq!(by_b.len(), 1);
         let taken = by_b[0].claim.delivery_id;
         let left = if taken == first { second } else { first };
