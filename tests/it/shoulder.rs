@@ -662,6 +662,15 @@ on_both_backends! {
         }).await;
         assert_eq!(outcome, ["partly"]);
 
+        // Once the round has closed, its choices are gone, but the away
+        // choice, which asks for dates, lasts 30 days more.
+        let away = skip.replace("/skip", "/away");
+        app.clock.set(utc("2027-03-11T09:00:00Z"));
+        assert_eq!(app.post_form(&skip, &[]).await.status().as_u16(), 410);
+        assert_eq!(app.get(&away).await.status().as_u16(), 200);
+        app.clock.set(utc("2027-04-10T09:00:00Z"));
+        assert_eq!(app.get(&away).await.status().as_u16(), 410);
+
         // The digest's key unsubscribes after its round closed, for a year,
         // and opens no round page.
         let digest = latest(&app, "ada@example.org", "how round 1 went");
