@@ -94,6 +94,8 @@ impl Circle {
 pub struct Membership {
     pub id: i64,
     pub role: String,
+    /// Whether they asked for no more round emails from this circle.
+    pub muted: bool,
 }
 
 impl Membership {
@@ -291,10 +293,15 @@ pub fn find_for_member(
         .filter(circles::id.eq(circle_id))
         .filter(memberships::person_id.eq(person_id))
         .filter(memberships::status.eq(STATUS_ACTIVE))
-        .select((Circle::as_select(), memberships::id, memberships::role))
-        .first::<(Circle, i64, String)>(conn)
+        .select((
+            Circle::as_select(),
+            memberships::id,
+            memberships::role,
+            memberships::muted,
+        ))
+        .first::<(Circle, i64, String, bool)>(conn)
         .optional()?
-        .map(|(circle, id, role)| (circle, Membership { id, role })))
+        .map(|(circle, id, role, muted)| (circle, Membership { id, role, muted })))
 }
 
 pub fn find(conn: &mut DbConnection, circle_id: i64) -> Result<Option<Circle>, DbError> {

@@ -216,22 +216,6 @@ pub fn set_muted(
     Ok(changed == 1)
 }
 
-/// Whether an active member has muted a circle's mail; `None` when
-/// `person_id` is not an active member of `circle_id`.
-pub fn is_muted(
-    conn: &mut DbConnection,
-    circle_id: i64,
-    person_id: i64,
-) -> Result<Option<bool>, DbError> {
-    Ok(memberships::table
-        .filter(memberships::circle_id.eq(circle_id))
-        .filter(memberships::person_id.eq(person_id))
-        .filter(memberships::status.eq(STATUS_ACTIVE))
-        .select(memberships::muted)
-        .first(conn)
-        .optional()?)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

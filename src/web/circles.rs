@@ -174,7 +174,6 @@ struct CircleData {
     circle: Circle,
     membership: Membership,
     members: Vec<store::Member>,
-    muted: bool,
     recent_rounds: Vec<rounds::Round>,
     failures: Vec<outbox::FailedDelivery>,
 }
@@ -198,7 +197,6 @@ pub async fn show(
             let (circle, membership) = store::find_for_member(conn, circle_id, person.person_id)?
                 .ok_or(AppError::NotFound)?;
             let members = store::list_members(conn, circle_id)?;
-            let muted = unsubscribe::is_muted(conn, circle_id, person.person_id)?;
             let recent_rounds = rounds::list_for_circle(conn, circle_id, RECENT_ROUNDS_SHOWN)?;
             // Delivery problems are the facilitator's to follow up, not everyone's.
             let failures = if membership.is_facilitator() {
@@ -211,7 +209,6 @@ pub async fn show(
                 circle,
                 membership,
                 members,
-                muted: muted.unwrap_or(false),
                 recent_rounds,
                 failures,
             }))
@@ -222,7 +219,6 @@ pub async fn show(
         circle,
         membership,
         members,
-        muted,
         recent_rounds,
         failures,
     }) = loaded
@@ -266,7 +262,7 @@ pub async fn show(
             .collect(),
         size_cap: circle.size_cap,
         viewer_is_facilitator: membership.is_facilitator(),
-        muted,
+        muted: membership.muted,
         rounds: recent_rounds
             .iter()
             .map(|round| RoundLine {
