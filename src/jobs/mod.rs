@@ -8,9 +8,12 @@ pub mod cleanup;
 
 use std::time::Duration;
 
+use chrono::{DateTime, Utc};
 use tokio::sync::watch;
+use tokio::task::JoinSet;
 
 use crate::app::AppState;
+use crate::db::{Backend, DbError};
 use crate::mail::outbox::{self, DeliveryReport, OutboxSettings};
 use crate::rounds::open::{Context, OpenError};
 use crate::rounds::{RoundReport, RoundSettings, lifecycle, open};
@@ -49,21 +52,7 @@ pub async fn run_with(state: &AppState, options: PassOptions) -> Result<PassRepo
         .run(move |conn| cleanup::run(conn, at))
         .await
         .map_err(OpenError::from)?;
-    let worker = state.clone();
-    let rounds = state
-        .db
-        .run(move |conn| {
-            let settings = RoundSettings::from_config(&worker.config);
-            let context = Context {
-                settings: &settings,
-                decks: &worker.decks,
-            };
-            let mut report = RoundReport::default();
-            open::open_due(conn, &context, now, &mut report)?;
-            lifecycle::advance(conn, &settings, now, &mut report)?;
-            Ok::<_, OpenError>(report)
-        })
-        .await?;
+    let rounds = open_rounds(state, now).await?;
     state.metrics.record_rounds_opened(rounds.opened.len());
     let delivery = if options.deliver {
         let settings = OutboxSettings::from_config(&state.config.mail);
@@ -80,6 +69,56 @@ pub async fn run_with(state: &AppState, options: PassOptions) -> Result<PassRepo
         rounds,
         delivery,
     })
+}
+
+/// Openers working side by side on PostgreSQL. Its every connection is a
+/// process of its own, so while one opener's batch is with the database,
+/// another's can be built or written too; `SKIP LOCKED` gives them
+/// different circles. SQLite has one writer at a time, so it gets one.
+const OPENERS_ON_POSTGRES: u32 = 2;
+
+/// Opens what is due, then sends reminders and closes rounds.
+async fn open_rounds(state: &AppState, now: DateTime<Utc>) -> Result<RoundReport, OpenError> {
+    let openers = match state.db.backend() {
+        Backend::Postgres => OPENERS_ON_POSTGRES.min(state.config.database.pool_size),
+        Backend::Sqlite => 1,
+    };
+    let settings = RoundSettings::from_config(&state.config);
+    // The pass looks at up to `batch_size` circles in all.
+    let share = RoundSettings {
+        batch_size: (settings.batch_size + i64::from(openers) - 1) / i64::from(openers),
+        ..settings.clone()
+    };
+    let mut openings = JoinSet::new();
+    for _ in 0..openers {
+        let (db, decks, share) = (state.db.clone(), state.decks.clone(), share.clone());
+        openings.spawn(async move {
+            db.run(move |conn| {
+                let context = Context {
+                    settings: &share,
+                    decks: &decks,
+                };
+                let mut report = RoundReport::default();
+                open::open_due(conn, &context, now, &mut report)?;
+                Ok::<_, OpenError>(report)
+            })
+            .await
+        });
+    }
+    let mut rounds = RoundReport::default();
+    while let Some(opened) = openings.join_next().await {
+        let opened = opened.map_err(|e| OpenError::Db(DbError::Task(e.to_string())))??;
+        rounds.opened.extend(opened.opened);
+        rounds.skipped += opened.skipped;
+        rounds.paused.extend(opened.paused);
+    }
+    state
+        .db
+        .run(move |conn| {
+            lifecycle::advance(conn, &settings, now, &mut rounds)?;
+            Ok::<_, OpenError>(rounds)
+        })
+        .await
 }
 
 /// Runs passes until `stop` turns true. A failed pass is logged and the
