@@ -137,7 +137,7 @@ pub fn request(
                 to_name: person.map(|(_, name)| name),
                 round_id: None,
                 membership_id: None,
-                context,
+                context: context.into(),
                 headers: Vec::new(),
             },
         )?;

@@ -223,7 +223,7 @@ pub fn import(
                     to_name: Some(row.name.as_str().to_string()),
                     round_id: None,
                     membership_id: None,
-                    context,
+                    context: context.into(),
                     headers: Vec::new(),
                 },
             )?;

@@ -498,7 +498,7 @@ fn invite_one(
             to_name: None,
             round_id: None,
             membership_id: None,
-            context,
+            context: context.into(),
             headers: Vec::new(),
         },
     )?;
@@ -865,7 +865,7 @@ pub fn request_join(
                 to_name: Some(name.to_string()),
                 round_id: None,
                 membership_id: None,
-                context,
+                context: context.into(),
                 headers: Vec::new(),
             },
         )?;

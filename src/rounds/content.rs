@@ -40,17 +40,23 @@ struct Link {
 }
 
 #[derive(Serialize)]
-struct OpenLine {
-    body: String,
+struct OpenLine<'a> {
+    body: &'a str,
     made_in_round: i32,
     choices: Vec<Link>,
 }
 
 #[derive(Serialize)]
-struct PeerLine {
-    name: String,
-    body: String,
+struct PeerLine<'a> {
+    name: &'a str,
+    body: &'a str,
     help_wanted: bool,
+}
+
+#[derive(Serialize)]
+struct Partner<'a> {
+    name: &'a str,
+    commitments: Vec<PeerLine<'a>>,
 }
 
 /// Support a member received: who wrote it, on which of their commitments.
@@ -71,23 +77,49 @@ pub struct CheckInMember<'a> {
     pub received: Vec<Received>,
 }
 
+/// What every check-in email of a round says alike.
+#[derive(Serialize)]
+pub struct CheckInRound<'a> {
+    pub circle: &'a str,
+    pub number: i32,
+    pub question: &'a str,
+    pub follow_up: Option<&'a str>,
+    /// When the round closes, in the circle's time zone.
+    pub closes: &'a str,
+}
+
+/// A check-in email's context, as its templates read it.
+#[derive(Serialize)]
+pub struct CheckIn<'a> {
+    #[serde(flatten)]
+    round: &'a CheckInRound<'a>,
+    round_url: String,
+    open: Vec<OpenLine<'a>>,
+    partner: Option<Partner<'a>>,
+    help_asked: Vec<PeerLine<'a>>,
+    support_received: Vec<Received>,
+    skip_url: String,
+    away_url: String,
+}
+
 /// The parts of a check-in email that are this member's own, with its
 /// links under `key`. `circle_open` is the circle's open commitments
 /// ([`open_commitments`]), read once for the whole round; a member's own are
 /// among them, since the round is new and nothing in it is reported yet.
-pub fn check_in(
+pub fn check_in<'a>(
     key: &Token,
-    round: &RoundFacts,
-    circle_open: &[CircleCommitment],
-    member: CheckInMember<'_>,
+    round: &'a CheckInRound<'a>,
+    facts: &RoundFacts,
+    circle_open: &'a [CircleCommitment],
+    member: CheckInMember<'a>,
     public_base: &str,
-) -> Value {
+) -> CheckIn<'a> {
     let membership_id = member.membership_id;
-    let open: Vec<OpenLine> = circle_open
+    let open = circle_open
         .iter()
         .filter(|commitment| commitment.membership_id == membership_id)
         .map(|commitment| OpenLine {
-            body: commitment.body.clone(),
+            body: &commitment.body,
             made_in_round: commitment.made_in_round,
             choices: Outcome::ALL
                 .into_iter()
@@ -105,34 +137,35 @@ pub fn check_in(
                 .collect(),
         })
         .collect();
-    let partner = member.partner.map(|(partner_id, name)| {
-        let commitments: Vec<PeerLine> = peer_lines(circle_open, |c| c.membership_id == partner_id);
-        json!({ "name": name, "commitments": commitments })
+    let partner = member.partner.map(|(partner_id, name)| Partner {
+        name,
+        commitments: peer_lines(circle_open, |c| c.membership_id == partner_id),
     });
     let help_asked = peer_lines(circle_open, |c| {
         c.help_wanted && c.membership_id != membership_id
     });
-    json!({
-        "round_url": links::url(public_base, round.circle_id, round.number, key),
-        "open": open,
-        "partner": partner,
-        "help_asked": help_asked,
-        "support_received": member.received,
-        "skip_url": actions::url(public_base, key, Named::Skip),
-        "away_url": actions::url(public_base, key, Named::Away),
-    })
+    CheckIn {
+        round,
+        round_url: links::url(public_base, facts.circle_id, facts.number, key),
+        open,
+        partner,
+        help_asked,
+        support_received: member.received,
+        skip_url: actions::url(public_base, key, Named::Skip),
+        away_url: actions::url(public_base, key, Named::Away),
+    }
 }
 
 fn peer_lines(
     commitments: &[CircleCommitment],
     keep: impl Fn(&CircleCommitment) -> bool,
-) -> Vec<PeerLine> {
+) -> Vec<PeerLine<'_>> {
     commitments
         .iter()
         .filter(|c| keep(c))
         .map(|c| PeerLine {
-            name: c.name.clone(),
-            body: c.body.clone(),
+            name: &c.name,
+            body: &c.body,
             help_wanted: c.help_wanted,
         })
         .collect()

@@ -8,6 +8,7 @@
 
 use chrono::{DateTime, NaiveDate, NaiveDateTime, Utc};
 use diesel::prelude::*;
+use serde::Serialize;
 use serde_json::json;
 
 use super::away;
@@ -21,7 +22,7 @@ use crate::clock;
 use crate::db::schema::{check_ins, circles, rounds};
 use crate::db::{DbConnection, DbError, write_transaction};
 use crate::mail::EmailAddress;
-use crate::mail::outbox::NewEmail;
+use crate::mail::outbox::{EmailContext, NewEmail};
 use crate::rounds::open::OpenError;
 
 /// A round as the reminder and digest need it.
@@ -79,6 +80,15 @@ fn checked_in(conn: &mut DbConnection, round_id: i64) -> Result<Vec<i64>, DbErro
         .load(conn)?)
 }
 
+/// A round email's context: whom it is to, and what `content` says.
+#[derive(Serialize)]
+struct Addressed<'a, C> {
+    name: &'a str,
+    unsubscribe_url: &'a str,
+    #[serde(flatten)]
+    content: C,
+}
+
 /// Where round mail is written from.
 pub(super) struct Writer<'a> {
     pub public_base: &'a str,
@@ -88,13 +98,13 @@ pub(super) struct Writer<'a> {
 /// key of its own, a round link, which its unsubscribe link and any
 /// one-click choices name; `content` builds the member's own parts of it
 /// around that key.
-pub(super) fn mail_member(
+pub(super) fn mail_member<C: Serialize>(
     writes: &mut Writes,
     writer: &Writer<'_>,
     round_id: i64,
     member: &Recipient,
     kind: &'static str,
-    content: impl FnOnce(&Token) -> Result<serde_json::Value, DbError>,
+    content: impl FnOnce(&Token) -> Result<C, DbError>,
 ) -> Result<(), DbError> {
     let Ok(to) = EmailAddress::parse(&member.email) else {
         tracing::warn!(
@@ -104,10 +114,12 @@ pub(super) fn mail_member(
         return Ok(());
     };
     let key = writes.round_link(round_id, member.membership_id);
-    let mut context = content(&key)?;
     let unsubscribe_url = unsubscribe::link(writer.public_base, &key);
-    context["name"] = json!(member.name);
-    context["unsubscribe_url"] = json!(unsubscribe_url);
+    let context = EmailContext::of(&Addressed {
+        name: &member.name,
+        unsubscribe_url: &unsubscribe_url,
+        content: content(&key)?,
+    })?;
     writes.email(NewEmail {
         kind,
         to,
@@ -249,7 +261,7 @@ fn close(
         let mut writes = Writes::default();
         for member in recipients(conn, round.circle_id, facts.day)? {
             mail_member(&mut writes, &writer, round_id, &member, "digest", |_| {
-                Ok(context.clone())
+                Ok(&context)
             })?;
         }
         writes.insert(conn, at)?;

@@ -23,7 +23,6 @@ use chrono::{DateTime, NaiveDateTime, Utc};
 use chrono_tz::Tz;
 use diesel::connection::SimpleConnection;
 use diesel::prelude::*;
-use serde_json::json;
 
 use super::content::{self, RoundFacts};
 use super::lifecycle::{Writer, mail_member};
@@ -573,6 +572,13 @@ fn queue_check_ins(
         writes.pairs(facts.id, &pairs);
         let circle_open = open.get(&circle.id).map_or(&[][..], Vec::as_slice);
         let closes = clock::local_text_short(round.closes_at, round.due.zone);
+        let words = content::CheckInRound {
+            circle: &circle.name,
+            number: facts.number,
+            question: &round.prompt.question,
+            follow_up: round.prompt.follow_up.as_deref(),
+            closes: &closes,
+        };
         for member in &members {
             let partner = pairs
                 .iter()
@@ -597,19 +603,14 @@ fn queue_check_ins(
                 received: support,
             };
             mail_member(&mut writes, &writer, facts.id, member, "check_in", |key| {
-                let mut mail = content::check_in(
+                Ok(content::check_in(
                     key,
+                    &words,
                     facts,
                     circle_open,
                     member_part,
                     &context.settings.public_base,
-                );
-                mail["circle"] = json!(circle.name);
-                mail["number"] = json!(facts.number);
-                mail["question"] = json!(round.prompt.question);
-                mail["follow_up"] = json!(round.prompt.follow_up);
-                mail["closes"] = json!(closes);
-                Ok(mail)
+                ))
             })?;
         }
         tracing::info!(

@@ -27,7 +27,8 @@ fn email_to(address: &str) -> NewEmail {
         context: serde_json::json!({
             "public_url": "http://127.0.0.1:3000",
             "sent_at": "Who are we leaving behind?",
-        }),
+        })
+        .into(),
         headers: vec![(
             "List-Unsubscribe".into(),
             "<http://127.0.0.1:3000/unsubscribe/abc>".into(),

@@ -227,7 +227,8 @@ fn outbox_email(n: usize) -> NewEmail {
         context: serde_json::json!({
             "public_url": "http://127.0.0.1:3000",
             "sent_at": "Who are we leaving behind?",
-        }),
+        })
+        .into(),
         headers: Vec::new(),
     }
 }

@@ -319,7 +319,8 @@ async fn the_emailed_header_unsubscribes_from_that_circle_only() {
                     context: serde_json::json!({
                         "public_url": "http://127.0.0.1:3000",
                         "sent_at": "Who are we leaving behind?",
-                    }),
+                    })
+                    .into(),
                     headers: unsubscribe::headers(&unsubscribe::link(&base, &token)),
                 },
             )?;
