@@ -5,9 +5,9 @@
 //!   beside the same rows written by the database alone (see [`floor`]);
 //! - delivering 20,000 emails from the outbox with `shoulder tick` to a
 //!   local SMTP sink, beside a bare lettre loop (TCP_NODELAY, as many
-//!   connections as `mail.smtp_pool_size`) sending as many to the same sink,
-//!   each a text and HTML message of the outbox's average size, built per
-//!   send as ours are.
+//!   connections as `mail.smtp_pool_size`) sending as many to the same sink
+//!   from a process of its own: one of the outbox's check-ins, rendered by
+//!   our templates, built into a message per send as ours are.
 //!
 //! Run with `cargo bench --bench batch`. PostgreSQL is reached at
 //! `TEST_POSTGRES_URL` (default `postgres://postgres@127.0.0.1:5432/test`);
@@ -30,6 +30,7 @@ use lettre::transport::smtp::client::AsyncSmtpConnection;
 use lettre::transport::smtp::extension::ClientId;
 use shoulder::circles::settings::{Settings, SettingsForm};
 use shoulder::db::{DatabaseUrl, Db, DbConnection};
+use shoulder::mail::{EmailTemplates, RenderedEmail};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{TcpListener, TcpStream};
 
@@ -46,7 +47,34 @@ fn env_count(name: &str, default: usize) -> usize {
         .unwrap_or(default)
 }
 
+/// Set in the environment of the bare lettre loop's own process, which
+/// the benchmark starts as it starts `shoulder tick`: "<sink port>
+/// <emails> <folder>", where the folder holds the message's parts.
+const BARE_LOOP: &str = "BENCH_BARE_LETTRE_LOOP";
+
 fn main() {
+    if let Ok(job) = std::env::var(BARE_LOOP) {
+        let mut args = job.splitn(3, ' ');
+        let (Some(port), Some(emails), Some(folder)) = (args.next(), args.next(), args.next())
+        else {
+            panic!("{BARE_LOOP} is \"<port> <emails> <folder>\", not {job:?}");
+        };
+        let (port, emails) = (
+            port.parse().expect("a port"),
+            emails.parse().expect("a count"),
+        );
+        let read = |part: &str| {
+            std::fs::read_to_string(Path::new(folder).join(part)).expect("a message part")
+        };
+        let message = RenderedEmail {
+            subject: read(SUBJECT),
+            text: read(TEXT),
+            html: read(HTML),
+        };
+        let runtime = tokio::runtime::Runtime::new().expect("a tokio runtime");
+        runtime.block_on(send_bare(port, emails, message));
+        return;
+    }
     // Without cargo bench's `--bench` (`cargo test --all-targets`), a small
     // run that only shows the benchmark still works.
     let measuring = std::env::args().any(|arg| arg == "--bench");
@@ -81,7 +109,7 @@ fn main() {
     let sink = runtime.block_on(Sink::start());
     let outbox_db = format!("{}/outbox.db", dir.path().display());
     let (outbox_rate, outbox_size) = deliver_outbox(dir.path(), &outbox_db, emails / 8, &sink);
-    let (bare_rate, bare_size) = runtime.block_on(bare_lettre_loop(&sink, emails, outbox_size));
+    let (bare_rate, bare_size) = bare_lettre_loop(&sink, emails, dir.path());
     rows.push(format!(
         "| outbox to a local SMTP sink, {emails} emails | {outbox_rate:.0} messages/s ({outbox_size} bytes a message) |"
     ));
@@ -381,6 +409,7 @@ fn postgres_database() -> Option<String> {
 /// the messages' average size.
 fn deliver_outbox(dir: &Path, database_url: &str, circles: usize, sink: &Sink) -> (f64, usize) {
     open_rounds(dir, database_url, circles);
+    save_sample_check_in(database_url, dir);
     let (before, bytes_before) = sink.counts();
     let mut tick = shoulder(dir, database_url);
     tick.args(["tick", "--at", TICK_AT])
@@ -404,23 +433,64 @@ fn deliver_outbox(dir: &Path, database_url: &str, circles: usize, sink: &Sink) -
     )
 }
 
-/// The same number of messages sent by lettre alone over [`POOL_SIZE`]
-/// connections with TCP_NODELAY: each built per send, as ours are, with a
-/// text and an HTML part and about `size` bytes in all. Returns messages
-/// per second and their average size as the sink counted it.
-async fn bare_lettre_loop(sink: &Sink, emails: usize, size: usize) -> (f64, usize) {
-    // Headers and MIME boundaries take about 800 bytes; the parts share the
-    // rest, the HTML the larger share, as in our emails.
-    let words = size.saturating_sub(800);
-    let text =
-        "Round 1 of Bench is open. What will you carry this week?\n".repeat(words * 2 / 5 / 58);
-    let html = "<p>Round 1 of Bench is open. What will you carry?</p>\n".repeat(words * 3 / 5 / 53);
+/// The files the bare loop reads its message from.
+const SUBJECT: &str = "bare-subject.txt";
+const TEXT: &str = "bare-body.txt";
+const HTML: &str = "bare-body.html";
+
+/// Writes the words of one of the outbox's check-ins to `folder`, rendered
+/// with our templates, for the bare loop to send: the same message, not only
+/// one of the same size, since the characters decide how lettre encodes it.
+fn save_sample_check_in(database_url: &str, folder: &Path) {
+    #[derive(QueryableByName)]
+    struct Context {
+        #[diesel(sql_type = Text)]
+        context_json: String,
+    }
+    let sql = "SELECT context_json FROM deliveries WHERE kind = 'check_in' LIMIT 1";
+    let mut conn = connection(database_url);
+    let row: Context = match &mut *conn {
+        DbConnection::Postgresql(conn) => diesel::sql_query(sql).get_result(conn),
+        DbConnection::Sqlite(conn) => diesel::sql_query(sql).get_result(conn),
+    }
+    .expect("a queued check-in");
+    let context: serde_json::Value =
+        serde_json::from_str(&row.context_json).expect("a readable context");
+    let templates = EmailTemplates::load(&Path::new("templates").join("email")).expect("templates");
+    let words = templates.render("check_in", &context).expect("a rendered check-in");
+    for (part, text) in [(SUBJECT, words.subject), (TEXT, words.text), (HTML, words.html)] {
+        std::fs::write(folder.join(part), text).expect("a message part written");
+    }
+}
+
+/// The same number of messages sent by lettre alone, from a process of its
+/// own as the outbox's are, and timed the same way: from its start to its
+/// exit. It sends the check-in [`deliver_outbox`] saved in `folder`.
+/// Returns messages per second and their average size as the sink counted
+/// it.
+fn bare_lettre_loop(sink: &Sink, emails: usize, folder: &Path) -> (f64, usize) {
     let (before, bytes_before) = sink.counts();
-    let port = sink.port;
+    let mut bare = Command::new(std::env::current_exe().expect("this benchmark's path"));
+    bare.env(
+        BARE_LOOP,
+        format!("{} {emails} {}", sink.port, folder.display()),
+    );
     let started = Instant::now();
+    let status = bare.status().expect("the bare loop runs");
+    let rate = emails as f64 / started.elapsed().as_secs_f64();
+    assert!(status.success(), "the bare loop failed");
+    let (after, bytes_after) = sink.counts();
+    assert_eq!(after - before, emails, "every bare message reached the sink");
+    (rate, (bytes_after - bytes_before) / emails.max(1))
+}
+
+/// The bare loop itself: `emails` messages over [`POOL_SIZE`] connections
+/// with TCP_NODELAY, each built per send, as ours are, from `words`.
+async fn send_bare(port: u16, emails: usize, words: RenderedEmail) {
+    let words = Arc::new(words);
     let mut tasks = Vec::new();
     for worker in 0..POOL_SIZE {
-        let (text, html) = (text.clone(), html.clone());
+        let words = Arc::clone(&words);
         let share = emails / POOL_SIZE + usize::from(worker < emails % POOL_SIZE);
         tasks.push(tokio::spawn(async move {
             let stream = TcpStream::connect(("127.0.0.1", port))
@@ -437,10 +507,10 @@ async fn bare_lettre_loop(sink: &Sink, emails: usize, size: usize) -> (f64, usiz
                 let message = Message::builder()
                     .from("Shoulder <shoulder@bench.example>".parse().expect("from"))
                     .to(format!("p{n}@bench.example").parse().expect("to"))
-                    .subject("Bench, round 1")
+                    .subject(words.subject.clone())
                     .multipart(MultiPart::alternative_plain_html(
-                        text.clone(),
-                        html.clone(),
+                        words.text.clone(),
+                        words.html.clone(),
                     ))
                     .expect("a message");
                 connection
@@ -454,9 +524,6 @@ async fn bare_lettre_loop(sink: &Sink, emails: usize, size: usize) -> (f64, usiz
     for task in tasks {
         task.await.expect("a sending task");
     }
-    let rate = emails as f64 / started.elapsed().as_secs_f64();
-    let (after, bytes_after) = sink.counts();
-    (rate, (bytes_after - bytes_before) / (after - before).max(1))
 }
 
 /// A minimal SMTP server that accepts everything and counts messages and
