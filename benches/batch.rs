@@ -457,8 +457,14 @@ fn save_sample_check_in(database_url: &str, folder: &Path) {
     let context: serde_json::Value =
         serde_json::from_str(&row.context_json).expect("a readable context");
     let templates = EmailTemplates::load(&Path::new("templates").join("email")).expect("templates");
-    let words = templates.render("check_in", &context).expect("a rendered check-in");
-    for (part, text) in [(SUBJECT, words.subject), (TEXT, words.text), (HTML, words.html)] {
+    let words = templates
+        .render("check_in", &context)
+        .expect("a rendered check-in");
+    for (part, text) in [
+        (SUBJECT, words.subject),
+        (TEXT, words.text),
+        (HTML, words.html),
+    ] {
         std::fs::write(folder.join(part), text).expect("a message part written");
     }
 }
@@ -480,7 +486,11 @@ fn bare_lettre_loop(sink: &Sink, emails: usize, folder: &Path) -> (f64, usize) {
     let rate = emails as f64 / started.elapsed().as_secs_f64();
     assert!(status.success(), "the bare loop failed");
     let (after, bytes_after) = sink.counts();
-    assert_eq!(after - before, emails, "every bare message reached the sink");
+    assert_eq!(
+        after - before,
+        emails,
+        "every bare message reached the sink"
+    );
     (rate, (bytes_after - bytes_before) / emails.max(1))
 }
 
