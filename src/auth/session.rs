@@ -6,7 +6,7 @@ use diesel::prelude::*;
 
 use super::token::Token;
 use crate::db::schema::{people, sessions};
-use crate::db::{DbConnection, DbError};
+use crate::db::{DbConnection, DbError, natively};
 
 /// A session lasts this long after it was last used.
 pub const SESSION_LIFETIME: Duration = Duration::days(30);
@@ -48,7 +48,8 @@ pub fn find(
     now: NaiveDateTime,
 ) -> Result<Option<SignedIn>, DbError> {
     let hash = token.hash();
-    let found = sessions::table
+    // On every signed-in page.
+    let query = sessions::table
         .inner_join(people::table)
         .filter(sessions::id_hash.eq(hash.as_str()))
         .filter(sessions::expires_at.gt(now))
@@ -58,9 +59,10 @@ pub fn find(
             people::email,
             people::display_name,
             sessions::last_seen_at,
-        ))
+        ));
+    let found = natively!(conn, |conn| query
         .first::<(i64, String, String, NaiveDateTime)>(conn)
-        .optional()?;
+        .optional())?;
     let Some((person_id, email, display_name, last_seen)) = found else {
         return Ok(None);
     };

@@ -12,7 +12,7 @@ use super::cadence::{Cadence, parse_time_zone};
 use super::settings::{DEFAULT_DECK, Settings};
 use crate::auth::Token;
 use crate::db::schema::{circles, memberships, people};
-use crate::db::{DbConnection, DbError, write_transaction};
+use crate::db::{DbConnection, DbError, natively, write_transaction};
 
 pub const ROLE_FACILITATOR: &str = "facilitator";
 pub const ROLE_MEMBER: &str = "member";
@@ -288,7 +288,9 @@ pub fn find_for_member(
     circle_id: i64,
     person_id: i64,
 ) -> Result<Option<(Circle, Membership)>, DbError> {
-    Ok(circles::table
+    // On every page of a circle. Built in each arm: `as_select` takes the
+    // backend it is run on.
+    let found = natively!(conn, |conn| circles::table
         .inner_join(memberships::table)
         .filter(circles::id.eq(circle_id))
         .filter(memberships::person_id.eq(person_id))
@@ -300,8 +302,8 @@ pub fn find_for_member(
             memberships::muted,
         ))
         .first::<(Circle, i64, String, bool)>(conn)
-        .optional()?
-        .map(|(circle, id, role, muted)| (circle, Membership { id, role, muted })))
+        .optional())?;
+    Ok(found.map(|(circle, id, role, muted)| (circle, Membership { id, role, muted })))
 }
 
 pub fn find(conn: &mut DbConnection, circle_id: i64) -> Result<Option<Circle>, DbError> {
@@ -314,7 +316,7 @@ pub fn find(conn: &mut DbConnection, circle_id: i64) -> Result<Option<Circle>, D
 
 /// Active members, facilitators first, then by when they joined.
 pub fn list_members(conn: &mut DbConnection, circle_id: i64) -> Result<Vec<Member>, DbError> {
-    let rows = memberships::table
+    let query = memberships::table
         .inner_join(people::table)
         .filter(memberships::circle_id.eq(circle_id))
         .filter(memberships::status.eq(STATUS_ACTIVE))
@@ -330,8 +332,15 @@ pub fn list_members(conn: &mut DbConnection, circle_id: i64) -> Result<Vec<Membe
             people::email,
             memberships::role,
             memberships::joined_at,
-        ))
-        .load::<(i64, i64, String, String, String, NaiveDateTime)>(conn)?;
+        ));
+    let rows = natively!(conn, |conn| query.load::<(
+        i64,
+        i64,
+        String,
+        String,
+        String,
+        NaiveDateTime
+    )>(conn))?;
     Ok(rows
         .into_iter()
         .map(

@@ -23,6 +23,22 @@ use tokio::sync::Semaphore;
 pub const SQLITE_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/sqlite");
 pub const POSTGRES_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/postgres");
 
+/// Runs `$run` with `$inner` bound to the connection's own backend's
+/// connection, for the queries of the busiest pages. Through the
+/// multi-connection diesel writes a query's SQL text out again on every run,
+/// even when its prepared statement is already kept; on the backend's own
+/// connection a kept statement is found by the query's type alone. The
+/// query is written once, for any backend, and `$run` is compiled for each.
+macro_rules! natively {
+    ($conn:expr, |$inner:ident| $run:expr) => {
+        match $conn {
+            $crate::db::DbConnection::Sqlite($inner) => $run,
+            $crate::db::DbConnection::Postgresql($inner) => $run,
+        }
+    };
+}
+pub(crate) use natively;
+
 /// Rows per multi-row insert, well within both backends' limits on bound
 /// parameters. A chunk of exactly this many goes in as a fixed-size array,
 /// whose statement diesel prepares once per connection and keeps; a

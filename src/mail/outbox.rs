@@ -44,7 +44,7 @@ use tokio::time::Instant;
 
 use crate::config::MailConfig;
 use crate::db::schema::{deliveries, suppressed_addresses};
-use crate::db::{Db, DbConnection, DbError, ROWS_PER_STATEMENT};
+use crate::db::{Db, DbConnection, DbError, ROWS_PER_STATEMENT, natively};
 use crate::mail::{EmailAddress, EmailTemplates, Mailer, OutgoingEmail, RenderedEmail, SendError};
 
 /// The values of `deliveries.status`.
@@ -1417,7 +1417,7 @@ pub fn list_failures_for_circle(
     limit: i64,
 ) -> Result<Vec<FailedDelivery>, DbError> {
     use crate::db::schema::{memberships, people};
-    let rows = deliveries::table
+    let query = deliveries::table
         .inner_join(memberships::table.on(deliveries::membership_id.eq(memberships::id.nullable())))
         .inner_join(people::table.on(memberships::person_id.eq(people::id)))
         .filter(memberships::circle_id.eq(circle_id))
@@ -1437,8 +1437,14 @@ pub fn list_failures_for_circle(
             deliveries::status,
             deliveries::last_error,
             deliveries::created_at,
-        ))
-        .load::<(String, String, String, Option<String>, NaiveDateTime)>(conn)?;
+        ));
+    let rows = natively!(conn, |conn| query.load::<(
+        String,
+        String,
+        String,
+        Option<String>,
+        NaiveDateTime
+    )>(conn))?;
     Ok(rows
         .into_iter()
         .map(|(member_name, kind, status, reason, at)| FailedDelivery {

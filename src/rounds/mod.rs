@@ -22,7 +22,7 @@ use chrono::{Duration, NaiveDateTime};
 use diesel::prelude::*;
 
 use crate::db::schema::rounds;
-use crate::db::{DbConnection, DbError};
+use crate::db::{DbConnection, DbError, natively};
 
 /// What a scheduler pass needs besides the database.
 #[derive(Debug, Clone)]
@@ -107,10 +107,12 @@ pub fn list_for_circle(
     circle_id: i64,
     limit: i64,
 ) -> Result<Vec<Round>, DbError> {
-    Ok(rounds::table
+    // On every circle page. Built in each arm: `as_select` takes the
+    // backend it is run on.
+    Ok(natively!(conn, |conn| rounds::table
         .filter(rounds::circle_id.eq(circle_id))
         .order(rounds::number.desc())
         .limit(limit)
         .select(Round::as_select())
-        .load(conn)?)
+        .load(conn))?)
 }
