@@ -333,14 +333,8 @@ pub fn list_members(conn: &mut DbConnection, circle_id: i64) -> Result<Vec<Membe
             memberships::role,
             memberships::joined_at,
         ));
-    let rows = natively!(conn, |conn| query.load::<(
-        i64,
-        i64,
-        String,
-        String,
-        String,
-        NaiveDateTime
-    )>(conn))?;
+    type Row = (i64, i64, String, String, String, NaiveDateTime);
+    let rows = natively!(conn, |conn| query.load::<Row>(conn))?;
     Ok(rows
         .into_iter()
         .map(
