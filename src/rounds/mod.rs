@@ -101,18 +101,38 @@ pub fn find_by_number(
         .optional()?)
 }
 
-/// A circle's rounds, newest first.
+/// A round as the circle page lists it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RoundSummary {
+    pub number: i32,
+    pub question: String,
+    pub open: bool,
+}
+
+/// A circle's rounds, newest first, as its page lists them. Only what the
+/// list shows is read: a timestamp is text in SQLite, parsed on every read.
 pub fn list_for_circle(
     conn: &mut DbConnection,
     circle_id: i64,
     limit: i64,
-) -> Result<Vec<Round>, DbError> {
-    // On every circle page. Built in each arm: `as_select` takes the
-    // backend it is run on.
-    Ok(natively!(conn, |conn| rounds::table
+) -> Result<Vec<RoundSummary>, DbError> {
+    let query = rounds::table
         .filter(rounds::circle_id.eq(circle_id))
         .order(rounds::number.desc())
         .limit(limit)
-        .select(Round::as_select())
-        .load(conn))?)
+        .select((
+            rounds::number,
+            rounds::prompt_question,
+            rounds::closed_at.is_null(),
+        ));
+    // On every circle page.
+    let rows = natively!(conn, |conn| query.load::<(i32, String, bool)>(conn))?;
+    Ok(rows
+        .into_iter()
+        .map(|(number, question, open)| RoundSummary {
+            number,
+            question,
+            open,
+        })
+        .collect())
 }

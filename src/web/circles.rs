@@ -174,7 +174,7 @@ struct CircleData {
     circle: Circle,
     membership: Membership,
     members: Vec<store::Member>,
-    recent_rounds: Vec<rounds::Round>,
+    recent_rounds: Vec<rounds::RoundSummary>,
     failures: Vec<outbox::FailedDelivery>,
 }
 
@@ -264,11 +264,11 @@ pub async fn show(
         viewer_is_facilitator: membership.is_facilitator(),
         muted: membership.muted,
         rounds: recent_rounds
-            .iter()
+            .into_iter()
             .map(|round| RoundLine {
                 number: round.number,
-                question: round.question.clone(),
-                open: round.closed_at.is_none(),
+                question: round.question,
+                open: round.open,
             })
             .collect(),
         failures: failures
