@@ -162,6 +162,61 @@ async fn oversized_bodies_are_refused_with_413() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_3_mb_body_sent_in_chunks_is_refused_with_413() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    let app = TestApp::start(Backend::Sqlite).await.expect("sqlite");
+    // No length announced: the limit must hold while the body is read.
+    let stream = tokio::net::TcpStream::connect(app.addr)
+        .await
+        .expect("connects");
+    let (mut reader, mut writer) = stream.into_split();
+    let head = format!(
+        "POST /sign-in HTTP/1.1\r\nHost: {}\r\nContent-Type: application/x-www-form-urlencoded\r\n\
+         Sec-Fetch-Site: same-origin\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n",
+        app.addr
+    );
+    let sending = tokio::spawn(async move {
+        writer.write_all(head.as_bytes()).await?;
+        let chunk = format!("10000\r\nemail={}\r\n", "a".repeat(0x10000 - 6));
+        let mut sent = 0;
+        while sent < 3 * 1024 * 1024 {
+            writer.write_all(chunk.as_bytes()).await?;
+            sent += 0x10000;
+        }
+        writer.write_all(b"0\r\n\r\n").await?;
+        Ok::<usize, std::io::Error>(sent)
+    });
+    let mut answer = Vec::new();
+    tokio::time::timeout(
+        std::time::Duration::from_secs(10),
+        reader.read_to_end(&mut answer),
+    )
+    .await
+    .expect("the server answers")
+    .ok();
+    // The server may stop reading before all 3 MB are sent, which ends the
+    // sending with a reset; that is the point.
+    let _ = sending.await.expect("the sender ran");
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(answer.starts_with("HTTP/1.1 413"), "{answer}");
+    assert!(answer.contains("more than we accept"), "{answer}");
+    assert_eq!(
+        app.state
+            .db
+            .run(|conn| {
+                use diesel::prelude::*;
+                use shoulder::db::schema::sign_in_tokens;
+                Ok::<i64, shoulder::db::DbError>(sign_in_tokens::table.count().get_result(conn)?)
+            })
+            .await
+            .expect("counted"),
+        0,
+        "nothing was stored"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn wrong_method_gets_a_page_not_a_blank() {
     let app = TestApp::start(Backend::Sqlite).await.expect("sqlite");
     let response = app
