@@ -20,9 +20,10 @@ pub enum AppError {
 
 impl From<DbError> for AppError {
     fn from(error: DbError) -> Self {
-        match error {
-            DbError::Pool(e) => AppError::Unavailable(e.to_string()),
-            other => AppError::Internal(other.to_string()),
+        if error.is_unavailable() {
+            AppError::Unavailable(error.to_string())
+        } else {
+            AppError::Internal(error.to_string())
         }
     }
 }
@@ -76,5 +77,32 @@ mod tests {
         .await;
         assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
         assert!(!page.contains("10.0.0.5"), "{page}");
+    }
+
+    #[test]
+    fn a_connection_the_database_ended_is_unavailable_not_a_bug() {
+        use diesel::result::{DatabaseErrorKind, Error};
+        let ended = |kind| {
+            AppError::from(DbError::Query(Error::DatabaseError(
+                kind,
+                Box::new("server closed the connection unexpectedly".to_string()),
+            )))
+        };
+        assert!(matches!(
+            ended(DatabaseErrorKind::ClosedConnection),
+            AppError::Unavailable(_)
+        ));
+        assert!(matches!(
+            ended(DatabaseErrorKind::UnableToSendCommand),
+            AppError::Unavailable(_)
+        ));
+        assert!(matches!(
+            ended(DatabaseErrorKind::UniqueViolation),
+            AppError::Internal(_)
+        ));
+        assert!(matches!(
+            AppError::from(DbError::Query(Error::NotFound)),
+            AppError::Internal(_)
+        ));
     }
 }

@@ -196,9 +196,22 @@ impl ManageConnection for DbManager {
         Ok(conn.ping()?)
     }
 
+    /// Broken in diesel's sense (a transaction left in an error state), or,
+    /// after work on it failed, no longer answering: a connection the
+    /// database has ended (a restart, `pg_terminate_backend`) fails every
+    /// query outside a transaction, and diesel alone would keep it pooled
+    /// for good.
     fn has_broken(&self, conn: &mut DbConnection) -> bool {
-        conn.is_broken()
+        conn.is_broken() || (WORK_FAILED.replace(false) && conn.ping().is_err())
     }
+}
+
+thread_local! {
+    /// Set by [`Db::run`] when work on this thread's connection failed, just
+    /// before the connection goes back to the pool (on the same thread), so
+    /// that [`DbManager::has_broken`] checks it then. Only failures pay for
+    /// that round trip.
+    static WORK_FAILED: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
 }
 
 /// A problem reaching or using the database.
@@ -212,6 +225,23 @@ pub enum DbError {
     Migration(String),
     #[error("database task stopped: {0}")]
     Task(String),
+}
+
+impl DbError {
+    /// The database could not be reached, or ended the connection mid-query
+    /// (a restart, an administrator): the database is away, nothing is wrong
+    /// with the request, and the same request will work once it is back.
+    pub fn is_unavailable(&self) -> bool {
+        use diesel::result::{DatabaseErrorKind, Error};
+        match self {
+            DbError::Pool(_) => true,
+            DbError::Query(Error::DatabaseError(kind, _)) => matches!(
+                kind,
+                DatabaseErrorKind::ClosedConnection | DatabaseErrorKind::UnableToSendCommand
+            ),
+            _ => false,
+        }
+    }
 }
 
 pub type DbPool = Pool<DbManager>;
@@ -309,7 +339,9 @@ impl Db {
         let pool = self.pool.clone();
         tokio::task::spawn_blocking(move || {
             let mut conn = pool.get().map_err(DbError::from)?;
-            work(&mut conn)
+            let result = work(&mut conn);
+            WORK_FAILED.set(result.is_err());
+            result
         })
         .await
         .map_err(|e| DbError::Task(e.to_string()))?
