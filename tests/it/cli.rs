@@ -1,30 +1,12 @@
 //! The real `shoulder` binary: configuration, start-up failures, serving on
 //! both backends, migrations and the test email.
 
-use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Child, Command, ExitStatus, Output, Stdio};
+use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
+use crate::support::process::{EXIT_DEADLINE, Running, shoulder};
 use crate::support::{PgDatabase, SmtpMode, TestSmtp};
-
-/// How long a command that should stop by itself may take.
-const EXIT_DEADLINE: Duration = Duration::from_secs(60);
-
-fn shoulder(cwd: &Path) -> Command {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_shoulder"));
-    command
-        .current_dir(cwd)
-        .env_remove("SHOULDER_ENV")
-        .env_remove("RUST_LOG")
-        .stdin(Stdio::null());
-    for (key, _) in std::env::vars() {
-        if key.starts_with("SHOULDER_") && key.contains("__") {
-            command.env_remove(key);
-        }
-    }
-    command
-}
 
 /// Runs to completion, failing the test if the command does not stop.
 fn finish(mut command: Command) -> Output {
@@ -196,64 +178,6 @@ fn serve_refuses_to_start_on_bad_surroundings() {
         assert_refuses_to_start(&finish(command), expected);
     }
     drop(taken);
-}
-
-/// A running `shoulder serve` and the address it announced.
-struct Running {
-    child: Child,
-    base: String,
-}
-
-impl Running {
-    fn start(mut command: Command, serve_args: &[&str]) -> Running {
-        let mut child = command
-            .arg("serve")
-            .args(serve_args)
-            .env("SHOULDER_SERVER__BIND", "127.0.0.1:0")
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("the binary runs");
-        let stderr = child.stderr.take().expect("stderr");
-        let mut lines = BufReader::new(stderr).lines();
-        let base = loop {
-            let Some(Ok(line)) = lines.next() else {
-                let status = child.wait().expect("exited");
-                panic!("shoulder serve stopped before listening: {status}");
-            };
-            if let Some(at) = line.find("listening on http://") {
-                let rest = &line[at + "listening on ".len()..];
-                break rest
-                    .split_whitespace()
-                    .next()
-                    .expect("an address")
-                    .to_string();
-            }
-        };
-        // Keep draining stderr so the server never blocks on a full pipe.
-        std::thread::spawn(move || for _ in lines {});
-        Running { child, base }
-    }
-
-    fn stop_with(mut self, signal: &str) -> ExitStatus {
-        let pid = self.child.id().to_string();
-        let sent = Command::new("kill")
-            .args([signal, &pid])
-            .status()
-            .expect("kill runs");
-        assert!(sent.success());
-        let started = Instant::now();
-        loop {
-            if let Some(status) = self.child.try_wait().expect("waitable") {
-                return status;
-            }
-            if started.elapsed() > EXIT_DEADLINE {
-                let _ = self.child.kill();
-                panic!("shoulder serve ignored {signal}");
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
 }
 
 async fn probe(base: &str, path: &str) -> (u16, String) {

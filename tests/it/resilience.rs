@@ -3,9 +3,8 @@
 //! refuses for good, or stalls. The clock is fixed; time moves only when a
 //! test moves it.
 
-use std::fs::File;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Stdio};
+use std::path::Path;
+use std::process::ExitStatus;
 use std::time::{Duration as StdDuration, Instant};
 
 use chrono::{DateTime, Duration, NaiveDateTime, Utc};
@@ -16,6 +15,7 @@ use shoulder::db::DbError;
 use shoulder::db::schema::{deliveries, rounds, suppressed_addresses};
 use shoulder::mail::outbox::{Delivery, status};
 
+use crate::support::process::{TickTarget, spawn_tick};
 use crate::support::{Backend, ReceivedEmail, SmtpMode, TestApp, utc};
 
 // ---- helpers ----------------------------------------------------------------
@@ -132,45 +132,6 @@ fn recipients(emails: &[ReceivedEmail]) -> Vec<String> {
 /// How long one `shoulder tick` may take before the test gives up on it.
 const TICK_DEADLINE: StdDuration = StdDuration::from_secs(60);
 
-/// What a `shoulder tick` process needs to work on a test app's database and
-/// SMTP server; owned, so the processes can be run off the async runtime.
-#[derive(Clone)]
-struct TickTarget {
-    database_url: String,
-    public_url: String,
-    smtp_url: String,
-    /// Where each process's output goes (a file per process, rewritten each tick).
-    output_dir: PathBuf,
-}
-
-impl TickTarget {
-    fn of(app: &TestApp, output_dir: &Path) -> TickTarget {
-        TickTarget {
-            database_url: app.state.config.database.url.clone(),
-            public_url: app.public_base().to_string(),
-            smtp_url: app.smtp.url(),
-            output_dir: output_dir.to_path_buf(),
-        }
-    }
-}
-
-/// The real binary, with no `SHOULDER_*__*` setting inherited from the
-/// environment the tests run in.
-fn shoulder(cwd: &Path) -> Command {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_shoulder"));
-    command
-        .current_dir(cwd)
-        .env_remove("SHOULDER_ENV")
-        .env_remove("RUST_LOG")
-        .stdin(Stdio::null());
-    for (key, _) in std::env::vars() {
-        if key.starts_with("SHOULDER_") && key.contains("__") {
-            command.env_remove(key);
-        }
-    }
-    command
-}
-
 /// A finished `shoulder tick`.
 struct TickOutput {
     status: ExitStatus,
@@ -189,27 +150,6 @@ impl TickOutput {
             .and_then(|n| n.parse().ok())
             .unwrap_or_else(|| panic!("no {prefix:?} line in:\n{}", self.stdout))
     }
-}
-
-/// Starts `shoulder tick --at <at>`, its output going to files named `name`.
-fn spawn_tick(target: &TickTarget, at: DateTime<Utc>, name: &str) -> (Child, PathBuf, PathBuf) {
-    let stdout = target.output_dir.join(format!("{name}.out"));
-    let stderr = target.output_dir.join(format!("{name}.err"));
-    let mut command = shoulder(&target.output_dir);
-    command
-        .arg("tick")
-        .arg("--at")
-        .arg(at.to_rfc3339())
-        .env("SHOULDER_DATABASE__URL", &target.database_url)
-        .env("SHOULDER_SERVER__PUBLIC_URL", &target.public_url)
-        .env("SHOULDER_MAIL__TRANSPORT", "smtp")
-        .env("SHOULDER_MAIL__SMTP_URL", &target.smtp_url)
-        // Files, not pipes: a pipe nobody reads while the other process is
-        // waited on could fill up and stall its writer.
-        .stdout(File::create(&stdout).expect("stdout file"))
-        .stderr(File::create(&stderr).expect("stderr file"));
-    let child = command.spawn().expect("the binary runs");
-    (child, stdout, stderr)
 }
 
 /// Runs two `shoulder tick --at <at>` processes at once and waits for both.

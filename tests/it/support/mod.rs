@@ -4,6 +4,7 @@
 
 pub mod browser;
 pub mod postgres;
+pub mod process;
 pub mod smtp;
 
 use std::net::SocketAddr;

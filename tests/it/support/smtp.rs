@@ -95,6 +95,7 @@ impl TestSmtp {
             state: Mutex::new(State {
                 mode: SmtpMode::Accept,
                 messages: Vec::new(),
+                stalled: 0,
                 dropped: false,
             }),
             changed: Condvar::new(),
@@ -137,6 +138,11 @@ impl TestSmtp {
         self.shared.lock().messages.clone()
     }
 
+    /// How many messages are waiting, stalled, for their answer.
+    pub fn stalled(&self) -> usize {
+        self.shared.lock().stalled
+    }
+
     /// Waits until at least `n` messages have been accepted and returns them all.
     /// Panics after 10 s.
     pub fn wait_for_messages(&self, n: usize) -> Vec<ReceivedEmail> {
@@ -177,6 +183,8 @@ impl Drop for TestSmtp {
 struct State {
     mode: SmtpMode,
     messages: Vec<ReceivedEmail>,
+    /// Messages waiting at the end of DATA for the mode to change.
+    stalled: usize,
     dropped: bool,
 }
 
@@ -263,9 +271,14 @@ impl Handler for Session {
     fn data_end(&mut self) -> Response {
         let data = String::from_utf8_lossy(&std::mem::take(&mut self.data)).into_owned();
         let mut state = self.shared.lock();
+        let mut stalled = false;
         loop {
             if state.dropped {
+                state.stalled -= usize::from(stalled);
                 return NO_SERVICE;
+            }
+            if state.mode != SmtpMode::Stall && stalled {
+                state.stalled -= 1;
             }
             match state.mode {
                 SmtpMode::Accept => {
@@ -280,6 +293,10 @@ impl Handler for Session {
                 SmtpMode::TempFail => return refuse_and_close(451, "Try again later (test)"),
                 SmtpMode::PermFail => return refuse_and_close(550, "Mailbox unavailable (test)"),
                 SmtpMode::Stall => {
+                    if !stalled {
+                        stalled = true;
+                        state.stalled += 1;
+                    }
                     state = self
                         .shared
                         .changed
