@@ -29,7 +29,10 @@ pub enum EmailAddressError {
 
 impl EmailAddress {
     pub fn parse(raw: &str) -> Result<EmailAddress, EmailAddressError> {
-        let trimmed = raw.trim();
+        // Checked as stored: lowercasing can change characters (`İ` becomes
+        // `i` and a combining dot), and what is stored must parse again.
+        let lowered = raw.trim().to_lowercase();
+        let trimmed = lowered.as_str();
         if trimmed.is_empty() {
             return Err(EmailAddressError::Empty);
         }
@@ -67,7 +70,7 @@ impl EmailAddress {
         if !labels_ok {
             return Err(EmailAddressError::Domain);
         }
-        Ok(EmailAddress(trimmed.to_lowercase()))
+        Ok(EmailAddress(lowered))
     }
 
     pub fn as_str(&self) -> &str {
@@ -142,6 +145,9 @@ mod tests {
             ("ada@-example.org", EmailAddressError::Domain),
             ("ada@example..org", EmailAddressError::Domain),
             ("ada@exa_mple.org", EmailAddressError::Domain),
+            // Lowercase, `İ` is `i` and a combining dot, which no domain
+            // label may hold; the address is judged as it would be stored.
+            ("ada@İstanbul.example", EmailAddressError::Domain),
         ];
         for (raw, expected) in cases {
             assert_eq!(EmailAddress::parse(raw), Err(expected), "{raw:?}");

@@ -140,7 +140,12 @@ fn cases() -> u32 {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(cases()))]
+    #![proptest_config(ProptestConfig {
+        // A failure is printed, shrunk, and becomes a unit test of its
+        // parser; no file of past failures is kept.
+        failure_persistence: None,
+        ..ProptestConfig::with_cases(cases())
+    })]
 
     #[test]
     fn an_accepted_address_is_one_plain_lowercase_mailbox(raw in prop_oneof![
