@@ -99,6 +99,12 @@ async fn seed(app: &TestApp, count: usize, cadence: &str, created: DateTime<Utc>
     }
 }
 
+/// `count` circles meeting on Mondays at 09:00 UTC, started an hour before
+/// the first, on 1 March 2027.
+async fn seed_weekly(app: &TestApp, count: usize) {
+    seed(app, count, "weekly mon 09:00", utc("2027-03-01T08:00:00Z")).await;
+}
+
 /// `count` circles whose first round opened two hours ago by the system
 /// clock, which `shoulder serve` reads; their emails are queued, not sent.
 async fn opened_two_hours_ago(app: &TestApp, count: usize) {
@@ -260,13 +266,7 @@ async fn finish(app: &TestApp, target: &TickTarget, mut at: DateTime<Utc>, circl
 async fn crash_again_and_again(app: TestApp) {
     let backend = app.state.db.backend();
     let Scale { circles, kills } = scale();
-    seed(
-        &app,
-        circles,
-        "weekly mon 09:00",
-        utc("2027-03-01T08:00:00Z"),
-    )
-    .await;
+    seed_weekly(&app, circles).await;
     let dir = tempfile::tempdir().expect("temp dir");
     let target = TickTarget::of(&app, dir.path())
         .with("SHOULDER_MAIL__LEASE_SECS", LEASE_SECS)
@@ -536,13 +536,7 @@ async fn an_instance_paused_past_its_lease_has_its_late_writes_refused() {
         return;
     };
     let circles = 60;
-    seed(
-        &app,
-        circles,
-        "weekly mon 09:00",
-        utc("2027-03-01T08:00:00Z"),
-    )
-    .await;
+    seed_weekly(&app, circles).await;
     let dir = tempfile::tempdir().expect("temp dir");
     let lease = 6;
     let target = TickTarget::of(&app, dir.path())
