@@ -240,7 +240,6 @@ on_both_backends! {
         ];
 
         let before = everything_written(&app).await;
-        let mut tried = 0;
         for (cookie, path, rest, field, one_line) in &fields {
             let payloads = REFUSED.iter().chain(one_line.then_some(&HEADER));
             for (what, value) in payloads {
@@ -253,10 +252,8 @@ on_both_backends! {
                 assert!(!(300..400).contains(&status) && status < 500, "{case}: answered {status}\n{page}");
                 assert!(page.contains("Lovelace"), "{case}: the text typed is not kept\n{page}");
                 assert_eq!(everything_written(&app).await, before, "{case}: something was written");
-                tried += 1;
             }
         }
-        assert_eq!(tried, 4 * fields.len() + fields.iter().filter(|f| f.4).count());
     }
 }
 
