@@ -1421,13 +1421,18 @@ pub fn list_failures_for_circle(
         .inner_join(memberships::table.on(deliveries::membership_id.eq(memberships::id.nullable())))
         .inner_join(people::table.on(memberships::person_id.eq(people::id)))
         .filter(memberships::circle_id.eq(circle_id))
-        // Two comparisons rather than `eq_any`: diesel caches the prepared
-        // statement only without an `IN` list, and this query is on every
-        // facilitator's view of the circle page.
+        // This query is on every facilitator's view of the circle page. As
+        // an `IN` list SQLite reads only the failures, through the index by
+        // membership and status; written as two comparisons joined by `OR`
+        // it may seek by status alone, across every circle. An `IN` list from
+        // `eq_any` is prepared anew on every run; this one, written out with
+        // its two values bound, keeps its prepared statement.
         .filter(
-            deliveries::status
-                .eq(status::FAILED)
-                .or(deliveries::status.eq(status::SUPPRESSED)),
+            dsl::sql::<diesel::sql_types::Bool>("deliveries.status IN (")
+                .bind::<diesel::sql_types::Text, _>(status::FAILED)
+                .sql(", ")
+                .bind::<diesel::sql_types::Text, _>(status::SUPPRESSED)
+                .sql(")"),
         )
         .order(deliveries::created_at.desc())
         .limit(limit)
