@@ -47,6 +47,29 @@ pub fn find(
     token: &Token,
     now: NaiveDateTime,
 ) -> Result<Option<SignedIn>, DbError> {
+    let Some(found) = look_up(conn, token, now)? else {
+        return Ok(None);
+    };
+    if found.due_refresh {
+        refresh(conn, token, now)?;
+    }
+    Ok(Some(found.person))
+}
+
+/// A live session's person, and whether its expiry is due to move on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Found {
+    pub person: SignedIn,
+    pub due_refresh: bool,
+}
+
+/// The person behind a live session, only reading: a caller that cannot
+/// write here calls [`refresh`] afterwards when the session is due.
+pub fn look_up(
+    conn: &mut DbConnection,
+    token: &Token,
+    now: NaiveDateTime,
+) -> Result<Option<Found>, DbError> {
     let hash = token.hash();
     // On every signed-in page.
     let query = sessions::table
@@ -63,22 +86,27 @@ pub fn find(
     let found = natively!(conn, |conn| query
         .first::<(i64, String, String, NaiveDateTime)>(conn)
         .optional())?;
-    let Some((person_id, email, display_name, last_seen)) = found else {
-        return Ok(None);
-    };
-    if now - last_seen > REFRESH_AFTER {
-        diesel::update(sessions::table.filter(sessions::id_hash.eq(hash.as_str())))
-            .set((
-                sessions::last_seen_at.eq(now),
-                sessions::expires_at.eq(now + SESSION_LIFETIME),
-            ))
-            .execute(conn)?;
-    }
-    Ok(Some(SignedIn {
-        person_id,
-        email,
-        display_name,
-    }))
+    Ok(
+        found.map(|(person_id, email, display_name, last_seen)| Found {
+            person: SignedIn {
+                person_id,
+                email,
+                display_name,
+            },
+            due_refresh: now - last_seen > REFRESH_AFTER,
+        }),
+    )
+}
+
+/// Moves a session's expiry on from `now`.
+pub fn refresh(conn: &mut DbConnection, token: &Token, now: NaiveDateTime) -> Result<(), DbError> {
+    diesel::update(sessions::table.filter(sessions::id_hash.eq(token.hash().as_str())))
+        .set((
+            sessions::last_seen_at.eq(now),
+            sessions::expires_at.eq(now + SESSION_LIFETIME),
+        ))
+        .execute(conn)?;
+    Ok(())
 }
 
 /// Ends a session; ending one that is already gone is fine.

@@ -347,6 +347,34 @@ impl Db {
         .map_err(|e| DbError::Task(e.to_string()))?
     }
 
+    /// Runs a few indexed reads, and nothing that writes. On SQLite they run
+    /// right here, on the async worker: a page's reads take tens of
+    /// microseconds, less than the two thread wake-ups of a trip to a
+    /// blocking thread and back, which were most of the circle page's cost
+    /// (BENCHMARKS.md). In WAL mode a read never waits for a writer, and the
+    /// gate leaves a connection free for it. On PostgreSQL every query waits
+    /// on the network, so the work goes to a blocking thread as in
+    /// [`Db::run`].
+    pub async fn read<T, E, F>(&self, work: F) -> Result<T, E>
+    where
+        F: FnOnce(&mut DbConnection) -> Result<T, E> + Send + 'static,
+        T: Send + 'static,
+        E: From<DbError> + Send + 'static,
+    {
+        if self.backend != Backend::Sqlite {
+            return self.run(work).await;
+        }
+        let _permit = self
+            .gate
+            .acquire()
+            .await
+            .map_err(|e| DbError::Task(e.to_string()))?;
+        let mut conn = self.pool.get().map_err(DbError::from)?;
+        let result = work(&mut conn);
+        WORK_FAILED.set(result.is_err());
+        result
+    }
+
     pub async fn migrate(&self) -> Result<usize, DbError> {
         self.run(run_migrations).await
     }

@@ -14,7 +14,7 @@ use super::views::circles::{
     CircleLine, CirclePage, FailureLine, FormPage, FormPurpose, MemberLine, RoundLine,
 };
 use crate::app::AppState;
-use crate::auth::session::SignedIn;
+use crate::auth::session::{Found, SignedIn};
 use crate::circles::settings::{FieldErrors, Settings, SettingsForm};
 use crate::circles::store::{self, Circle, CircleStatus, Departure, Membership, UpdateOutcome};
 use crate::circles::unsubscribe;
@@ -171,6 +171,9 @@ pub async fn create(
 /// Everything the circle page shows, read with the session in one go.
 struct CircleData {
     person: SignedIn,
+    /// The session's expiry is due to move on, which the reads leave to a
+    /// write of its own.
+    due_refresh: bool,
     circle: Circle,
     membership: Membership,
     members: Vec<store::Member>,
@@ -190,8 +193,12 @@ pub async fn show(
     let signed_out = session.clone();
     let loaded = state
         .db
-        .run(move |conn| {
-            let Some(person) = session.find(conn, now)? else {
+        .read(move |conn| {
+            let Some(Found {
+                person,
+                due_refresh,
+            }) = session.look_up(conn, now)?
+            else {
                 return Ok(None);
             };
             let (circle, membership) = store::find_for_member(conn, circle_id, person.person_id)?
@@ -206,6 +213,7 @@ pub async fn show(
             };
             Ok::<_, AppError>(Some(CircleData {
                 person,
+                due_refresh,
                 circle,
                 membership,
                 members,
@@ -216,6 +224,7 @@ pub async fn show(
         .await?;
     let Some(CircleData {
         person,
+        due_refresh,
         circle,
         membership,
         members,
@@ -225,6 +234,12 @@ pub async fn show(
     else {
         return Err(signed_out.sign_in_first());
     };
+    if due_refresh {
+        signed_out
+            .refresh(&state.db, now)
+            .await
+            .map_err(AppError::from)?;
+    }
     let settings = circle.settings();
     let (schedule, next_round) = match &settings {
         Ok(settings) => (

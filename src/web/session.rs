@@ -8,7 +8,7 @@ use axum::response::{IntoResponse, Redirect, Response};
 use crate::app::AppState;
 use crate::auth::Token;
 use crate::auth::session::{self, SESSION_LIFETIME, SignedIn};
-use crate::db::{DbConnection, DbError};
+use crate::db::{Db, DbConnection, DbError};
 use crate::error::AppError;
 
 pub const SESSION_COOKIE: &str = "shoulder_session";
@@ -57,11 +57,23 @@ impl FromRequestParts<AppState> for Viewer {
             return Ok(Viewer(None));
         };
         let now = state.clock.now().naive_utc();
-        let signed_in = state
+        let found = state
             .db
-            .run(move |conn| session::find(conn, &token, now))
+            .read({
+                let token = token.clone();
+                move |conn| session::look_up(conn, &token, now)
+            })
             .await?;
-        Ok(Viewer(signed_in))
+        let Some(found) = found else {
+            return Ok(Viewer(None));
+        };
+        if found.due_refresh {
+            state
+                .db
+                .run(move |conn| session::refresh(conn, &token, now))
+                .await?;
+        }
+        Ok(Viewer(Some(found.person)))
     }
 }
 
@@ -87,6 +99,29 @@ impl SessionToken {
             Some(token) => session::find(conn, token, now),
             None => Ok(None),
         }
+    }
+
+    /// As [`SessionToken::find`], but only reading, for a [`Db::read`]: a
+    /// session due a refresh comes back as such, for
+    /// [`SessionToken::refresh`] once the reads are done.
+    pub fn look_up(
+        &self,
+        conn: &mut DbConnection,
+        now: chrono::NaiveDateTime,
+    ) -> Result<Option<session::Found>, DbError> {
+        match &self.token {
+            Some(token) => session::look_up(conn, token, now),
+            None => Ok(None),
+        }
+    }
+
+    /// Moves the session's expiry on; once a day, so a trip of its own.
+    pub async fn refresh(&self, db: &Db, now: chrono::NaiveDateTime) -> Result<(), DbError> {
+        let Some(token) = self.token.clone() else {
+            return Ok(());
+        };
+        db.run(move |conn| session::refresh(conn, &token, now))
+            .await
     }
 
     /// True when there is no cookie to look up, so nobody is signed in.

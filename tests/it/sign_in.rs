@@ -297,3 +297,67 @@ async fn asking_too_often_quietly_stops_sending() {
         "a new hour, a new allowance"
     );
 }
+
+/// The one session's last use and expiry.
+async fn session_times(app: &TestApp) -> (chrono::NaiveDateTime, chrono::NaiveDateTime) {
+    app.state
+        .db
+        .run(|conn| {
+            Ok::<_, DbError>(
+                sessions::table
+                    .select((sessions::last_seen_at, sessions::expires_at))
+                    .first(conn)?,
+            )
+        })
+        .await
+        .expect("the session")
+}
+
+on_both_backends! {
+    async fn a_session_in_use_moves_its_expiry_on_once_a_day(app) {
+        let circle = crate::support::weekly_circle(&app, "Tuesday circle", &[("ada@example.org", "Ada")]).await;
+        let cookie = app.sign_in("ada@example.org", "Ada").await;
+        let signed_in = app.clock.now().naive_utc();
+        let circle_page = format!("/circles/{circle}");
+        assert_eq!(
+            session_times(&app).await,
+            (signed_in, signed_in + Duration::days(30))
+        );
+
+        // Within a day, pages only read.
+        app.clock.advance(Duration::hours(20));
+        for path in [circle_page.as_str(), "/"] {
+            let response = app.get_as(&cookie, path).await;
+            assert_eq!(response.status().as_u16(), 200, "{path}");
+        }
+        assert_eq!(
+            session_times(&app).await,
+            (signed_in, signed_in + Duration::days(30))
+        );
+
+        // The circle page reads without writing, then moves the expiry on.
+        app.clock.advance(Duration::days(1));
+        let seen = app.clock.now().naive_utc();
+        let page = app.get_as(&cookie, &circle_page).await;
+        assert_eq!(page.status().as_u16(), 200);
+        assert!(page.text().await.expect("page").contains("Tuesday circle"));
+        assert_eq!(session_times(&app).await, (seen, seen + Duration::days(30)));
+
+        // So do pages that only ask who is signed in.
+        app.clock.advance(Duration::days(2));
+        let seen = app.clock.now().naive_utc();
+        let home = app.get_as(&cookie, "/").await;
+        assert_eq!(home.status().as_u16(), 200);
+        assert!(home.text().await.expect("page").contains("Tuesday circle"));
+        assert_eq!(session_times(&app).await, (seen, seen + Duration::days(30)));
+
+        // Unused for 30 days, the session has ended.
+        app.clock.advance(Duration::days(30) + Duration::minutes(1));
+        let ended = app.get_as(&cookie, &circle_page).await;
+        assert_eq!(ended.status().as_u16(), 303);
+        assert_eq!(
+            ended.headers()["location"],
+            format!("/sign-in?next=%2Fcircles%2F{circle}").as_str()
+        );
+    }
+}
