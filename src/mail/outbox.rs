@@ -1410,6 +1410,44 @@ pub struct FailedDelivery {
     pub at: NaiveDateTime,
 }
 
+/// `deliveries.status IN ('failed', 'suppressed')`, for the failures on every
+/// facilitator's view of the circle page. As an `IN` list SQLite reads only
+/// the failures, through the index by membership and status; as two
+/// comparisons joined by `OR` it may seek by status alone, across every
+/// circle. diesel prepares an `IN` list from `eq_any`, or one written with
+/// `dsl::sql`, anew on every run; this type's SQL never changes, so its
+/// statement stays prepared.
+#[derive(Debug, Clone, Copy, diesel::query_builder::QueryId)]
+struct DidNotArrive;
+
+impl Expression for DidNotArrive {
+    type SqlType = diesel::sql_types::Bool;
+}
+
+impl<QS> AppearsOnTable<QS> for DidNotArrive where deliveries::status: AppearsOnTable<QS> {}
+
+impl diesel::expression::ValidGrouping<()> for DidNotArrive {
+    type IsAggregate = diesel::expression::is_aggregate::Never;
+}
+
+impl<DB: diesel::backend::Backend> diesel::query_builder::QueryFragment<DB> for DidNotArrive {
+    fn walk_ast<'b>(
+        &'b self,
+        mut out: diesel::query_builder::AstPass<'_, 'b, DB>,
+    ) -> QueryResult<()> {
+        for part in [
+            "deliveries.status IN ('",
+            status::FAILED,
+            "', '",
+            status::SUPPRESSED,
+            "')",
+        ] {
+            out.push_sql(part);
+        }
+        Ok(())
+    }
+}
+
 /// The circle's most recent failed or suppressed emails, newest first.
 pub fn list_failures_for_circle(
     conn: &mut DbConnection,
@@ -1421,19 +1459,7 @@ pub fn list_failures_for_circle(
         .inner_join(memberships::table.on(deliveries::membership_id.eq(memberships::id.nullable())))
         .inner_join(people::table.on(memberships::person_id.eq(people::id)))
         .filter(memberships::circle_id.eq(circle_id))
-        // This query is on every facilitator's view of the circle page. As
-        // an `IN` list SQLite reads only the failures, through the index by
-        // membership and status; written as two comparisons joined by `OR`
-        // it may seek by status alone, across every circle. An `IN` list from
-        // `eq_any` is prepared anew on every run; this one, written out with
-        // its two values bound, keeps its prepared statement.
-        .filter(
-            dsl::sql::<diesel::sql_types::Bool>("deliveries.status IN (")
-                .bind::<diesel::sql_types::Text, _>(status::FAILED)
-                .sql(", ")
-                .bind::<diesel::sql_types::Text, _>(status::SUPPRESSED)
-                .sql(")"),
-        )
+        .filter(DidNotArrive)
         .order(deliveries::created_at.desc())
         .limit(limit)
         .select((
