@@ -538,3 +538,42 @@ on_both_backends! {
         assert!(page.contains("Round 1"), "members see the round list");
     }
 }
+
+/// An opening on SQLite grows its connection's page cache; whichever pooled
+/// connection it ran on, every one is back at SQLite's default for its next
+/// user.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_opening_hands_every_sqlite_connection_back_with_the_default_page_cache() {
+    use diesel::sql_types::BigInt;
+    use shoulder::db::DbConnection;
+
+    #[derive(QueryableByName)]
+    struct CacheSize {
+        #[diesel(sql_type = BigInt)]
+        cache_size: i64,
+    }
+
+    let app = TestApp::start(Backend::Sqlite).await.expect("sqlite");
+    crate::support::weekly_circle(
+        &app,
+        "Allotment keepers",
+        &[("ana@example.com", "Ana"), ("bo@example.com", "Bo")],
+    )
+    .await;
+    let report = crate::support::open_week(&app, 1).await;
+    assert_eq!(report.rounds.opened.len(), 1, "the round opened");
+
+    let pool_size = app.state.db.state().max_size;
+    let mut connections: Vec<_> = (0..pool_size)
+        .map(|_| app.state.db.get().expect("a pooled connection"))
+        .collect();
+    for conn in &mut connections {
+        let DbConnection::Sqlite(conn) = &mut **conn else {
+            panic!("a SQLite app has SQLite connections");
+        };
+        let cache = diesel::sql_query("PRAGMA cache_size")
+            .get_result::<CacheSize>(conn)
+            .expect("cache size readable");
+        assert_eq!(cache.cache_size, -2000, "SQLite's default page cache");
+    }
+}
