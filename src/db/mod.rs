@@ -5,6 +5,7 @@
 //! `MultiConnection`); only what differs between the backends (upserts,
 //! `FOR UPDATE SKIP LOCKED`, pragmas, migrations) matches on the variant.
 
+pub mod binds;
 pub mod schema;
 
 use std::fmt;

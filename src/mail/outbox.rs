@@ -43,6 +43,7 @@ use tokio::task::JoinSet;
 use tokio::time::Instant;
 
 use crate::config::MailConfig;
+use crate::db::binds::{Stamp, one_of};
 use crate::db::schema::{deliveries, suppressed_addresses};
 use crate::db::{Db, DbConnection, DbError, ROWS_PER_STATEMENT, natively};
 use crate::mail::{EmailAddress, EmailTemplates, Mailer, OutgoingEmail, RenderedEmail, SendError};
@@ -180,15 +181,12 @@ pub fn enqueue_all(
     let mut addresses: Vec<&str> = emails.iter().map(|email| email.to.as_str()).collect();
     addresses.sort_unstable();
     addresses.dedup();
-    let mut suppressed = std::collections::HashSet::new();
-    for chunk in addresses.chunks(ROWS_PER_STATEMENT) {
-        suppressed.extend(
-            suppressed_addresses::table
-                .filter(suppressed_addresses::email.eq_any(chunk))
-                .select(suppressed_addresses::email)
-                .load::<String>(conn)?,
-        );
-    }
+    let suppressed: std::collections::HashSet<String> = suppressed_addresses::table
+        .filter(one_of(suppressed_addresses::email, &addresses))
+        .select(suppressed_addresses::email)
+        .load::<String>(conn)?
+        .into_iter()
+        .collect();
     let rows: Vec<NewDeliveryRow<'_>> = emails
         .iter()
         .map(|email| delivery_row(now, email, suppressed.contains(email.to.as_str())))
@@ -242,10 +240,10 @@ fn delivery_row(now: NaiveDateTime, email: &NewEmail, suppressed: bool) -> NewDe
             status::PENDING
         },
         attempts: 0,
-        next_attempt_at: now,
+        next_attempt_at: Stamp::new(now),
         last_error: suppressed.then_some("not sent: the address is on the suppression list"),
         message_id: random_hex_key("d-"),
-        created_at: now,
+        created_at: Stamp::new(now),
     }
 }
 
@@ -260,10 +258,10 @@ struct NewDeliveryRow<'a> {
     headers_json: Option<String>,
     status: &'a str,
     attempts: i32,
-    next_attempt_at: NaiveDateTime,
+    next_attempt_at: Stamp,
     last_error: Option<&'a str>,
     message_id: String,
-    created_at: NaiveDateTime,
+    created_at: Stamp,
 }
 
 /// `prefix`, the time in microseconds and 128 random bits, in hex. The time

@@ -302,7 +302,7 @@ pub fn overview(
 ) -> Result<PromptOverview, DbError> {
     let draw = CircleDraw::read(conn, decks, circle_id)?;
     let next = if draw.deck_loaded {
-        draw.next().map(|c| c.id.clone())
+        draw.next().map(|c| c.id.to_string())
     } else {
         None
     };
@@ -310,12 +310,12 @@ pub fn overview(
         .candidates
         .iter()
         .map(|c| PromptLine {
-            id: c.id.clone(),
-            theme: c.theme.clone(),
-            question: c.question.clone(),
-            follow_up: c.follow_up.clone(),
+            id: c.id.to_string(),
+            theme: c.theme.to_string(),
+            question: c.question.to_string(),
+            follow_up: c.follow_up.as_deref().map(str::to_string),
             own: c.own,
-            last_used: draw.usage.get(&c.id).map(|last| last.at),
+            last_used: draw.usage.get(c.id.as_ref()).map(|last| last.at),
         })
         .collect();
     Ok(PromptOverview {

@@ -12,12 +12,14 @@
 //! inside the transaction that opens the round, so a round and the record of
 //! its prompt commit together or not at all.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 
 use chrono::NaiveDateTime;
 use diesel::prelude::*;
 
 use super::deck::{Deck, Decks};
+use crate::db::binds::{Stamp, one_of};
 use crate::db::schema::{circle_prompts, circles, prompt_usage};
 use crate::db::{DbConnection, DbError, ROWS_PER_STATEMENT};
 
@@ -59,11 +61,13 @@ impl From<diesel::result::Error> for PromptError {
 
 /// One prompt a circle can draw from.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct Candidate {
-    pub id: String,
-    pub theme: String,
-    pub question: String,
-    pub follow_up: Option<String>,
+/// A deck's prompts are borrowed from the loaded deck: a batch of round
+/// openings looks at every prompt of every circle's deck.
+pub(crate) struct Candidate<'d> {
+    pub id: Cow<'d, str>,
+    pub theme: Cow<'d, str>,
+    pub question: Cow<'d, str>,
+    pub follow_up: Option<Cow<'d, str>>,
     pub own: bool,
 }
 
@@ -75,21 +79,25 @@ pub(crate) struct LastUse {
 }
 
 /// Everything the choice depends on, read in one go.
-pub(crate) struct CircleDraw {
+pub(crate) struct CircleDraw<'d> {
     pub deck: String,
     /// `false` when the circle's deck is not loaded; the candidates are then
     /// only the circle's own prompts.
     pub deck_loaded: bool,
     pub pinned: Option<String>,
-    pub candidates: Vec<Candidate>,
+    pub candidates: Vec<Candidate<'d>>,
     pub usage: HashMap<String, LastUse>,
 }
 
 /// A circle's own prompt as stored: (key, theme, question, follow-up).
 type OwnRow = (String, String, String, Option<String>);
 
-impl CircleDraw {
-    pub fn read(conn: &mut DbConnection, decks: &Decks, circle_id: i64) -> Result<Self, DbError> {
+impl<'d> CircleDraw<'d> {
+    pub fn read(
+        conn: &mut DbConnection,
+        decks: &'d Decks,
+        circle_id: i64,
+    ) -> Result<Self, DbError> {
         let (deck_name, pinned): (String, Option<String>) = circles::table
             .find(circle_id)
             .select((circles::deck, circles::pinned_prompt_id))
@@ -119,7 +127,7 @@ impl CircleDraw {
     }
 
     fn assemble(
-        decks: &Decks,
+        decks: &'d Decks,
         deck_name: String,
         pinned: Option<String>,
         own: Vec<OwnRow>,
@@ -130,10 +138,10 @@ impl CircleDraw {
         candidates.extend(
             own.into_iter()
                 .map(|(key, theme, question, follow_up)| Candidate {
-                    id: own_id(&key),
-                    theme,
-                    question,
-                    follow_up,
+                    id: Cow::Owned(own_id(&key)),
+                    theme: Cow::Owned(theme),
+                    question: Cow::Owned(question),
+                    follow_up: follow_up.map(Cow::Owned),
                     own: true,
                 }),
         );
@@ -147,44 +155,49 @@ impl CircleDraw {
     }
 
     /// The next prompt, by the rule in the module's comment.
-    pub fn next(&self) -> Option<&Candidate> {
+    pub fn next(&self) -> Option<&Candidate<'d>> {
         pick(&self.candidates, self.pinned.as_deref(), &self.usage)
     }
 }
 
-fn deck_candidates(deck: &Deck) -> Vec<Candidate> {
+fn deck_candidates(deck: &Deck) -> Vec<Candidate<'_>> {
     deck.prompts()
         .iter()
         .map(|prompt| Candidate {
-            id: prompt.id.clone(),
-            theme: prompt.theme.clone(),
-            question: prompt.question.clone(),
-            follow_up: prompt.follow_up.clone(),
+            id: Cow::Borrowed(&prompt.id),
+            theme: Cow::Borrowed(&prompt.theme),
+            question: Cow::Borrowed(&prompt.question),
+            follow_up: prompt.follow_up.as_deref().map(Cow::Borrowed),
             own: false,
         })
         .collect()
 }
 
-pub(crate) fn pick<'c>(
-    candidates: &'c [Candidate],
+pub(crate) fn pick<'c, 'd>(
+    candidates: &'c [Candidate<'d>],
     pinned: Option<&str>,
     usage: &HashMap<String, LastUse>,
-) -> Option<&'c Candidate> {
+) -> Option<&'c Candidate<'d>> {
     if let Some(pinned) = pinned
         && let Some(candidate) = candidates.iter().find(|c| c.id == pinned)
     {
         return Some(candidate);
     }
-    if let Some(fresh) = candidates.iter().find(|c| !usage.contains_key(&c.id)) {
+    if let Some(fresh) = candidates
+        .iter()
+        .find(|c| !usage.contains_key(c.id.as_ref()))
+    {
         return Some(fresh);
     }
     // Every prompt has been used: the one used longest ago comes next. Two
     // uses at the same instant (a catch-up, a fixed test clock) are told
     // apart by their rounds, which are numbered in the order they opened;
     // `min_by_key` keeps deck order among any remaining ties.
-    candidates
-        .iter()
-        .min_by_key(|c| usage.get(&c.id).map(|last| (last.at, last.round_id)))
+    candidates.iter().min_by_key(|c| {
+        usage
+            .get(c.id.as_ref())
+            .map(|last| (last.at, last.round_id))
+    })
 }
 
 /// The prompt for the circle's next round: the pinned one if set (a deck id
@@ -215,7 +228,7 @@ pub fn choose_for_each(
     let ids: Vec<i64> = circles.iter().map(|c| c.0).collect();
     let mut own: HashMap<i64, Vec<OwnRow>> = HashMap::new();
     for (circle_id, key, theme, question, follow_up) in circle_prompts::table
-        .filter(circle_prompts::circle_id.eq_any(&ids))
+        .filter(one_of(circle_prompts::circle_id, &ids))
         .order(circle_prompts::id.asc())
         .select((
             circle_prompts::circle_id,
@@ -232,7 +245,7 @@ pub fn choose_for_each(
     }
     let mut usage: HashMap<i64, HashMap<String, LastUse>> = HashMap::new();
     for (circle_id, prompt_id, at, round_id) in prompt_usage::table
-        .filter(prompt_usage::circle_id.eq_any(&ids))
+        .filter(one_of(prompt_usage::circle_id, &ids))
         .select((
             prompt_usage::circle_id,
             prompt_usage::prompt_id,
@@ -266,7 +279,7 @@ fn choose(draw: &CircleDraw, circle_id: i64) -> Result<ChosenPrompt, PromptError
         return Err(PromptError::UnknownDeck(draw.deck.clone()));
     }
     if let Some(pinned) = &draw.pinned
-        && !draw.candidates.iter().any(|c| &c.id == pinned)
+        && !draw.candidates.iter().any(|c| c.id == pinned.as_str())
     {
         tracing::warn!(
             circle.id = circle_id,
@@ -281,9 +294,9 @@ fn choose(draw: &CircleDraw, circle_id: i64) -> Result<ChosenPrompt, PromptError
         .next()
         .ok_or_else(|| PromptError::UnknownDeck(draw.deck.clone()))?;
     Ok(ChosenPrompt {
-        id: chosen.id.clone(),
-        question: chosen.question.clone(),
-        follow_up: chosen.follow_up.clone(),
+        id: chosen.id.to_string(),
+        question: chosen.question.to_string(),
+        follow_up: chosen.follow_up.as_deref().map(str::to_string),
     })
 }
 
@@ -310,7 +323,7 @@ struct NewUse<'a> {
     circle_id: i64,
     prompt_id: &'a str,
     round_id: i64,
-    used_at: NaiveDateTime,
+    used_at: Stamp,
 }
 
 /// [`record_use`] for many rounds at once: `uses` are (circle id, prompt
@@ -327,7 +340,7 @@ pub fn record_uses(
             circle_id,
             prompt_id,
             round_id,
-            used_at: now,
+            used_at: Stamp::new(now),
         })
         .collect();
     for chunk in rows.chunks(ROWS_PER_STATEMENT) {
@@ -363,7 +376,7 @@ pub fn record_uses(
         let ids: Vec<i64> = chunk.iter().map(|row| row.circle_id).collect();
         diesel::update(
             circles::table
-                .filter(circles::id.eq_any(&ids))
+                .filter(one_of(circles::id, &ids))
                 .filter(circles::pinned_prompt_id.is_not_null()),
         )
         .set(circles::pinned_prompt_id.eq(None::<String>))
@@ -376,11 +389,11 @@ pub fn record_uses(
 mod tests {
     use super::*;
 
-    fn candidate(id: &str) -> Candidate {
+    fn candidate(id: &str) -> Candidate<'static> {
         Candidate {
-            id: id.into(),
-            theme: "Theme".into(),
-            question: format!("{id}?"),
+            id: Cow::Owned(id.to_string()),
+            theme: Cow::Borrowed("Theme"),
+            question: Cow::Owned(format!("{id}?")),
             follow_up: None,
             own: id.starts_with(OWN_PREFIX),
         }
@@ -396,11 +409,11 @@ mod tests {
     }
 
     fn ids(
-        candidates: &[Candidate],
+        candidates: &[Candidate<'_>],
         pinned: Option<&str>,
         usage: &HashMap<String, LastUse>,
     ) -> Option<String> {
-        pick(candidates, pinned, usage).map(|c| c.id.clone())
+        pick(candidates, pinned, usage).map(|c| c.id.to_string())
     }
 
     #[test]

@@ -31,6 +31,7 @@ use super::{RoundReport, RoundSettings, SLOT_FORMAT, pairing, support};
 use crate::circles::cadence::Occurrence;
 use crate::circles::store::{self, Circle, CircleStatus};
 use crate::clock;
+use crate::db::binds::{Stamp, one_of};
 use crate::db::schema::{away_periods, circles, memberships, people, rounds};
 use crate::db::{DbConnection, DbError, ROWS_PER_STATEMENT, write_transaction};
 use crate::prompts::{self, ChosenPrompt, Decks, PromptError};
@@ -200,7 +201,7 @@ fn open_batch(
     let ids = lock_due(conn, now, limit)?;
     let looked_at = i64::try_from(ids.len()).unwrap_or(limit);
     let batch: Vec<Circle> = circles::table
-        .filter(circles::id.eq_any(&ids))
+        .filter(one_of(circles::id, &ids))
         .order(circles::id.asc())
         .select(Circle::as_select())
         .load(conn)?;
@@ -305,7 +306,7 @@ impl Cursors {
         for ((from, to), ids) in self.0 {
             diesel::update(
                 circles::table
-                    .filter(circles::id.eq_any(&ids))
+                    .filter(one_of(circles::id, &ids))
                     .filter(circles::next_round_at.eq(from)),
             )
             .set(circles::next_round_at.eq(to))
@@ -346,9 +347,9 @@ struct NewRound<'a> {
     prompt_id: &'a str,
     prompt_question: &'a str,
     prompt_follow_up: Option<&'a str>,
-    opened_at: NaiveDateTime,
-    reminder_at: NaiveDateTime,
-    closes_at: NaiveDateTime,
+    opened_at: Stamp,
+    reminder_at: Stamp,
+    closes_at: Stamp,
 }
 
 /// What trying to open one slot did.
@@ -485,7 +486,7 @@ fn previous_rounds(
 ) -> Result<HashMap<i64, (i32, NaiveDateTime)>, DbError> {
     use diesel::dsl::max;
     let rows: Vec<(i64, Option<i32>, Option<NaiveDateTime>)> = rounds::table
-        .filter(rounds::circle_id.eq_any(circle_ids))
+        .filter(one_of(rounds::circle_id, circle_ids))
         .group_by(rounds::circle_id)
         .select((
             rounds::circle_id,
@@ -517,23 +518,33 @@ fn insert_rounds(
             prompt_id: &round.prompt.id,
             prompt_question: &round.prompt.question,
             prompt_follow_up: round.prompt.follow_up.as_deref(),
-            opened_at: now,
-            reminder_at: round.reminder_at.naive_utc(),
-            closes_at: round.closes_at.naive_utc(),
+            opened_at: Stamp::new(now),
+            reminder_at: Stamp::new(round.reminder_at.naive_utc()),
+            closes_at: Stamp::new(round.closes_at.naive_utc()),
         })
         .collect();
+    // A macro because a full chunk goes in as an array, whose statement
+    // stays prepared (see `ROWS_PER_STATEMENT`), and any other as a slice.
+    macro_rules! insert {
+        ($values:expr) => {{
+            let insert = diesel::insert_into(rounds::table)
+                .values($values)
+                .on_conflict((rounds::circle_id, rounds::slot))
+                .do_nothing()
+                .returning((rounds::circle_id, rounds::id));
+            let inserted: Vec<(i64, i64)> = match &mut *conn {
+                DbConnection::Postgresql(conn) => insert.get_results(conn)?,
+                DbConnection::Sqlite(conn) => insert.get_results(conn)?,
+            };
+            inserted
+        }};
+    }
     let mut ids = HashMap::new();
     for chunk in rows.chunks(ROWS_PER_STATEMENT) {
-        let insert = diesel::insert_into(rounds::table)
-            .values(chunk)
-            .on_conflict((rounds::circle_id, rounds::slot))
-            .do_nothing()
-            .returning((rounds::circle_id, rounds::id));
-        let inserted: Vec<(i64, i64)> = match conn {
-            DbConnection::Postgresql(conn) => insert.get_results(conn)?,
-            DbConnection::Sqlite(conn) => insert.get_results(conn)?,
-        };
-        ids.extend(inserted);
+        ids.extend(match <&[_; ROWS_PER_STATEMENT]>::try_from(chunk) {
+            Ok(full) => insert!(full),
+            Err(_) => insert!(chunk),
+        });
     }
     Ok(ids)
 }
@@ -659,7 +670,7 @@ pub fn recipients_in(
     };
     let away: HashSet<i64> = away_periods::table
         .inner_join(memberships::table)
-        .filter(memberships::circle_id.eq_any(&ids))
+        .filter(one_of(memberships::circle_id, &ids))
         .filter(away_periods::starts_on.le(last))
         .filter(away_periods::ends_on.ge(first))
         .select((
@@ -679,7 +690,7 @@ pub fn recipients_in(
         .collect();
     let rows = memberships::table
         .inner_join(people::table)
-        .filter(memberships::circle_id.eq_any(&ids))
+        .filter(one_of(memberships::circle_id, &ids))
         .filter(memberships::status.eq(store::STATUS_ACTIVE))
         .filter(memberships::muted.eq(false))
         .filter(people::deleted_at.is_null())

@@ -11,6 +11,7 @@ use diesel::prelude::*;
 use diesel::sql_types::{BigInt, Text};
 
 use crate::circles::store::STATUS_ACTIVE;
+use crate::db::binds::one_of;
 use crate::db::schema::{commitments, memberships, people, rounds, support_messages};
 use crate::db::{DbConnection, DbError};
 use crate::text::{self, sentence};
@@ -60,7 +61,7 @@ pub fn open_in_circles(
     let rows = commitments::table
         .inner_join(rounds::table)
         .inner_join(memberships::table.inner_join(people::table))
-        .filter(rounds::circle_id.eq_any(circle_ids))
+        .filter(one_of(rounds::circle_id, circle_ids))
         .filter(commitments::status.eq_any(["open", "not_yet"]))
         .filter(memberships::status.eq(STATUS_ACTIVE))
         .order((
@@ -130,7 +131,7 @@ pub fn received_in_circles(
                 .on(memberships::id.eq(support_messages::author_membership_id))
                 .inner_join(people::table),
         )
-        .filter(rounds::circle_id.eq_any(circle_ids))
+        .filter(one_of(rounds::circle_id, circle_ids))
         .filter(support_messages::created_at.ge(since))
         .order(support_messages::id.asc())
         .select((

@@ -3,6 +3,7 @@
 
 mod support;
 
+mod binds;
 mod browser;
 mod browser_round;
 mod check_ins;
