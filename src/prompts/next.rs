@@ -345,8 +345,11 @@ pub fn record_uses(
         .collect();
     for chunk in rows.chunks(ROWS_PER_STATEMENT) {
         // The upsert of `record_use`, one row per circle. Diesel writes a
-        // multi-row upsert for PostgreSQL only; on SQLite, where a statement
-        // costs no round trip, each row is its own.
+        // multi-row upsert for PostgreSQL only, and never keeps the
+        // statement of a `DO UPDATE` prepared. On SQLite `REPLACE` does the
+        // same here, as a multi-row insert that stays prepared when the
+        // chunk is full: it deletes the row the new one clashes with on
+        // (circle, prompt), and nothing refers to a use by its id.
         match conn {
             DbConnection::Postgresql(conn) => {
                 diesel::insert_into(prompt_usage::table)
@@ -360,17 +363,14 @@ pub fn record_uses(
                     .execute(conn)?;
             }
             DbConnection::Sqlite(conn) => {
-                for row in chunk {
-                    diesel::insert_into(prompt_usage::table)
-                        .values(row)
-                        .on_conflict((prompt_usage::circle_id, prompt_usage::prompt_id))
-                        .do_update()
-                        .set((
-                            prompt_usage::round_id.eq(row.round_id),
-                            prompt_usage::used_at.eq(row.used_at),
-                        ))
-                        .execute(conn)?;
-                }
+                match <&[_; ROWS_PER_STATEMENT]>::try_from(chunk) {
+                    Ok(full) => diesel::replace_into(prompt_usage::table)
+                        .values(full)
+                        .execute(conn)?,
+                    Err(_) => diesel::replace_into(prompt_usage::table)
+                        .values(chunk)
+                        .execute(conn)?,
+                };
             }
         }
         let ids: Vec<i64> = chunk.iter().map(|row| row.circle_id).collect();

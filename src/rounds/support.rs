@@ -62,7 +62,7 @@ pub fn open_in_circles(
         .inner_join(rounds::table)
         .inner_join(memberships::table.inner_join(people::table))
         .filter(one_of(rounds::circle_id, circle_ids))
-        .filter(commitments::status.eq_any(["open", "not_yet"]))
+        .filter(one_of(commitments::status, &["open", "not_yet"]))
         .filter(memberships::status.eq(STATUS_ACTIVE))
         .order((
             rounds::circle_id.asc(),
