@@ -59,10 +59,10 @@ impl From<diesel::result::Error> for PromptError {
     }
 }
 
-/// One prompt a circle can draw from.
+/// One prompt a circle can draw from. A deck's prompts are borrowed from
+/// the loaded deck: a batch of round openings looks at every prompt of
+/// every circle's deck.
 #[derive(Debug, Clone, PartialEq, Eq)]
-/// A deck's prompts are borrowed from the loaded deck: a batch of round
-/// openings looks at every prompt of every circle's deck.
 pub(crate) struct Candidate<'d> {
     pub id: Cow<'d, str>,
     pub theme: Cow<'d, str>,
