@@ -9,6 +9,8 @@
 //! - [`Stamp`]: a timestamp bound as SQLite's text without going through
 //!   chrono's format strings, which were a fourteenth of an opening's time.
 
+use std::sync::OnceLock;
+
 use chrono::{Datelike, NaiveDateTime, Timelike};
 use diesel::QueryResult;
 use diesel::expression::{AppearsOnTable, Expression, ValidGrouping};
@@ -24,82 +26,88 @@ use super::MultiBackend;
 /// `column IN (values)`. On SQLite the values go in as one JSON array read
 /// back by `json_each`, so the statement's text is the same for any list
 /// and diesel keeps it prepared. An empty list matches nothing.
-pub fn one_of<C, T>(column: C, values: &[T]) -> OneOf<C, T>
-where
-    C: Expression,
-    T: Serialize + Clone,
-{
+pub fn one_of<C: Expression, T: Serialize>(column: C, values: &[T]) -> OneOf<'_, C, T> {
     OneOf {
         column,
-        // A list of numbers or strings always serialises.
-        json: serde_json::to_string(values).unwrap_or_else(|_| "[]".to_string()),
-        values: values.to_vec(),
+        values,
+        json: OnceLock::new(),
     }
 }
 
 /// See [`one_of`].
 #[derive(Debug, Clone)]
-pub struct OneOf<C, T> {
+pub struct OneOf<'v, C, T> {
     column: C,
-    json: String,
-    values: Vec<T>,
+    values: &'v [T],
+    /// The values as SQLite binds them, written on first use.
+    json: OnceLock<String>,
+}
+
+impl<C, T: Serialize> OneOf<'_, C, T> {
+    fn json(&self) -> &str {
+        self.json.get_or_init(|| {
+            // A list of numbers or strings always serialises.
+            serde_json::to_string(self.values).unwrap_or_else(|_| "[]".to_string())
+        })
+    }
 }
 
 /// The statement's text depends on the column alone, not on the values'
 /// type or how many there are.
-impl<C: QueryId, T> QueryId for OneOf<C, T> {
-    type QueryId = OneOf<C::QueryId, ()>;
+impl<C: QueryId, T> QueryId for OneOf<'_, C, T> {
+    type QueryId = OneOf<'static, C::QueryId, ()>;
     const HAS_STATIC_QUERY_ID: bool = C::HAS_STATIC_QUERY_ID;
 }
 
-impl<C, T> Expression for OneOf<C, T> {
+impl<C, T> Expression for OneOf<'_, C, T> {
     type SqlType = Bool;
 }
 
-impl<C, T, QS> AppearsOnTable<QS> for OneOf<C, T>
+impl<C, T, QS> AppearsOnTable<QS> for OneOf<'_, C, T>
 where
     C: AppearsOnTable<QS>,
     Self: Expression,
 {
 }
 
-impl<C, T, GB> ValidGrouping<GB> for OneOf<C, T>
+impl<C, T, GB> ValidGrouping<GB> for OneOf<'_, C, T>
 where
     C: ValidGrouping<GB>,
 {
     type IsAggregate = C::IsAggregate;
 }
 
-impl<C, T> QueryFragment<Sqlite> for OneOf<C, T>
+impl<C, T> QueryFragment<Sqlite> for OneOf<'_, C, T>
 where
     C: QueryFragment<Sqlite>,
+    T: Serialize,
 {
     fn walk_ast<'b>(&'b self, mut out: AstPass<'_, 'b, Sqlite>) -> QueryResult<()> {
         self.column.walk_ast(out.reborrow())?;
         out.push_sql(" IN (SELECT value FROM json_each(");
-        out.push_bind_param::<Text, _>(&self.json)?;
+        out.push_bind_param::<Text, _>(self.json())?;
         out.push_sql("))");
         Ok(())
     }
 }
 
-impl<C, T> QueryFragment<Pg> for OneOf<C, T>
+impl<C, T> QueryFragment<Pg> for OneOf<'_, C, T>
 where
     C: Expression + QueryFragment<Pg>,
     C::SqlType: diesel::sql_types::SqlType,
     Pg: diesel::sql_types::HasSqlType<C::SqlType>,
-    Vec<T>: ToSql<Array<C::SqlType>, Pg>,
+    [T]: ToSql<Array<C::SqlType>, Pg>,
 {
     fn walk_ast<'b>(&'b self, mut out: AstPass<'_, 'b, Pg>) -> QueryResult<()> {
         self.column.walk_ast(out.reborrow())?;
         out.push_sql(" = ANY(");
-        out.push_bind_param::<Array<C::SqlType>, _>(&self.values)?;
+        out.push_bind_param::<Array<C::SqlType>, _>(self.values)?;
         out.push_sql(")");
         Ok(())
     }
 }
 
-impl<C, T> QueryFragment<MultiBackend> for OneOf<C, T>
+impl<C, T> QueryFragment<MultiBackend> for OneOf<'_, C, T>
 where
     Self: QueryFragment<Sqlite> + QueryFragment<Pg>,
 {

@@ -133,7 +133,7 @@ pub fn enqueue(
         suppressed_addresses::table.filter(suppressed_addresses::email.eq(email.to.as_str())),
     ))
     .get_result(conn)?;
-    let row = delivery_row(now, email, suppressed);
+    let row = delivery_row(Stamp::new(now), email, suppressed);
     // Two callers may enqueue the same (round, member, kind) at once, on two
     // instances; the unique key settles it. DO NOTHING makes the loser's
     // insert a no-op that returns no id, instead of an error that would roll
@@ -187,6 +187,7 @@ pub fn enqueue_all(
         .load::<String>(conn)?
         .into_iter()
         .collect();
+    let now = Stamp::new(now);
     let rows: Vec<NewDeliveryRow<'_>> = emails
         .iter()
         .map(|email| delivery_row(now, email, suppressed.contains(email.to.as_str())))
@@ -226,7 +227,7 @@ pub fn enqueue_all(
     Ok(written)
 }
 
-fn delivery_row(now: NaiveDateTime, email: &NewEmail, suppressed: bool) -> NewDeliveryRow<'_> {
+fn delivery_row(now: Stamp, email: &NewEmail, suppressed: bool) -> NewDeliveryRow<'_> {
     NewDeliveryRow {
         round_id: email.round_id,
         membership_id: email.membership_id,
@@ -240,10 +241,10 @@ fn delivery_row(now: NaiveDateTime, email: &NewEmail, suppressed: bool) -> NewDe
             status::PENDING
         },
         attempts: 0,
-        next_attempt_at: Stamp::new(now),
+        next_attempt_at: now,
         last_error: suppressed.then_some("not sent: the address is on the suppression list"),
         message_id: random_hex_key("d-"),
-        created_at: Stamp::new(now),
+        created_at: now,
     }
 }
 

@@ -334,13 +334,14 @@ pub fn record_uses(
     now: NaiveDateTime,
 ) -> Result<(), DbError> {
     use diesel::upsert::excluded;
+    let now = Stamp::new(now);
     let rows: Vec<NewUse<'_>> = uses
         .iter()
         .map(|&(circle_id, prompt_id, round_id)| NewUse {
             circle_id,
             prompt_id,
             round_id,
-            used_at: Stamp::new(now),
+            used_at: now,
         })
         .collect();
     for chunk in rows.chunks(ROWS_PER_STATEMENT) {

@@ -509,6 +509,7 @@ fn insert_rounds(
     planned: &[NewRoundFacts<'_>],
     now: NaiveDateTime,
 ) -> Result<HashMap<i64, i64>, DbError> {
+    let now = Stamp::new(now);
     let rows: Vec<NewRound<'_>> = planned
         .iter()
         .map(|round| NewRound {
@@ -518,7 +519,7 @@ fn insert_rounds(
             prompt_id: &round.prompt.id,
             prompt_question: &round.prompt.question,
             prompt_follow_up: round.prompt.follow_up.as_deref(),
-            opened_at: Stamp::new(now),
+            opened_at: now,
             reminder_at: Stamp::new(round.reminder_at.naive_utc()),
             closes_at: Stamp::new(round.closes_at.naive_utc()),
         })
