@@ -7,6 +7,7 @@
 
 pub mod binds;
 pub mod schema;
+pub mod wal;
 
 use std::fmt;
 use std::path::{Path, PathBuf};

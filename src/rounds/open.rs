@@ -33,6 +33,7 @@ use crate::circles::store::{self, Circle, CircleStatus};
 use crate::clock;
 use crate::db::binds::{Stamp, one_of};
 use crate::db::schema::{away_periods, circles, memberships, people, rounds};
+use crate::db::wal::checkpoints_aside;
 use crate::db::{DbConnection, DbError, ROWS_PER_STATEMENT, write_transaction};
 use crate::prompts::{self, ChosenPrompt, Decks, PromptError};
 
@@ -69,21 +70,30 @@ pub fn open_due(
     report: &mut RoundReport,
 ) -> Result<(), OpenError> {
     with_batch_cache(conn, |conn| {
-        let mut left = context.settings.batch_size;
-        while left > 0 {
-            let limit = left.min(CIRCLES_PER_TRANSACTION);
-            let (looked_at, batch) =
-                write_transaction(conn, |conn| open_batch(conn, context, now, limit))?;
-            report.opened.extend(batch.opened);
-            report.skipped += batch.skipped;
-            report.paused.extend(batch.paused);
-            if looked_at < limit {
-                break;
-            }
-            left -= looked_at;
-        }
-        Ok(())
+        checkpoints_aside(conn, |conn| open_batches(conn, context, now, report))
     })
+}
+
+fn open_batches(
+    conn: &mut DbConnection,
+    context: &Context<'_>,
+    now: DateTime<Utc>,
+    report: &mut RoundReport,
+) -> Result<(), OpenError> {
+    let mut left = context.settings.batch_size;
+    while left > 0 {
+        let limit = left.min(CIRCLES_PER_TRANSACTION);
+        let (looked_at, batch) =
+            write_transaction(conn, |conn| open_batch(conn, context, now, limit))?;
+        report.opened.extend(batch.opened);
+        report.skipped += batch.skipped;
+        report.paused.extend(batch.paused);
+        if looked_at < limit {
+            break;
+        }
+        left -= looked_at;
+    }
+    Ok(())
 }
 
 /// SQLite's page cache, in KiB, while rounds open. A batch's transaction

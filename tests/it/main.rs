@@ -29,3 +29,4 @@ mod shoulder;
 mod sign_in;
 mod smtp_nodelay;
 mod unsubscribe;
+mod wal;
