@@ -1,7 +1,7 @@
 //! Links the `shoulder` binary with packed relative relocations on Linux
 //! with glibc (GNU ld 2.38 and glibc 2.36 or later, as on Debian 12; GNU
 //! ld ignores a `-z` option it does not know, with a warning). At start
-//! the loader then reads 20 KB of relocation entries rather than 1.2 MB,
+//! the loader then reads 21 KB of relocation entries rather than 1.2 MB,
 //! whose pages stayed resident for as long as the server ran
 //! (BENCHMARKS.md, item 25).
 
