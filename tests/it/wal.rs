@@ -10,6 +10,7 @@ use diesel::r2d2::ManageConnection;
 use diesel::sql_types::Integer;
 use shoulder::db::wal::checkpoints_aside;
 use shoulder::db::{DatabaseUrl, DbConnection, DbManager, write_transaction};
+use tempfile::TempDir;
 
 #[derive(QueryableByName)]
 struct Autocheckpoint {
@@ -55,20 +56,23 @@ fn notes_in_file(dir: &Path) -> Option<i64> {
     .ok()
 }
 
-fn connect(dir: &Path) -> DbConnection {
-    let url = DatabaseUrl::Sqlite(dir.join("shoulder.db"));
-    DbManager::new(url, 5_000)
+/// A new database file holding the notes `0..count`, still only in its
+/// log, and the connection that wrote them.
+fn notes_database(count: i32) -> (TempDir, DbConnection) {
+    let dir = tempfile::tempdir().expect("a folder");
+    let url = DatabaseUrl::Sqlite(dir.path().join("shoulder.db"));
+    let mut conn = DbManager::new(url, 5_000)
         .connect()
-        .expect("the database opens")
+        .expect("the database opens");
+    conn.batch_execute("CREATE TABLE notes (id INTEGER PRIMARY KEY)")
+        .expect("the table is made");
+    note(&mut conn, 0, count);
+    (dir, conn)
 }
 
 #[test]
 fn checkpoints_aside_copies_the_log_into_the_file_while_the_work_goes_on() {
-    let dir = tempfile::tempdir().expect("a folder");
-    let mut conn = connect(dir.path());
-    conn.batch_execute("CREATE TABLE notes (id INTEGER PRIMARY KEY)")
-        .expect("the table is made");
-    note(&mut conn, 0, 10);
+    let (dir, mut conn) = notes_database(10);
     // A log this small is not checkpointed by SQLite on its own.
     assert_eq!(
         notes_in_file(dir.path()),
@@ -110,11 +114,7 @@ fn checkpoints_aside_copies_the_log_into_the_file_while_the_work_goes_on() {
 
 #[test]
 fn checkpoints_aside_returns_the_work_s_error_and_restores_the_writer() {
-    let dir = tempfile::tempdir().expect("a folder");
-    let mut conn = connect(dir.path());
-    conn.batch_execute("CREATE TABLE notes (id INTEGER PRIMARY KEY)")
-        .expect("the table is made");
-    note(&mut conn, 0, 3);
+    let (dir, mut conn) = notes_database(3);
 
     let failed = checkpoints_aside(&mut conn, |conn| {
         write_transaction(conn, |conn| {
