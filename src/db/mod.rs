@@ -50,6 +50,25 @@ pub(crate) use natively;
 /// by a hundred rows.
 pub const ROWS_PER_STATEMENT: usize = 100;
 
+/// Runs `$each` for every [`ROWS_PER_STATEMENT`] rows of `$rows`, with
+/// `$values` bound to them: as a fixed-size array when the chunk is full, so
+/// that its insert's statement stays prepared, and as a slice for the rest.
+/// A macro because the two make statements of different types.
+macro_rules! per_statement {
+    ($rows:expr, |$values:ident| $each:expr) => {
+        for chunk in $rows.chunks($crate::db::ROWS_PER_STATEMENT) {
+            match <&[_; $crate::db::ROWS_PER_STATEMENT]>::try_from(chunk) {
+                Ok($values) => $each,
+                Err(_) => {
+                    let $values = chunk;
+                    $each
+                }
+            };
+        }
+    };
+}
+pub(crate) use per_statement;
+
 /// How long a request waits for a pooled connection before giving up.
 const POOL_CHECKOUT_TIMEOUT: Duration = Duration::from_secs(10);
 

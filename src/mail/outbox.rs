@@ -45,7 +45,7 @@ use tokio::time::Instant;
 use crate::config::MailConfig;
 use crate::db::binds::{Stamp, one_of};
 use crate::db::schema::{deliveries, suppressed_addresses};
-use crate::db::{Db, DbConnection, DbError, ROWS_PER_STATEMENT, natively};
+use crate::db::{Db, DbConnection, DbError, natively, per_statement};
 use crate::mail::{EmailAddress, EmailTemplates, Mailer, OutgoingEmail, RenderedEmail, SendError};
 
 /// The values of `deliveries.status`.
@@ -192,32 +192,22 @@ pub fn enqueue_all(
         .iter()
         .map(|email| delivery_row(now, email, suppressed.contains(email.to.as_str())))
         .collect();
-    // The same conflict clause as in `enqueue`, for the same reasons. A
-    // macro because a full chunk goes in as an array (see
-    // `ROWS_PER_STATEMENT`), a statement of its own type.
-    macro_rules! insert {
-        ($values:expr) => {{
-            let insert = diesel::insert_into(deliveries::table)
-                .values($values)
-                .on_conflict((
-                    deliveries::round_id,
-                    deliveries::membership_id,
-                    deliveries::kind,
-                ))
-                .do_nothing();
-            match &mut *conn {
-                DbConnection::Postgresql(conn) => insert.execute(conn)?,
-                DbConnection::Sqlite(conn) => insert.execute(conn)?,
-            }
-        }};
-    }
+    // The same conflict clause as in `enqueue`, for the same reasons.
     let mut written = 0;
-    for chunk in rows.chunks(ROWS_PER_STATEMENT) {
-        written += match <&[_; ROWS_PER_STATEMENT]>::try_from(chunk) {
-            Ok(full) => insert!(full),
-            Err(_) => insert!(chunk),
+    per_statement!(rows, |values| {
+        let insert = diesel::insert_into(deliveries::table)
+            .values(values)
+            .on_conflict((
+                deliveries::round_id,
+                deliveries::membership_id,
+                deliveries::kind,
+            ))
+            .do_nothing();
+        written += match &mut *conn {
+            DbConnection::Postgresql(conn) => insert.execute(conn)?,
+            DbConnection::Sqlite(conn) => insert.execute(conn)?,
         };
-    }
+    });
     if !suppressed.is_empty() {
         tracing::info!(
             addresses = suppressed.len(),

@@ -21,7 +21,7 @@ use diesel::prelude::*;
 use super::deck::{Deck, Decks};
 use crate::db::binds::{Stamp, one_of};
 use crate::db::schema::{circle_prompts, circles, prompt_usage};
-use crate::db::{DbConnection, DbError, ROWS_PER_STATEMENT};
+use crate::db::{DbConnection, DbError, per_statement};
 
 /// What marks a circle's own prompt among prompt ids: `own:<prompt_key>`.
 /// Deck ids cannot contain ':', so the two never collide.
@@ -344,17 +344,17 @@ pub fn record_uses(
             used_at: now,
         })
         .collect();
-    for chunk in rows.chunks(ROWS_PER_STATEMENT) {
+    per_statement!(rows, |values| {
         // The upsert of `record_use`, one row per circle. Diesel writes a
         // multi-row upsert for PostgreSQL only, and never keeps the
         // statement of a `DO UPDATE` prepared. On SQLite `REPLACE` does the
         // same here, as a multi-row insert that stays prepared when the
         // chunk is full: it deletes the row the new one clashes with on
         // (circle, prompt), and nothing refers to a use by its id.
-        match conn {
+        match &mut *conn {
             DbConnection::Postgresql(conn) => {
                 diesel::insert_into(prompt_usage::table)
-                    .values(chunk)
+                    .values(values)
                     .on_conflict((prompt_usage::circle_id, prompt_usage::prompt_id))
                     .do_update()
                     .set((
@@ -364,17 +364,12 @@ pub fn record_uses(
                     .execute(conn)?;
             }
             DbConnection::Sqlite(conn) => {
-                match <&[_; ROWS_PER_STATEMENT]>::try_from(chunk) {
-                    Ok(full) => diesel::replace_into(prompt_usage::table)
-                        .values(full)
-                        .execute(conn)?,
-                    Err(_) => diesel::replace_into(prompt_usage::table)
-                        .values(chunk)
-                        .execute(conn)?,
-                };
+                diesel::replace_into(prompt_usage::table)
+                    .values(values)
+                    .execute(conn)?;
             }
         }
-        let ids: Vec<i64> = chunk.iter().map(|row| row.circle_id).collect();
+        let ids: Vec<i64> = values.iter().map(|row| row.circle_id).collect();
         diesel::update(
             circles::table
                 .filter(one_of(circles::id, &ids))
@@ -382,7 +377,7 @@ pub fn record_uses(
         )
         .set(circles::pinned_prompt_id.eq(None::<String>))
         .execute(conn)?;
-    }
+    });
     Ok(())
 }
 

@@ -34,7 +34,7 @@ use crate::clock;
 use crate::db::binds::{Stamp, one_of};
 use crate::db::schema::{away_periods, circles, memberships, people, rounds};
 use crate::db::wal::checkpoints_aside;
-use crate::db::{DbConnection, DbError, ROWS_PER_STATEMENT, write_transaction};
+use crate::db::{DbConnection, DbError, per_statement, write_transaction};
 use crate::prompts::{self, ChosenPrompt, Decks, PromptError};
 
 #[derive(Debug, thiserror::Error)]
@@ -534,29 +534,19 @@ fn insert_rounds(
             closes_at: Stamp::new(round.closes_at.naive_utc()),
         })
         .collect();
-    // A macro because a full chunk goes in as an array, whose statement
-    // stays prepared (see `ROWS_PER_STATEMENT`), and any other as a slice.
-    macro_rules! insert {
-        ($values:expr) => {{
-            let insert = diesel::insert_into(rounds::table)
-                .values($values)
-                .on_conflict((rounds::circle_id, rounds::slot))
-                .do_nothing()
-                .returning((rounds::circle_id, rounds::id));
-            let inserted: Vec<(i64, i64)> = match &mut *conn {
-                DbConnection::Postgresql(conn) => insert.get_results(conn)?,
-                DbConnection::Sqlite(conn) => insert.get_results(conn)?,
-            };
-            inserted
-        }};
-    }
     let mut ids = HashMap::new();
-    for chunk in rows.chunks(ROWS_PER_STATEMENT) {
-        ids.extend(match <&[_; ROWS_PER_STATEMENT]>::try_from(chunk) {
-            Ok(full) => insert!(full),
-            Err(_) => insert!(chunk),
-        });
-    }
+    per_statement!(rows, |values| {
+        let insert = diesel::insert_into(rounds::table)
+            .values(values)
+            .on_conflict((rounds::circle_id, rounds::slot))
+            .do_nothing()
+            .returning((rounds::circle_id, rounds::id));
+        let inserted: Vec<(i64, i64)> = match &mut *conn {
+            DbConnection::Postgresql(conn) => insert.get_results(conn)?,
+            DbConnection::Sqlite(conn) => insert.get_results(conn)?,
+        };
+        ids.extend(inserted);
+    });
     Ok(ids)
 }
 

@@ -14,7 +14,7 @@ use diesel::prelude::*;
 
 use crate::auth::Token;
 use crate::db::schema::{pairings, round_links};
-use crate::db::{DbConnection, DbError, ROWS_PER_STATEMENT};
+use crate::db::{DbConnection, DbError, per_statement};
 use crate::mail::outbox::{self, NewEmail};
 
 #[derive(Insertable)]
@@ -44,9 +44,9 @@ pub struct Writes {
 /// Inserts `$rows` into `$table`: on PostgreSQL in one binary `COPY`, which
 /// skips parsing and binding a statement of thousands of parameters; on
 /// SQLite, where a prepared multi-row insert is already cheap, as inserts of
-/// [`ROWS_PER_STATEMENT`] rows. None of these tables needs a conflict
-/// clause, which `COPY` has not: their rows are new keys. A macro because
-/// each table's insert is its own type.
+/// [`crate::db::ROWS_PER_STATEMENT`] rows. None of these tables needs a
+/// conflict clause, which `COPY` has not: their rows are new keys. A macro
+/// because each table's insert is its own type.
 macro_rules! insert_all {
     ($conn:expr, $table:expr, $rows:expr) => {
         match &mut *$conn {
@@ -57,12 +57,9 @@ macro_rules! insert_all {
             }
             DbConnection::Postgresql(_) => {}
             DbConnection::Sqlite(conn) => {
-                for chunk in $rows.chunks(ROWS_PER_STATEMENT) {
-                    match <&[_; ROWS_PER_STATEMENT]>::try_from(chunk) {
-                        Ok(full) => diesel::insert_into($table).values(full).execute(conn)?,
-                        Err(_) => diesel::insert_into($table).values(chunk).execute(conn)?,
-                    };
-                }
+                per_statement!($rows, |values| diesel::insert_into($table)
+                    .values(values)
+                    .execute(conn)?);
             }
         }
     };
