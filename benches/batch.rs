@@ -230,7 +230,7 @@ fn floor(dir: &Path, database_url: &str, circles: usize, email: (usize, usize)) 
     run(migrate, "migrate");
     seed(database_url, circles);
     let mut conn = connection(database_url);
-    let postgres = matches!(&*conn, DbConnection::Postgresql(_));
+    let postgres = matches!(&**conn, DbConnection::Postgresql(_));
     // Like ours: an increasing prefix, so that new entries land at the end
     // of their unique index, then 128 random bits, in hex. `{n}` numbers
     // the token among its member's.
@@ -312,7 +312,7 @@ fn connection(database_url: &str) -> diesel::r2d2::PooledConnection<shoulder::db
 
 fn count(database_url: &str, sql: &str) -> usize {
     let mut conn = connection(database_url);
-    let row: Count = match &mut *conn {
+    let row: Count = match &mut **conn {
         DbConnection::Postgresql(conn) => diesel::sql_query(sql).get_result(conn),
         DbConnection::Sqlite(conn) => diesel::sql_query(sql).get_result(conn),
     }
@@ -359,13 +359,13 @@ fn seed(database_url: &str, circles: usize) {
         // Only the circles' statement has a parameter: the cadence.
         let result = if sql.contains("$1") {
             let query = diesel::sql_query(sql).bind::<Text, _>(&cadence);
-            match &mut *conn {
+            match &mut **conn {
                 DbConnection::Postgresql(conn) => query.execute(conn),
                 DbConnection::Sqlite(conn) => query.execute(conn),
             }
         } else {
             let query = diesel::sql_query(sql);
-            match &mut *conn {
+            match &mut **conn {
                 DbConnection::Postgresql(conn) => query.execute(conn),
                 DbConnection::Sqlite(conn) => query.execute(conn),
             }
@@ -388,7 +388,7 @@ fn on_postgres_server(sql: &str) -> Option<()> {
     let url = DatabaseUrl::parse(&postgres_base()).ok()?;
     let db = Db::connect(&url, 1, 5_000).ok()?;
     let mut conn = db.get().ok()?;
-    match &mut *conn {
+    match &mut **conn {
         DbConnection::Postgresql(conn) => diesel::sql_query(sql).execute(conn).ok().map(|_| ()),
         DbConnection::Sqlite(_) => None,
     }
@@ -449,7 +449,7 @@ fn save_sample_check_in(database_url: &str, folder: &Path) {
     }
     let sql = "SELECT context_json FROM deliveries WHERE kind = 'check_in' LIMIT 1";
     let mut conn = connection(database_url);
-    let row: Context = match &mut *conn {
+    let row: Context = match &mut **conn {
         DbConnection::Postgresql(conn) => diesel::sql_query(sql).get_result(conn),
         DbConnection::Sqlite(conn) => diesel::sql_query(sql).get_result(conn),
     }

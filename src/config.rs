@@ -34,6 +34,10 @@ pub const MAX_INVITE_LINK_DAYS: u32 = 90;
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct Config {
+    /// `SHOULDER_ENV`, which chose the layer above the defaults; set by
+    /// [`Config::load`], never read from a file.
+    #[serde(skip)]
+    pub environment: String,
     pub server: ServerConfig,
     pub database: DatabaseConfig,
     pub mail: MailConfig,
@@ -205,7 +209,8 @@ impl Config {
                     .split("__"),
             );
         }
-        let config: Config = figment.extract().map_err(from_figment)?;
+        let mut config: Config = figment.extract().map_err(from_figment)?;
+        config.environment = env.to_string();
         config.validate()?;
         Ok(config)
     }
@@ -381,6 +386,42 @@ impl Config {
     /// The public URL without a trailing slash, ready for `format!("{base}/path")`.
     pub fn public_base(&self) -> &str {
         self.server.public_url.trim_end_matches('/')
+    }
+
+    /// Whether `/dev/mail` shows what the `file` or `memory` transport kept.
+    /// Those messages hold live sign-in links, so the mailbox is served only
+    /// where strangers cannot reach it: on a server listening on loopback,
+    /// or one run for development or tests.
+    pub fn serves_dev_mailbox(&self) -> bool {
+        self.mail.transport != MailTransportKind::Smtp
+            && (self.bind_addr().ip().is_loopback()
+                || matches!(self.environment.as_str(), "development" | "test"))
+    }
+
+    /// Settings that are valid one by one but unsafe together: `serve` logs
+    /// them at start and `check-config` prints them.
+    pub fn warnings(&self) -> Vec<String> {
+        let mut warnings = Vec::new();
+        if self.mail.transport != MailTransportKind::Smtp {
+            let transport = match self.mail.transport {
+                MailTransportKind::File => "file",
+                _ => "memory",
+            };
+            let bind = &self.server.bind;
+            let env = &self.environment;
+            if self.serves_dev_mailbox() && !self.bind_addr().ip().is_loopback() {
+                warnings.push(format!(
+                    "mail.transport = \"{transport}\": /dev/mail shows every email, sign-in links included, \
+                     to anyone who reaches {bind} (SHOULDER_ENV={env}); bind to 127.0.0.1 or send through smtp"
+                ));
+            } else if !self.serves_dev_mailbox() {
+                warnings.push(format!(
+                    "mail.transport = \"{transport}\": no email leaves this server, and /dev/mail is not \
+                     served because it listens on {bind} with SHOULDER_ENV={env}; send through smtp"
+                ));
+            }
+        }
+        warnings
     }
 
     pub fn mail_file_dir(&self) -> &Path {

@@ -113,6 +113,9 @@ enum CircleCommand {
     },
 }
 
+/// How long a finished command waits for its database connections to close.
+const CLOSE_CONNECTIONS_LIMIT: std::time::Duration = std::time::Duration::from_secs(10);
+
 enum Failure {
     /// The configuration or environment is wrong: exit 2.
     Setup(String),
@@ -143,7 +146,15 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    match runtime.block_on(run(cli.command, config)) {
+    let outcome = runtime.block_on(run(cli.command, config));
+    // Every task ends with the runtime, and with them the database pools;
+    // then the process waits for their connections to close, which may be
+    // happening on the pools' own threads (shoulder::db::close_connections).
+    drop(runtime);
+    if !shoulder::db::close_connections(CLOSE_CONNECTIONS_LIMIT) {
+        tracing::warn!("a database connection was still opening or closing at exit");
+    }
+    match outcome {
         Ok(()) => ExitCode::SUCCESS,
         Err(Failure::Setup(message)) => {
             eprintln!("shoulder: {}", one_line(&message));
@@ -293,6 +304,9 @@ async fn serve(config: Config, migrate: bool) -> Result<(), Failure> {
         .await
         .map_err(|e| Failure::Setup(e.0))?;
     let addr = listener.local_addr().unwrap_or(addr);
+    for warning in state.config.warnings() {
+        tracing::warn!("{warning}");
+    }
     tracing::info!(
         address = %addr,
         database = state.db.backend().name(),
@@ -321,6 +335,9 @@ fn check_config(config: Config) -> Result<(), Failure> {
         .map_err(|e| Failure::Setup(format!("mail.templates_dir: {e}")))?;
     app::load_decks(&config).map_err(|e| Failure::Setup(e.0))?;
     print!("{}", config.redacted_toml());
+    for warning in config.warnings() {
+        eprintln!("shoulder: warning: {warning}");
+    }
     eprintln!("shoulder: the configuration is valid");
     Ok(())
 }

@@ -6,10 +6,14 @@
 //! `FOR UPDATE SKIP LOCKED`, pragmas, migrations) matches on the variant.
 
 pub mod binds;
+mod openings;
 pub mod schema;
 pub mod wal;
 
+pub use openings::close_connections;
+
 use std::fmt;
+use std::ops::{Deref, DerefMut};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -167,6 +171,30 @@ pub enum ConnectError {
     Setup(#[from] diesel::result::Error),
     #[error("{0}")]
     Path(String),
+    #[error("the process is closing")]
+    Closing,
+}
+
+/// A connection the pool holds, counted from before it opened until it is
+/// closed (see `openings`). Field order matters: the connection closes
+/// first, then the count goes down.
+pub struct PoolConnection {
+    conn: DbConnection,
+    _open: openings::Open,
+}
+
+impl Deref for PoolConnection {
+    type Target = DbConnection;
+
+    fn deref(&self) -> &DbConnection {
+        &self.conn
+    }
+}
+
+impl DerefMut for PoolConnection {
+    fn deref_mut(&mut self) -> &mut DbConnection {
+        &mut self.conn
+    }
 }
 
 /// Opens connections of the configured backend, with SQLite's pragmas set.
@@ -186,10 +214,33 @@ impl DbManager {
 }
 
 impl ManageConnection for DbManager {
-    type Connection = DbConnection;
+    type Connection = PoolConnection;
     type Error = ConnectError;
 
-    fn connect(&self) -> Result<DbConnection, ConnectError> {
+    fn connect(&self) -> Result<PoolConnection, ConnectError> {
+        let open = openings::Open::begin().ok_or(ConnectError::Closing)?;
+        Ok(PoolConnection {
+            conn: self.open()?,
+            _open: open,
+        })
+    }
+
+    fn is_valid(&self, conn: &mut PoolConnection) -> Result<(), ConnectError> {
+        Ok(conn.ping()?)
+    }
+
+    /// Broken in diesel's sense (a transaction left in an error state), or,
+    /// after work on it failed, no longer answering: a connection the
+    /// database has ended (a restart, `pg_terminate_backend`) fails every
+    /// query outside a transaction, and diesel alone would keep it pooled
+    /// for good.
+    fn has_broken(&self, conn: &mut PoolConnection) -> bool {
+        conn.is_broken() || (WORK_FAILED.replace(false) && conn.ping().is_err())
+    }
+}
+
+impl DbManager {
+    fn open(&self) -> Result<DbConnection, ConnectError> {
         match &self.url {
             DatabaseUrl::Sqlite(path) => {
                 let path_str = path
@@ -211,19 +262,6 @@ impl ManageConnection for DbManager {
                 Ok(DbConnection::Postgresql(PgConnection::establish(url)?))
             }
         }
-    }
-
-    fn is_valid(&self, conn: &mut DbConnection) -> Result<(), ConnectError> {
-        Ok(conn.ping()?)
-    }
-
-    /// Broken in diesel's sense (a transaction left in an error state), or,
-    /// after work on it failed, no longer answering: a connection the
-    /// database has ended (a restart, `pg_terminate_backend`) fails every
-    /// query outside a transaction, and diesel alone would keep it pooled
-    /// for good.
-    fn has_broken(&self, conn: &mut DbConnection) -> bool {
-        conn.is_broken() || (WORK_FAILED.replace(false) && conn.ping().is_err())
     }
 }
 
@@ -312,10 +350,9 @@ impl Db {
             // every checkout would add a round trip to every request.
             .test_on_check_out(false)
             // Connections open when first needed, not all at once in the
-            // pool's background threads. A short command (`tick`, `migrate`)
-            // would otherwise exit while those threads are still opening
-            // TLS connections to PostgreSQL, and OpenSSL's exit-time clean-up
-            // under a thread still using it crashes the process.
+            // pool's background threads: a short command needs one or two.
+            // How a command still ends only after every connection is
+            // closed: `openings`.
             .min_idle(Some(0))
             .connection_timeout(POOL_CHECKOUT_TIMEOUT)
             .error_handler(Box::new(LogPoolErrors))

@@ -47,6 +47,18 @@ const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 const CONTENT_SECURITY_POLICY: &str = "default-src 'none'; style-src 'self'; script-src 'self'; img-src 'self' data:; \
      form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
 
+/// `/dev/mail`, only where [`crate::config::Config::serves_dev_mailbox`]
+/// allows; elsewhere those paths are not found like any other.
+fn dev_mailbox(config: &crate::config::Config) -> Router<AppState> {
+    let routes = Router::new();
+    if !config.serves_dev_mailbox() {
+        return routes;
+    }
+    routes
+        .route("/dev/mail", get(dev_mail::list))
+        .route("/dev/mail/{id}", get(dev_mail::message))
+}
+
 pub fn router(state: AppState) -> Router {
     let config = &state.config;
     let timeout = Duration::from_secs(config.server.request_timeout_secs);
@@ -143,12 +155,11 @@ pub fn router(state: AppState) -> Router {
             "/unsubscribe/{token}",
             get(unsubscribe::confirm_page).post(unsubscribe::unsubscribe),
         )
-        .route("/dev/mail", get(dev_mail::list))
-        .route("/dev/mail/{id}", get(dev_mail::message))
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
         .route("/metrics", get(metrics::metrics))
         .route("/static/{name}", get(assets::serve_static))
+        .merge(dev_mailbox(config))
         .fallback(not_found)
         .layer(middleware::from_fn_with_state(
             state.clone(),

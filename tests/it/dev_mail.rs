@@ -161,6 +161,50 @@ async fn with_smtp_there_is_no_mailbox() {
     }
 }
 
+/// A server that listens beyond loopback outside development and tests
+/// keeps its mailbox to itself: the messages hold live sign-in links.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_mailbox_is_served_only_on_loopback_or_in_development() {
+    for (environment, bind, served) in [
+        ("production", "0.0.0.0:3000", false),
+        ("staging", "[::]:3000", false),
+        ("production", "127.0.0.1:3000", true),
+        ("development", "0.0.0.0:3000", true),
+        ("test", "0.0.0.0:3000", true),
+    ] {
+        for transport in [MailTransportKind::File, MailTransportKind::Memory] {
+            let app = TestApp::builder(Backend::Sqlite)
+                .config(move |config| {
+                    config.mail.transport = transport;
+                    config.environment = environment.into();
+                    // What the server was told to listen on; the test's
+                    // own listener stays on loopback.
+                    config.server.bind = bind.into();
+                })
+                .start()
+                .await
+                .expect("SQLite is always available");
+            ask_for_link(&app, "ada@example.org").await;
+            let case = format!("{transport:?} transport, {environment} on {bind}");
+            let (status, page) = app.get_text("/dev/mail").await;
+            let (id_status, _) = app.get_text("/dev/mail/0").await;
+            if served {
+                assert_eq!(status, 200, "{case}");
+                assert_eq!(listed_ids(&page).len(), 1, "{case}: {page}");
+            } else {
+                assert_eq!((status, id_status), (404, 404), "{case}");
+                assert!(!page.contains("/sign-in/"), "{case}: {page}");
+            }
+            assert_eq!(
+                app.state.config.warnings().len(),
+                usize::from(bind.starts_with("0.0.0.0") || bind.starts_with("[::]")),
+                "{case}: {:?}",
+                app.state.config.warnings()
+            );
+        }
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn message_ids_never_reach_outside_the_mail_folder() {
     let app = start(Backend::Sqlite, MailTransportKind::File)

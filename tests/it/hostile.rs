@@ -166,15 +166,24 @@ async fn everything_written(app: &TestApp) -> String {
 type Field<'a> = (&'a str, String, Vec<(&'a str, &'a str)>, &'a str, bool);
 
 /// What may be typed into a field and must be refused.
-const REFUSED: [(&str, &str); 4] = [
+const REFUSED: [(&str, &str); 6] = [
     ("a NUL byte", "Lovelace\0x"),
     ("a bell", "Lovelace\u{7}x"),
     ("a right-to-left override", "Lovelace\u{202E}txt.exe"),
     ("an isolate", "Lovelace\u{2067}x\u{2069}"),
+    ("a zero-width space", "Lovelace\u{200B}x"),
+    ("a byte-order mark", "Lovelace\u{FEFF}"),
 ];
 
-/// A CRLF that would start a header of its own, for one-line fields.
-const HEADER: (&str, &str) = ("a CRLF", "Lovelace\r\nBcc: eve@example.org");
+/// What one-line fields refuse besides: a CRLF that would start a header of
+/// its own, Unicode's line separator, and the invisible marks longer texts
+/// may keep in their place.
+const ONE_LINE_ONLY: [(&str, &str); 4] = [
+    ("a CRLF", "Lovelace\r\nBcc: eve@example.org"),
+    ("a line separator", "Lovelace\u{2028}x"),
+    ("a zero-width joiner", "Lovelace\u{200D}x"),
+    ("a left-to-right mark", "Lovelace\u{200E}x"),
+];
 
 on_both_backends! {
     async fn control_characters_and_bidi_overrides_are_refused_in_every_text_field(app) {
@@ -241,7 +250,7 @@ on_both_backends! {
 
         let before = everything_written(&app).await;
         for (cookie, path, rest, field, one_line) in &fields {
-            let payloads = REFUSED.iter().chain(one_line.then_some(&HEADER));
+            let payloads = REFUSED.iter().chain(ONE_LINE_ONLY.iter().filter(|_| *one_line));
             for (what, value) in payloads {
                 let mut form = rest.clone();
                 form.push((field, value));

@@ -568,7 +568,7 @@ async fn an_opening_hands_every_sqlite_connection_back_with_the_default_page_cac
         .map(|_| app.state.db.get().expect("a pooled connection"))
         .collect();
     for conn in &mut connections {
-        let DbConnection::Sqlite(conn) = &mut **conn else {
+        let DbConnection::Sqlite(conn) = &mut ***conn else {
             panic!("a SQLite app has SQLite connections");
         };
         let cache = diesel::sql_query("PRAGMA cache_size")

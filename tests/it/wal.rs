@@ -9,7 +9,7 @@ use diesel::prelude::*;
 use diesel::r2d2::ManageConnection;
 use diesel::sql_types::Integer;
 use shoulder::db::wal::checkpoints_aside;
-use shoulder::db::{DatabaseUrl, DbConnection, DbManager, write_transaction};
+use shoulder::db::{DatabaseUrl, DbConnection, DbManager, PoolConnection, write_transaction};
 use tempfile::TempDir;
 
 #[derive(QueryableByName)]
@@ -58,7 +58,7 @@ fn notes_in_file(dir: &Path) -> Option<i64> {
 
 /// A new database file holding the notes `0..count`, still only in its
 /// log, and the connection that wrote them.
-fn notes_database(count: i32) -> (TempDir, DbConnection) {
+fn notes_database(count: i32) -> (TempDir, PoolConnection) {
     let dir = tempfile::tempdir().expect("a folder");
     let url = DatabaseUrl::Sqlite(dir.path().join("shoulder.db"));
     let mut conn = DbManager::new(url, 5_000)
