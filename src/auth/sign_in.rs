@@ -39,19 +39,38 @@ const START_A_CIRCLE: &str = "/circles/new";
 pub struct ReturnPath(String);
 
 impl ReturnPath {
-    /// Only paths on this server: `/…`, not `//host` or `/\host`, no control characters.
+    /// Only paths on this server: `/…`, not `//host` or `/\host`, no control
+    /// characters. A `key` parameter is dropped: a round link's key opens
+    /// one member's round page and travels no further, not into a sign-in
+    /// link, a form or a log.
     pub fn parse(raw: &str) -> Option<ReturnPath> {
         let ok = raw.starts_with('/')
             && !raw.starts_with("//")
             && !raw.starts_with("/\\")
             && raw.len() <= 512
             && !raw.chars().any(char::is_control);
-        ok.then(|| ReturnPath(raw.to_string()))
+        ok.then(|| ReturnPath(without_key(raw)))
     }
 
     pub fn as_str(&self) -> &str {
         &self.0
     }
+}
+
+fn without_key(path: &str) -> String {
+    let Some((path, query)) = path.split_once('?') else {
+        return path.to_string();
+    };
+    let kept: Vec<_> = url::form_urlencoded::parse(query.as_bytes())
+        .filter(|(name, _)| name != "key")
+        .collect();
+    if kept.is_empty() {
+        return path.to_string();
+    }
+    let query = url::form_urlencoded::Serializer::new(String::new())
+        .extend_pairs(kept)
+        .finish();
+    format!("{path}?{query}")
 }
 
 /// A person's name as others in their circles will see it.
@@ -347,6 +366,19 @@ mod tests {
             "/a\r\nb",
         ] {
             assert_eq!(ReturnPath::parse(bad), None, "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn return_paths_never_keep_a_round_links_key() {
+        for (raw, kept) in [
+            ("/circles/3/rounds/2?key=abc", "/circles/3/rounds/2"),
+            ("/circles/3?tab=x&key=abc&key=def", "/circles/3?tab=x"),
+            ("/circles/3?%6Bey=abc", "/circles/3"),
+            ("/circles/3?keys=1", "/circles/3?keys=1"),
+        ] {
+            let path = ReturnPath::parse(raw).expect("a local path");
+            assert_eq!(path.as_str(), kept, "{raw}");
         }
     }
 }

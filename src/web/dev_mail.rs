@@ -3,11 +3,11 @@
 //! what was "sent" so a newcomer can follow a sign-in link. With the `smtp`
 //! transport nothing is kept, and both pages are not found.
 //!
-//! The pages carry live sign-in links, so no cache may keep them.
+//! The pages carry live sign-in links; like every page, they are sent with
+//! `Cache-Control: no-store`.
 
 use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, State};
-use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 
 use super::views;
@@ -30,7 +30,7 @@ pub async fn list(State(state): State<AppState>) -> Result<Response, AppError> {
         })
         .collect();
     let page = views::dev_mail::list(state.mailer.transport_name(), &shown);
-    Ok(uncached(page))
+    Ok(page.into_response())
 }
 
 /// An id that does not even decode as a path segment names no message.
@@ -45,13 +45,5 @@ pub async fn message(
         .await
         .map_err(AppError::Internal)?
         .ok_or(AppError::NotFound)?;
-    Ok(uncached(views::dev_mail::message(&stored.parse())))
-}
-
-fn uncached(page: maud::Markup) -> Response {
-    (
-        [(header::CACHE_CONTROL, HeaderValue::from_static("no-store"))],
-        page,
-    )
-        .into_response()
+    Ok(views::dev_mail::message(&stored.parse()).into_response())
 }

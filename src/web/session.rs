@@ -8,6 +8,7 @@ use axum::response::{IntoResponse, Redirect, Response};
 use crate::app::AppState;
 use crate::auth::Token;
 use crate::auth::session::{self, SESSION_LIFETIME, SignedIn};
+use crate::auth::sign_in::ReturnPath;
 use crate::db::{Db, DbConnection, DbError};
 use crate::error::AppError;
 
@@ -158,12 +159,16 @@ fn here(parts: &Parts) -> &str {
         .unwrap_or("/")
 }
 
-/// The sign-in page, set to bring the person back to `next`.
+/// The sign-in page, set to bring the person back to `next` (without a
+/// round link's key: [`ReturnPath::parse`]).
 pub fn sign_in_to(next: &str) -> String {
-    format!(
-        "/sign-in?next={}",
-        url::form_urlencoded::byte_serialize(next.as_bytes()).collect::<String>()
-    )
+    match ReturnPath::parse(next) {
+        Some(next) => format!(
+            "/sign-in?next={}",
+            url::form_urlencoded::byte_serialize(next.as_str().as_bytes()).collect::<String>()
+        ),
+        None => "/sign-in".to_string(),
+    }
 }
 
 /// A signed-in person; anyone else is sent to sign in and brought back.

@@ -313,3 +313,112 @@ async fn readiness_fails_when_the_postgres_database_goes_away() {
         "the process still answers"
     );
 }
+
+/// A page reached through an emailed token, or made for someone signed in,
+/// is sent with `Cache-Control: no-store`, so no shared or browser cache
+/// keeps a copy; and a round link's key never travels on into the sign-in
+/// page's `next`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pages_with_tokens_or_personal_data_are_never_cached() {
+    use crate::shoulder::round_link;
+    use crate::support::{link_path, open_week, weekly_circle};
+
+    let app = TestApp::start(Backend::Sqlite).await.expect("sqlite");
+    let base = app.public_base().to_string();
+    let id = weekly_circle(
+        &app,
+        "Night shift",
+        &[("ada@example.org", "Ada"), ("bea@example.org", "Bea")],
+    )
+    .await;
+    open_week(&app, 1).await;
+    let check_in = app
+        .emails()
+        .into_iter()
+        .find(|m| m.to == ["bea@example.org"])
+        .expect("Bea's check-in email")
+        .text_body();
+    let round = round_link(&app, &check_in, id, 1);
+    let unsubscribe = link_path(&check_in, &base, "/unsubscribe/");
+    let act = link_path(&check_in, &base, "/act/");
+
+    let ada = app.sign_in("ada@example.org", "Ada").await;
+    let made = app
+        .post_form_as(&ada, &format!("/circles/{id}/invites/link"), &[])
+        .await;
+    let join = link_path(&made.text().await.expect("page"), &base, "/join/");
+    let before = app.emails().len();
+    let asked = app
+        .post_form(
+            &join,
+            &[
+                ("name", "Cy"),
+                ("email", "cy@example.org"),
+                ("accept", "yes"),
+            ],
+        )
+        .await;
+    assert_eq!(asked.status().as_u16(), 200);
+    app.post_form("/sign-in", &[("email", "bea@example.org")])
+        .await;
+    app.run_jobs().await;
+    let later: Vec<String> = app.emails()[before..]
+        .iter()
+        .map(|m| m.text_body())
+        .collect();
+    let confirm = link_path(&later.join("\n"), &base, "/join/confirm/");
+    let sign_in = link_path(&later.join("\n"), &base, "/sign-in/");
+
+    let cache_control = |response: &reqwest::Response| {
+        response
+            .headers()
+            .get("cache-control")
+            .map(|v| v.to_str().expect("ascii").to_string())
+    };
+    for path in [&round, &unsubscribe, &act, &join, &confirm, &sign_in] {
+        let response = app.get(path).await;
+        assert_eq!(response.status().as_u16(), 200, "{path}");
+        assert_eq!(
+            cache_control(&response).as_deref(),
+            Some("no-store"),
+            "{path}"
+        );
+    }
+    for path in [
+        "/".to_string(),
+        "/me".to_string(),
+        format!("/circles/{id}"),
+        format!("/circles/{id}/rounds/1"),
+        format!("/circles/{id}/history"),
+    ] {
+        let response = app.get_as(&ada, &path).await;
+        assert_eq!(response.status().as_u16(), 200, "{path}");
+        assert_eq!(
+            cache_control(&response).as_deref(),
+            Some("no-store"),
+            "{path}"
+        );
+    }
+    let style = app.get(&shoulder::web::assets::stylesheet_path()).await;
+    assert_eq!(style.status().as_u16(), 200);
+    assert_ne!(cache_control(&style).as_deref(), Some("no-store"));
+
+    // A key put on a page that does not take one is dropped on the way to
+    // signing in, and so is one handed to the sign-in page itself.
+    let key = round.split("key=").nth(1).expect("a key");
+    let redirected = app.get(&format!("/circles/{id}?key={key}")).await;
+    let location = redirected
+        .headers()
+        .get("location")
+        .expect("sent to sign in")
+        .to_str()
+        .expect("ascii")
+        .to_string();
+    assert!(location.starts_with("/sign-in?next="), "{location}");
+    assert!(!location.contains(key), "{location}");
+    let next = url::form_urlencoded::byte_serialize(format!("/circles/{id}?key={key}").as_bytes())
+        .collect::<String>();
+    let (status, page) = app.get_text(&format!("/sign-in?next={next}")).await;
+    assert_eq!(status, 200);
+    assert!(!page.contains(key), "{page}");
+}
