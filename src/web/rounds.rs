@@ -6,6 +6,8 @@
 //! (`?key=` on the GET, a hidden `key` field on every form), which works
 //! for that member and round until the round closes and for nothing else.
 
+use std::collections::HashSet;
+
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
@@ -341,9 +343,10 @@ fn form_from(data: &FormData, open: &[OpenCommitment]) -> CheckInForm {
     // Follow-through fields are named after the commitment; any id sent is
     // kept (and refused if it is not one of this member's open ones).
     let mut ids: Vec<String> = open.iter().map(|c| c.id.to_string()).collect();
+    let mut seen: HashSet<String> = ids.iter().cloned().collect();
     for name in data.names() {
         if let Some(id) = name.strip_prefix("outcome-")
-            && !ids.iter().any(|known| known == id)
+            && seen.insert(id.to_string())
         {
             ids.push(id.to_string());
         }
@@ -378,14 +381,14 @@ pub async fn check_in(
     Path((circle_id, number)): Path<(i64, i32)>,
     data: FormData,
 ) -> Result<Response, Denied> {
-    // The open commitments the page adds to the form carry no answer, and
-    // parsing passes over unanswered ones: they matter only when the form
-    // is shown again.
-    let parsed = CheckIn::parse(&form_from(&data, &[]));
     let key = data.get("key").to_string();
     if nobody(&session, Some(&key)) {
         return Err(sign_in_first(circle_id, number));
     }
+    // Read only once someone could be let in. The open commitments the page
+    // adds to the form carry no answer, and parsing passes over unanswered
+    // ones: they matter only when the form is shown again.
+    let parsed = CheckIn::parse(&form_from(&data, &[]));
     let now = state.clock.now();
     let posted = state
         .db

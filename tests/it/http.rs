@@ -422,3 +422,60 @@ async fn pages_with_tokens_or_personal_data_are_never_cached() {
     assert_eq!(status, 200);
     assert!(!page.contains(key), "{page}");
 }
+
+/// A form body of thousands of fields, under the size limit, is refused
+/// whole: no handler decodes it, whoever sends it. Our largest form, a
+/// check-in with many commitments to report on, stays far under the cap.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_form_with_more_fields_than_any_of_ours_is_refused_with_413() {
+    use crate::support::{open_week, weekly_circle};
+    use shoulder::web::form::MAX_FORM_FIELDS;
+
+    let app = TestApp::start(Backend::Sqlite).await.expect("sqlite");
+    let id = weekly_circle(
+        &app,
+        "Night shift",
+        &[("ada@example.org", "Ada"), ("bea@example.org", "Bea")],
+    )
+    .await;
+    open_week(&app, 1).await;
+    let ada = app.sign_in("ada@example.org", "Ada").await;
+    let round = format!("/circles/{id}/rounds/1");
+    let flood: Vec<(String, String)> = (0..4_000)
+        .map(|n| (format!("outcome-{n}"), "x".to_string()))
+        .collect();
+    let size = url::form_urlencoded::Serializer::new(String::new())
+        .extend_pairs(&flood)
+        .finish()
+        .len();
+    assert!(size < 65_536, "under the body limit: {size}");
+    for cookie in ["", ada.as_str()] {
+        let response = app.post_form_as(cookie, &round, &flood_refs(&flood)).await;
+        assert_eq!(
+            response.status().as_u16(),
+            413,
+            "signed in: {}",
+            !cookie.is_empty()
+        );
+        let page = response.text().await.expect("page");
+        assert!(page.contains("more than we accept"), "{page}");
+    }
+
+    // Just under the cap, the form is read, and its made-up commitments
+    // are refused by name with nothing written.
+    let many: Vec<(String, String)> = (0..MAX_FORM_FIELDS - 1)
+        .map(|n| (format!("outcome-{}", 1_000_000 + n), "done".to_string()))
+        .chain([("commitment-1".to_string(), "Call Bea".to_string())])
+        .collect();
+    let response = app.post_form_as(&ada, &round, &flood_refs(&many)).await;
+    assert_eq!(response.status().as_u16(), 422);
+    let page = response.text().await.expect("page");
+    assert!(page.contains("Call Bea"), "the text typed is kept: {page}");
+}
+
+fn flood_refs(fields: &[(String, String)]) -> Vec<(&str, &str)> {
+    fields
+        .iter()
+        .map(|(name, value)| (name.as_str(), value.as_str()))
+        .collect()
+}
