@@ -147,8 +147,14 @@ pub fn router(state: AppState) -> Router {
         .route("/dev/mail/{id}", get(dev_mail::message))
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
-        .route("/metrics", get(metrics::metrics))
-        .route("/static/{name}", get(assets::serve_static))
+        .route("/static/{name}", get(assets::serve_static));
+    // With a listener of its own, `/metrics` is not on the public port at all.
+    let routes = if config.metrics_addr().is_none() {
+        routes.route("/metrics", get(metrics::metrics))
+    } else {
+        routes
+    };
+    let routes = routes
         .fallback(not_found)
         .layer(middleware::from_fn_with_state(
             state.clone(),
