@@ -1,7 +1,7 @@
 //! The running application: its shared state, and starting and stopping the
 //! HTTP server and the background jobs around it.
 
-use std::future::Future;
+use std::future::{Future, IntoFuture};
 use std::net::SocketAddr;
 use std::sync::Arc;
 
@@ -71,7 +71,7 @@ impl AppState {
             mailer: Arc::new(mailer),
             decks: Arc::new(decks),
             clock,
-            metrics: Arc::default(),
+            metrics: Arc::new(Metrics::new()),
             jobs_waker: Arc::default(),
         })
     }
@@ -104,41 +104,101 @@ fn db_name(config: &Config) -> String {
 }
 
 pub async fn bind(addr: SocketAddr) -> Result<TcpListener, StartError> {
+    bind_for("server.bind", addr).await
+}
+
+/// The listener of `server.metrics_bind`, when it names one.
+pub async fn bind_metrics(config: &Config) -> Result<Option<TcpListener>, StartError> {
+    let Some(addr) = config.metrics_addr() else {
+        return Ok(None);
+    };
+    let addr = addr.map_err(|e| StartError(format!("server.metrics_bind: {e}")))?;
+    bind_for("server.metrics_bind", addr).await.map(Some)
+}
+
+async fn bind_for(key: &str, addr: SocketAddr) -> Result<TcpListener, StartError> {
     TcpListener::bind(addr).await.map_err(|e| {
         let why = match e.kind() {
             std::io::ErrorKind::AddrInUse => "the address is already in use".to_string(),
             std::io::ErrorKind::PermissionDenied => "permission denied".to_string(),
             _ => e.to_string(),
         };
-        StartError(format!("server.bind: cannot listen on {addr}: {why}"))
+        StartError(format!("{key}: cannot listen on {addr}: {why}"))
     })
 }
 
-/// Serves HTTP on `listener` and runs the background jobs until `shutdown`
-/// resolves, then lets in-flight requests finish.
+/// Where the server listens: the main port, and the one `/metrics` has to
+/// itself when `server.metrics_bind` is set.
+#[derive(Debug)]
+pub struct Listeners {
+    pub main: TcpListener,
+    pub metrics: Option<TcpListener>,
+}
+
+impl From<TcpListener> for Listeners {
+    fn from(main: TcpListener) -> Listeners {
+        Listeners {
+            main,
+            metrics: None,
+        }
+    }
+}
+
+/// Serves HTTP and runs the background jobs until `shutdown` resolves, then
+/// lets in-flight requests finish. `/metrics` goes to its own listener when
+/// `server.metrics_bind` is set, bound here if the caller did not.
 pub async fn serve(
-    listener: TcpListener,
+    listeners: impl Into<Listeners>,
     state: AppState,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
+    let Listeners { main, metrics } = listeners.into();
+    let metrics = match metrics {
+        Some(listener) => Some(listener),
+        None => bind_metrics(&state.config)
+            .await
+            .map_err(|e| std::io::Error::other(e.0))?,
+    };
     let (stop_jobs, stopped) = watch::channel(false);
     let jobs = state
         .config
         .scheduler
         .enabled
         .then(|| tokio::spawn(jobs::run_scheduler(state.clone(), stopped)));
+    // The one shutdown signal stops the metrics listener with the main one.
+    let (stop_metrics, mut metrics_stopped) = watch::channel(false);
+    let metrics_server = match metrics {
+        Some(listener) => {
+            if let Ok(addr) = listener.local_addr() {
+                tracing::info!(address = %addr, "serving /metrics on http://{addr}/metrics");
+            }
+            let server = axum::serve(listener, web::metrics::router(state.clone()))
+                .with_graceful_shutdown(async move {
+                    let _ = metrics_stopped.wait_for(|stop| *stop).await;
+                });
+            Some(tokio::spawn(server.into_future()))
+        }
+        None => None,
+    };
     let app = web::router(state);
-    let outcome = axum::serve(listener, app)
+    let outcome = axum::serve(main, app)
         .with_graceful_shutdown(async move {
             shutdown.await;
             tracing::info!("shutting down: finishing requests in flight");
         })
         .await;
+    let _ = stop_metrics.send(true);
     let _ = stop_jobs.send(true);
     if let Some(jobs) = jobs {
         let _ = jobs.await;
     }
-    outcome
+    let metrics_outcome = match metrics_server {
+        Some(server) => server
+            .await
+            .unwrap_or_else(|e| Err(std::io::Error::other(e.to_string()))),
+        None => Ok(()),
+    };
+    outcome.and(metrics_outcome)
 }
 
 /// Resolves on SIGINT (Ctrl-C) or SIGTERM.

@@ -30,6 +30,9 @@ pub const MAX_MAIL_BATCH_SIZE: u32 = 10_000;
 /// An invite that waits longer than a season has outlived the conversation
 /// that led to it.
 pub const MAX_INVITE_LINK_DAYS: u32 = 90;
+/// A shorter bearer token for `/metrics` could be guessed by whoever can
+/// reach the port.
+pub const MIN_METRICS_TOKEN_LEN: usize = 16;
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
@@ -54,6 +57,10 @@ pub struct ServerConfig {
     pub public_url: String,
     pub request_timeout_secs: u64,
     pub max_body_bytes: usize,
+    /// Empty: `/metrics` is served on `bind`. An address: only there.
+    pub metrics_bind: String,
+    /// When set, `/metrics` answers only `Authorization: Bearer <token>`.
+    pub metrics_token: String,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -246,6 +253,36 @@ impl Config {
                 "must be at least 1024",
             ));
         }
+        if let Some(addr) = self.metrics_addr() {
+            let addr = addr.map_err(|_| {
+                ConfigError::new(
+                    "server.metrics_bind",
+                    "expected empty (serve /metrics on server.bind) or an address like 127.0.0.1:9100",
+                )
+            })?;
+            // Port 0 picks a free port, so two of them never collide.
+            if addr.port() != 0 && addr == self.bind_addr() {
+                return Err(ConfigError::new(
+                    "server.metrics_bind",
+                    "must differ from server.bind (leave it empty to serve /metrics there)",
+                ));
+            }
+        }
+        let token = &self.server.metrics_token;
+        if !token.is_empty() {
+            if token.len() < MIN_METRICS_TOKEN_LEN {
+                return Err(ConfigError::new(
+                    "server.metrics_token",
+                    format!("must be at least {MIN_METRICS_TOKEN_LEN} characters long"),
+                ));
+            }
+            if !token.bytes().all(|b| b.is_ascii_graphic()) {
+                return Err(ConfigError::new(
+                    "server.metrics_token",
+                    "may hold only printable ASCII characters, without spaces",
+                ));
+            }
+        }
 
         DatabaseUrl::parse(&self.database.url)
             .map_err(|reason| ConfigError::new("database.url", reason))?;
@@ -372,6 +409,13 @@ impl Config {
             .unwrap_or_else(|_| SocketAddr::from(([127, 0, 0, 1], 3000)))
     }
 
+    /// Where `/metrics` has a listener of its own: `None` when it is served
+    /// on `server.bind`.
+    pub fn metrics_addr(&self) -> Option<Result<SocketAddr, std::net::AddrParseError>> {
+        let raw = self.server.metrics_bind.trim();
+        (!raw.is_empty()).then(|| raw.parse())
+    }
+
     pub fn public_url_is_https(&self) -> bool {
         self.server.public_url.starts_with("https://")
     }
@@ -433,6 +477,9 @@ impl Config {
         let mut shown = self.clone();
         shown.database.url = redact_url_password(&shown.database.url);
         shown.mail.smtp_url = redact_url_password(&shown.mail.smtp_url);
+        if !shown.server.metrics_token.is_empty() {
+            shown.server.metrics_token = "***".into();
+        }
         toml::to_string_pretty(&shown).unwrap_or_else(|e| format!("# cannot print: {e}\n"))
     }
 }
@@ -550,6 +597,19 @@ mod tests {
         let cases = [
             ("[server]\nbind = \"localhost\"", "server.bind"),
             ("[server]\npublic_url = \"ftp://x\"", "server.public_url"),
+            ("[server]\nmetrics_bind = \"9100\"", "server.metrics_bind"),
+            (
+                "[server]\nbind = \"127.0.0.1:3000\"\nmetrics_bind = \"127.0.0.1:3000\"",
+                "server.metrics_bind",
+            ),
+            (
+                "[server]\nmetrics_token = \"short\"",
+                "server.metrics_token",
+            ),
+            (
+                "[server]\nmetrics_token = \"has a space inside it\"",
+                "server.metrics_token",
+            ),
             ("[database]\npool_size = 0", "database.pool_size"),
             ("[database]\nurl = \"mysql://x/y\"", "database.url"),
             ("[mail]\nfrom = \"not an address\"", "mail.from"),
@@ -637,5 +697,14 @@ mod tests {
             shown.contains("smtp://user:***@mail.example.org:587"),
             "{shown}"
         );
+    }
+
+    #[test]
+    fn the_metrics_token_is_redacted() {
+        let config =
+            load_with("[server]\nmetrics_token = \"s3cret-scrape-token-0123\"\n").expect("loads");
+        let shown = config.redacted_toml();
+        assert!(!shown.contains("s3cret-scrape"), "{shown}");
+        assert!(shown.contains("metrics_token = \"***\""), "{shown}");
     }
 }

@@ -300,6 +300,9 @@ async fn serve(config: Config, migrate: bool) -> Result<(), Failure> {
     let migrate = migrate && config.database.migrate_on_start;
     // Bind first: an occupied port is the cheapest mistake to report.
     let listener = app::bind(addr).await.map_err(|e| Failure::Setup(e.0))?;
+    let metrics_listener = app::bind_metrics(&config)
+        .await
+        .map_err(|e| Failure::Setup(e.0))?;
     let state = AppState::build(config, Clock::system(), migrate)
         .await
         .map_err(|e| Failure::Setup(e.0))?;
@@ -313,7 +316,11 @@ async fn serve(config: Config, migrate: bool) -> Result<(), Failure> {
         mail = state.mailer.transport_name(),
         "listening on http://{addr}"
     );
-    app::serve(listener, state, app::shutdown_signal())
+    let listeners = app::Listeners {
+        main: listener,
+        metrics: metrics_listener,
+    };
+    app::serve(listeners, state, app::shutdown_signal())
         .await
         .map_err(|e| Failure::Work(format!("server stopped: {e}")))
 }

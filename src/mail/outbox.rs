@@ -703,12 +703,34 @@ fn suppress(
     Ok(())
 }
 
-/// Rows waiting to be sent or being sent, for the `/metrics` gauge.
-pub fn queue_depth(conn: &mut DbConnection) -> Result<i64, DbError> {
-    Ok(deliveries::table
+/// The outbox as `/metrics` shows it: the emails waiting to be sent or
+/// being sent, and when the oldest of them was queued.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct QueueState {
+    pub depth: i64,
+    pub oldest_queued_at: Option<NaiveDateTime>,
+}
+
+impl QueueState {
+    /// How long the oldest waiting email has waited at `now`; zero when
+    /// nothing waits, so an alert on the age clears once the queue drains.
+    pub fn oldest_age(&self, now: NaiveDateTime) -> TimeDelta {
+        self.oldest_queued_at.map_or(TimeDelta::zero(), |queued| {
+            (now - queued).max(TimeDelta::zero())
+        })
+    }
+}
+
+/// One query for both figures, read through the `(status, ...)` index.
+pub fn queue_state(conn: &mut DbConnection) -> Result<QueueState, DbError> {
+    let (depth, oldest_queued_at) = deliveries::table
         .filter(deliveries::status.eq_any([status::PENDING, status::SENDING]))
-        .count()
-        .get_result(conn)?)
+        .select((dsl::count_star(), dsl::min(deliveries::created_at)))
+        .get_result::<(i64, Option<NaiveDateTime>)>(conn)?;
+    Ok(QueueState {
+        depth,
+        oldest_queued_at,
+    })
 }
 
 /// One outbox row as it stands, bodies left out.

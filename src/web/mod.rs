@@ -157,9 +157,15 @@ pub fn router(state: AppState) -> Router {
         )
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
-        .route("/metrics", get(metrics::metrics))
         .route("/static/{name}", get(assets::serve_static))
-        .merge(dev_mailbox(config))
+        .merge(dev_mailbox(config));
+    // With a listener of its own, `/metrics` is not on the public port at all.
+    let routes = if config.metrics_addr().is_none() {
+        routes.route("/metrics", get(metrics::metrics))
+    } else {
+        routes
+    };
+    let routes = routes
         .fallback(not_found)
         .layer(middleware::from_fn_with_state(
             state.clone(),

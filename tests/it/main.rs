@@ -18,6 +18,7 @@ mod http;
 mod invites;
 mod jobs;
 mod mail;
+mod metrics;
 mod outbox;
 mod own_data;
 mod prompts;

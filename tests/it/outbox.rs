@@ -17,7 +17,7 @@ use crate::support::{Backend, SmtpMode, TestApp};
 // ---- helpers ----------------------------------------------------------------
 
 /// A small email to `address`, outside any round.
-fn email_to(address: &str) -> NewEmail {
+pub(crate) fn email_to(address: &str) -> NewEmail {
     NewEmail {
         kind: "test",
         to: EmailAddress::parse(address).expect("a valid address"),
@@ -47,14 +47,14 @@ async fn enqueue(app: &TestApp, email: NewEmail) -> Enqueued {
 }
 
 /// Enqueues and returns the new row's id; the email must be queued for sending.
-async fn queue(app: &TestApp, email: NewEmail) -> i64 {
+pub(crate) async fn queue(app: &TestApp, email: NewEmail) -> i64 {
     match enqueue(app, email).await {
         Enqueued::Queued { id } => id,
         other => panic!("expected a queued email, got {other:?}"),
     }
 }
 
-async fn delivery(app: &TestApp, id: i64) -> Delivery {
+pub(crate) async fn delivery(app: &TestApp, id: i64) -> Delivery {
     app.state
         .db
         .run(move |conn| outbox::find_by_id(conn, id))
@@ -64,7 +64,10 @@ async fn delivery(app: &TestApp, id: i64) -> Delivery {
 }
 
 /// Claims due emails as one worker would, at the clock's time.
-async fn claim(app: &TestApp, settings: outbox::OutboxSettings) -> Vec<outbox::ClaimedDelivery> {
+pub(crate) async fn claim(
+    app: &TestApp,
+    settings: outbox::OutboxSettings,
+) -> Vec<outbox::ClaimedDelivery> {
     let now = app.clock.now().naive_utc();
     app.state
         .db

@@ -167,6 +167,18 @@ impl TestAppBuilder {
         }
         config.validate().expect("test configuration stays valid");
 
+        // Bound here rather than by `serve`, so the test learns the port.
+        let metrics_listener = app::bind_metrics(&config)
+            .await
+            .expect("a free port for /metrics");
+        let metrics_addr = metrics_listener
+            .as_ref()
+            .map(|listener| listener.local_addr().expect("bound address"));
+        let listeners = app::Listeners {
+            main: listener,
+            metrics: metrics_listener,
+        };
+
         let clock = Clock::fixed(self.start_at);
         let state = AppState::build(config, clock.clone(), self.migrate)
             .await
@@ -174,13 +186,14 @@ impl TestAppBuilder {
         let (stop, stopped) = oneshot::channel::<()>();
         let server_state = state.clone();
         tokio::spawn(async move {
-            let _ = app::serve(listener, server_state, async {
+            let _ = app::serve(listeners, server_state, async {
                 let _ = stopped.await;
             })
             .await;
         });
         Some(TestApp {
             addr,
+            metrics_addr,
             state,
             clock,
             smtp,
@@ -197,6 +210,8 @@ impl TestAppBuilder {
 
 pub struct TestApp {
     pub addr: SocketAddr,
+    /// `/metrics`'s own listener, when `server.metrics_bind` is set.
+    pub metrics_addr: Option<SocketAddr>,
     pub state: AppState,
     pub clock: Clock,
     pub smtp: TestSmtp,

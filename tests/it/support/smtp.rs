@@ -143,6 +143,25 @@ impl TestSmtp {
         self.shared.lock().stalled
     }
 
+    /// Waits until at least `n` messages are stalled, waiting for their
+    /// answer. Panics after 10 s.
+    pub fn wait_for_stalled(&self, n: usize) {
+        let state = self.shared.lock();
+        let (state, _) = self
+            .shared
+            .changed
+            .wait_timeout_while(state, WAIT_LIMIT, |state| state.stalled < n)
+            .unwrap_or_else(PoisonError::into_inner);
+        let stalled = state.stalled;
+        drop(state);
+        assert!(
+            stalled >= n,
+            "test SMTP server on port {}: expected {n} stalled message(s) within {:?}, got {stalled}",
+            self.port,
+            WAIT_LIMIT
+        );
+    }
+
     /// Waits until at least `n` messages have been accepted and returns them all.
     /// Panics after 10 s.
     pub fn wait_for_messages(&self, n: usize) -> Vec<ReceivedEmail> {
@@ -296,6 +315,9 @@ impl Handler for Session {
                     if !stalled {
                         stalled = true;
                         state.stalled += 1;
+                        // For `wait_for_stalled`; the other stalled sessions
+                        // wake, see the mode unchanged, and wait again.
+                        self.shared.changed.notify_all();
                     }
                     state = self
                         .shared
