@@ -1,7 +1,7 @@
 //! The running application: its shared state, and starting and stopping the
 //! HTTP server and the background jobs around it.
 
-use std::future::{Future, IntoFuture};
+use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
@@ -16,6 +16,7 @@ use crate::mail::Mailer;
 use crate::prompts::Decks;
 use crate::web;
 use crate::web::metrics::Metrics;
+use crate::web::server::ConnectionLimits;
 
 /// What every handler and job shares. Cheap to clone.
 #[derive(Clone, Debug)]
@@ -167,26 +168,30 @@ pub async fn serve(
         .then(|| tokio::spawn(jobs::run_scheduler(state.clone(), stopped)));
     // The one shutdown signal stops the metrics listener with the main one.
     let (stop_metrics, mut metrics_stopped) = watch::channel(false);
+    let limits = ConnectionLimits::from_config(&state.config);
     let metrics_server = match metrics {
         Some(listener) => {
             if let Ok(addr) = listener.local_addr() {
                 tracing::info!(address = %addr, "serving /metrics on http://{addr}/metrics");
             }
-            let server = axum::serve(listener, web::metrics::router(state.clone()))
-                .with_graceful_shutdown(async move {
+            let server = web::server::serve(
+                listener,
+                web::metrics::router(state.clone()),
+                limits.clone(),
+                async move {
                     let _ = metrics_stopped.wait_for(|stop| *stop).await;
-                });
-            Some(tokio::spawn(server.into_future()))
+                },
+            );
+            Some(tokio::spawn(server))
         }
         None => None,
     };
     let app = web::router(state);
-    let outcome = axum::serve(main, app)
-        .with_graceful_shutdown(async move {
-            shutdown.await;
-            tracing::info!("shutting down: finishing requests in flight");
-        })
-        .await;
+    let outcome = web::server::serve(main, app, limits, async move {
+        shutdown.await;
+        tracing::info!("shutting down: finishing requests in flight");
+    })
+    .await;
     let _ = stop_metrics.send(true);
     let _ = stop_jobs.send(true);
     if let Some(jobs) = jobs {

@@ -8,11 +8,12 @@
 //! Unknown keys are rejected so a typo never silently means "default".
 
 use std::fmt;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 
 use figment::Figment;
 use figment::providers::{Env, Format, Toml};
+use ipnet::IpNet;
 use serde::{Deserialize, Serialize};
 use url::Url;
 
@@ -23,6 +24,8 @@ const DEFAULTS: &str = include_str!("../config/default.toml");
 
 pub const DEFAULT_ENVIRONMENT: &str = "development";
 pub const MAX_POOL_SIZE: u32 = 64;
+/// A request head takes one round trip; a minute is patience enough.
+pub const MAX_HEADER_READ_TIMEOUT_SECS: u64 = 60;
 /// Thirty days: past that, an email's news is stale.
 pub const MAX_RETRY_FOR_HOURS: u64 = 720;
 pub const MAX_LEASE_SECS: u64 = 86_400;
@@ -61,6 +64,14 @@ pub struct ServerConfig {
     pub metrics_bind: String,
     /// When set, `/metrics` answers only `Authorization: Bearer <token>`.
     pub metrics_token: String,
+    /// A connection that has not sent a whole request head in this many
+    /// seconds is closed.
+    pub header_read_timeout_secs: u64,
+    /// Connections one client address may hold open at once.
+    pub max_connections_per_client: u32,
+    /// Addresses (`10.0.0.5`) or networks (`10.0.0.0/8`) of reverse
+    /// proxies, whose connections are not capped per client.
+    pub trusted_proxies: Vec<String>,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -241,6 +252,23 @@ impl Config {
                 "must not have a query or a fragment",
             ));
         }
+        if !(1..=MAX_HEADER_READ_TIMEOUT_SECS).contains(&self.server.header_read_timeout_secs) {
+            return Err(ConfigError::new(
+                "server.header_read_timeout_secs",
+                format!("must be between 1 and {MAX_HEADER_READ_TIMEOUT_SECS}"),
+            ));
+        }
+        if self.server.max_connections_per_client == 0 {
+            return Err(ConfigError::new(
+                "server.max_connections_per_client",
+                "must be at least 1",
+            ));
+        }
+        for proxy in &self.server.trusted_proxies {
+            parse_network(proxy).map_err(|reason| {
+                ConfigError::new("server.trusted_proxies", format!("{proxy:?}: {reason}"))
+            })?;
+        }
         if self.server.request_timeout_secs == 0 {
             return Err(ConfigError::new(
                 "server.request_timeout_secs",
@@ -416,6 +444,15 @@ impl Config {
         (!raw.is_empty()).then(|| raw.parse())
     }
 
+    /// `server.trusted_proxies`, parsed (validate() has checked each).
+    pub fn trusted_proxies(&self) -> Vec<IpNet> {
+        self.server
+            .trusted_proxies
+            .iter()
+            .filter_map(|proxy| parse_network(proxy).ok())
+            .collect()
+    }
+
     pub fn public_url_is_https(&self) -> bool {
         self.server.public_url.starts_with("https://")
     }
@@ -482,6 +519,17 @@ impl Config {
         }
         toml::to_string_pretty(&shown).unwrap_or_else(|e| format!("# cannot print: {e}\n"))
     }
+}
+
+/// An address, taken as a network of one, or a network in CIDR notation.
+fn parse_network(raw: &str) -> Result<IpNet, String> {
+    let raw = raw.trim();
+    if let Ok(address) = raw.parse::<IpAddr>() {
+        return Ok(IpNet::from(address));
+    }
+    raw.parse::<IpNet>()
+        .map(|network| network.trunc())
+        .map_err(|_| "expected an address like 10.0.0.5 or a network like 10.0.0.0/8".into())
 }
 
 fn validate_smtp_url(raw: &str) -> Result<(), String> {
@@ -593,11 +641,40 @@ mod tests {
     }
 
     #[test]
+    fn trusted_proxies_are_addresses_or_networks() {
+        let config =
+            load_with("[server]\ntrusted_proxies = [\"10.0.0.5\", \"10.1.2.3/16\", \"::1\"]\n")
+                .expect("loads");
+        let shown: Vec<String> = config
+            .trusted_proxies()
+            .iter()
+            .map(ToString::to_string)
+            .collect();
+        assert_eq!(shown, ["10.0.0.5/32", "10.1.0.0/16", "::1/128"]);
+    }
+
+    #[test]
     fn bad_values_name_their_key() {
         let cases = [
             ("[server]\nbind = \"localhost\"", "server.bind"),
             ("[server]\npublic_url = \"ftp://x\"", "server.public_url"),
             ("[server]\nmetrics_bind = \"9100\"", "server.metrics_bind"),
+            (
+                "[server]\ntrusted_proxies = [\"10.0.0.0/33\"]",
+                "server.trusted_proxies",
+            ),
+            (
+                "[server]\ntrusted_proxies = [\"proxy.internal\"]",
+                "server.trusted_proxies",
+            ),
+            (
+                "[server]\nheader_read_timeout_secs = 0",
+                "server.header_read_timeout_secs",
+            ),
+            (
+                "[server]\nmax_connections_per_client = 0",
+                "server.max_connections_per_client",
+            ),
             (
                 "[server]\nbind = \"127.0.0.1:3000\"\nmetrics_bind = \"127.0.0.1:3000\"",
                 "server.metrics_bind",

@@ -14,6 +14,7 @@ mod invites;
 pub mod metrics;
 mod prompts;
 mod rounds;
+pub mod server;
 pub mod session;
 mod sign_in;
 mod unsubscribe;

@@ -479,3 +479,135 @@ fn flood_refs(fields: &[(String, String)]) -> Vec<(&str, &str)> {
         .map(|(name, value)| (name.as_str(), value.as_str()))
         .collect()
 }
+
+/// Sends a keep-alive GET of `/healthz` on `stream` and reads the answer's
+/// first bytes; `None` when the server closed the connection instead.
+async fn healthz_on(stream: &mut tokio::net::TcpStream) -> Option<String> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    if stream
+        .write_all(b"GET /healthz HTTP/1.1\r\nHost: shoulder\r\n\r\n")
+        .await
+        .is_err()
+    {
+        return None;
+    }
+    let mut buffer = vec![0; 4096];
+    match tokio::time::timeout(std::time::Duration::from_secs(10), stream.read(&mut buffer))
+        .await
+        .expect("the server answers or closes")
+    {
+        Ok(0) | Err(_) => None,
+        Ok(read) => Some(String::from_utf8_lossy(&buffer[..read]).into_owned()),
+    }
+}
+
+/// A client that sends its request head a byte at a time is cut off once
+/// `server.header_read_timeout_secs` has passed, however many connections
+/// it holds, and the server keeps answering everyone else meanwhile.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_trickling_its_request_head_is_cut_off() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    let app = TestApp::builder(Backend::Sqlite)
+        .config(|config| config.server.header_read_timeout_secs = 1)
+        .start()
+        .await
+        .expect("sqlite");
+    // Long enough to be told apart from the timeout, with room to spare on
+    // a slow machine.
+    let trickle_for = std::time::Duration::from_secs(8);
+    let trickles: Vec<_> = (0..20)
+        .map(|_| {
+            let addr = app.addr;
+            tokio::spawn(async move {
+                let mut stream = tokio::net::TcpStream::connect(addr)
+                    .await
+                    .expect("connects");
+                let started = std::time::Instant::now();
+                let head = b"GET / HTTP/1.1\r\nHost: shoulder\r\nX-Slow: ";
+                let mut sent = 0;
+                while started.elapsed() < trickle_for {
+                    let byte = head.get(sent).copied().unwrap_or(b'a');
+                    if stream.write_all(&[byte]).await.is_err() {
+                        return true;
+                    }
+                    sent += 1;
+                    let mut buffer = [0; 512];
+                    // Reading for a while is how the trickle waits between
+                    // bytes; an end of stream is the server hanging up.
+                    if let Ok(read) = tokio::time::timeout(
+                        std::time::Duration::from_millis(200),
+                        stream.read(&mut buffer),
+                    )
+                    .await
+                    {
+                        match read {
+                            Ok(0) | Err(_) => return true,
+                            Ok(_) => {}
+                        }
+                    }
+                }
+                false
+            })
+        })
+        .collect();
+    let mut healthy = tokio::net::TcpStream::connect(app.addr)
+        .await
+        .expect("connects");
+    let answer = healthz_on(&mut healthy).await.expect("an answer");
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    for trickle in trickles {
+        assert!(
+            trickle.await.expect("the trickle ran"),
+            "a trickling connection was still open after {trickle_for:?}"
+        );
+    }
+}
+
+/// One client address holds at most `server.max_connections_per_client`
+/// connections; one more is closed unanswered, and a place given back is
+/// free again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_client_holds_at_most_its_share_of_connections() {
+    let app = TestApp::builder(Backend::Sqlite)
+        .config(|config| config.server.max_connections_per_client = 4)
+        .start()
+        .await
+        .expect("sqlite");
+    let mut held = Vec::new();
+    for _ in 0..4 {
+        let mut stream = tokio::net::TcpStream::connect(app.addr)
+            .await
+            .expect("connects");
+        let answer = healthz_on(&mut stream).await.expect("an answer");
+        assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+        held.push(stream);
+    }
+    let mut fifth = tokio::net::TcpStream::connect(app.addr)
+        .await
+        .expect("the kernel accepts");
+    assert_eq!(
+        healthz_on(&mut fifth).await,
+        None,
+        "a fifth connection is closed"
+    );
+
+    drop(held.pop());
+    // The server notices the closed connection on its own time: try until
+    // the place is free, within a bound.
+    let started = std::time::Instant::now();
+    loop {
+        let mut again = tokio::net::TcpStream::connect(app.addr)
+            .await
+            .expect("connects");
+        if let Some(answer) = healthz_on(&mut again).await {
+            assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+            break;
+        }
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(10),
+            "the place given back stays taken"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+}
