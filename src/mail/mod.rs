@@ -9,8 +9,11 @@
 //! again can help.
 //! What the file and memory transports kept can be read back
 //! ([`Mailer::mailbox`]) for the dev mailbox page; [`mime`] parses it.
+//! Every message is built in one place, [`Mailer::send`], which is where it
+//! gets its `Auto-Submitted` header ([`headers`]).
 
 mod address;
+pub mod headers;
 pub mod mime;
 pub mod outbox;
 mod smtp;
@@ -292,6 +295,18 @@ impl Mailer {
             .subject(email.content.subject.clone())
             .message_id(Some(message_id.to_string()))
             .date(self.clock.now().into());
+        // Everything we send is written by a program. A kind of mail that
+        // says otherwise (a receipt is `auto-replied`) brings its own.
+        if !email
+            .headers
+            .iter()
+            .any(|(name, _)| name.eq_ignore_ascii_case(headers::AUTO_SUBMITTED))
+        {
+            builder = builder.raw_header(HeaderValue::new(
+                HeaderName::new_from_ascii_str(headers::AUTO_SUBMITTED),
+                headers::AUTO_GENERATED.to_string(),
+            ));
+        }
         for (name, value) in &email.headers {
             let name = HeaderName::new_from_ascii(name.clone())
                 .map_err(|_| SendError::Message(format!("bad header name {name:?}")))?;

@@ -3,6 +3,7 @@
 
 mod support;
 
+mod automatic_mail;
 mod binds;
 mod browser;
 mod browser_round;
