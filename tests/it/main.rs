@@ -12,6 +12,7 @@ mod circles;
 mod cli;
 mod crashes;
 mod dev_mail;
+mod dkim;
 mod health;
 mod history;
 mod hostile;
