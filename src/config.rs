@@ -104,6 +104,11 @@ pub struct MailConfig {
     pub retry_for_hours: u64,
     pub lease_secs: u64,
     pub batch_size: u32,
+    /// DKIM signing: the `d=` domain, the `s=` selector and the PEM private
+    /// key's path; all three empty (no signing) or all three set.
+    pub dkim_domain: String,
+    pub dkim_selector: String,
+    pub dkim_private_key_file: String,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -372,6 +377,7 @@ impl Config {
                 format!("must be between 1 and {MAX_MAIL_BATCH_SIZE}"),
             ));
         }
+        self.validate_dkim()?;
 
         if !(1..=86_400).contains(&self.scheduler.interval_secs) {
             return Err(ConfigError::new(
@@ -426,6 +432,32 @@ impl Config {
 
         tracing_subscriber::EnvFilter::try_new(&self.log.filter)
             .map_err(|e| ConfigError::new("log.filter", e.to_string()))?;
+        Ok(())
+    }
+
+    /// The three DKIM keys go together; the key file itself is read when
+    /// the mailer is built (and by `check-config`).
+    fn validate_dkim(&self) -> Result<(), ConfigError> {
+        let mail = &self.mail;
+        let keys = [
+            ("mail.dkim_domain", &mail.dkim_domain),
+            ("mail.dkim_selector", &mail.dkim_selector),
+            ("mail.dkim_private_key_file", &mail.dkim_private_key_file),
+        ];
+        if keys.iter().all(|(_, value)| value.is_empty()) {
+            return Ok(());
+        }
+        if let Some((key, _)) = keys.iter().find(|(_, value)| value.trim().is_empty()) {
+            return Err(ConfigError::new(
+                key,
+                "must be set: DKIM signing needs mail.dkim_domain, mail.dkim_selector and \
+                 mail.dkim_private_key_file together (or none of them)",
+            ));
+        }
+        crate::mail::dkim::check_dns_name(&mail.dkim_domain)
+            .map_err(|reason| ConfigError::new("mail.dkim_domain", reason))?;
+        crate::mail::dkim::check_dns_name(&mail.dkim_selector)
+            .map_err(|reason| ConfigError::new("mail.dkim_selector", reason))?;
         Ok(())
     }
 
@@ -729,6 +761,25 @@ mod tests {
             (
                 "[circles]\ninvite_link_days = 91",
                 "circles.invite_link_days",
+            ),
+            (
+                "[mail]\ndkim_domain = \"example.org\"\ndkim_private_key_file = \"k.pem\"",
+                "mail.dkim_selector",
+            ),
+            ("[mail]\ndkim_selector = \"s1\"", "mail.dkim_domain"),
+            (
+                "[mail]\ndkim_domain = \"example.org\"\ndkim_selector = \"s1\"",
+                "mail.dkim_private_key_file",
+            ),
+            (
+                "[mail]\ndkim_domain = \"exa mple.org\"\ndkim_selector = \"s1\"\n\
+                 dkim_private_key_file = \"k.pem\"",
+                "mail.dkim_domain",
+            ),
+            (
+                "[mail]\ndkim_domain = \"example.org\"\ndkim_selector = \"s_1\"\n\
+                 dkim_private_key_file = \"k.pem\"",
+                "mail.dkim_selector",
             ),
         ];
         for (text, key) in cases {

@@ -341,6 +341,8 @@ fn check_config(config: Config) -> Result<(), Failure> {
     shoulder::mail::EmailTemplates::load(std::path::Path::new(&config.mail.templates_dir))
         .map_err(|e| Failure::Setup(format!("mail.templates_dir: {e}")))?;
     app::load_decks(&config).map_err(|e| Failure::Setup(e.0))?;
+    // Reads and parses the key as the mailer will; only its path is shown.
+    shoulder::mail::dkim::DkimSigner::from_config(&config.mail).map_err(Failure::Setup)?;
     print!("{}", config.redacted_toml());
     for warning in config.warnings() {
         eprintln!("shoulder: warning: {warning}");

@@ -9,8 +9,13 @@
 //! again can help.
 //! What the file and memory transports kept can be read back
 //! ([`Mailer::mailbox`]) for the dev mailbox page; [`mime`] parses it.
+//! Every message is built in one place, [`Mailer::send`], which is where it
+//! gets its `Auto-Submitted` header ([`headers`]) and, when configured, its
+//! DKIM signature ([`dkim`]).
 
 mod address;
+pub mod dkim;
+pub mod headers;
 pub mod mime;
 pub mod outbox;
 mod smtp;
@@ -113,6 +118,8 @@ pub struct Mailer {
     timeout: Duration,
     templates: EmailTemplates,
     clock: Clock,
+    /// Signs every message when `mail.dkim_*` are set.
+    dkim: Option<dkim::DkimSigner>,
 }
 
 impl std::fmt::Debug for Mailer {
@@ -157,6 +164,22 @@ impl Mailer {
             }
             MailTransportKind::Memory => Transport::Memory(Arc::default()),
         };
+        let dkim = dkim::DkimSigner::from_config(&config.mail)?;
+        if let Some(signer) = &dkim {
+            tracing::info!(
+                dkim.domain = %config.mail.dkim_domain,
+                dkim.selector = %config.mail.dkim_selector,
+                dkim.algorithm = %signer.kind(),
+                "outgoing mail is DKIM-signed"
+            );
+            // DMARC counts a signature only for the From's own domain.
+            if !dkim::aligns_with_from(&config.mail.dkim_domain, from.email.as_ref()) {
+                tracing::warn!(
+                    dkim.domain = %config.mail.dkim_domain,
+                    "mail.from is not in mail.dkim_domain: DMARC will not count the signature"
+                );
+            }
+        }
         // Message-IDs carry the public host, so they are ours and stable.
         let message_domain = url::Url::parse(&config.server.public_url)
             .ok()
@@ -169,6 +192,7 @@ impl Mailer {
             timeout: Duration::from_secs(config.mail.send_timeout_secs),
             templates,
             clock,
+            dkim,
         })
     }
 
@@ -292,6 +316,18 @@ impl Mailer {
             .subject(email.content.subject.clone())
             .message_id(Some(message_id.to_string()))
             .date(self.clock.now().into());
+        // Everything we send is written by a program. A kind of mail that
+        // says otherwise (a receipt is `auto-replied`) brings its own.
+        if !email
+            .headers
+            .iter()
+            .any(|(name, _)| name.eq_ignore_ascii_case(headers::AUTO_SUBMITTED))
+        {
+            builder = builder.raw_header(HeaderValue::new(
+                HeaderName::new_from_ascii_str(headers::AUTO_SUBMITTED),
+                headers::AUTO_GENERATED.to_string(),
+            ));
+        }
         for (name, value) in &email.headers {
             let name = HeaderName::new_from_ascii(name.clone())
                 .map_err(|_| SendError::Message(format!("bad header name {name:?}")))?;
@@ -302,12 +338,18 @@ impl Mailer {
             }
             builder = builder.raw_header(HeaderValue::new(name, value.clone()));
         }
-        builder
+        let mut message = builder
             .multipart(MultiPart::alternative_plain_html(
                 email.content.text.clone(),
                 email.content.html.clone(),
             ))
-            .map_err(|e| SendError::Message(e.to_string()))
+            .map_err(|e| SendError::Message(e.to_string()))?;
+        // Last, once the message is whole; each attempt is signed afresh,
+        // as its Date is new.
+        if let Some(signer) = &self.dkim {
+            signer.sign(&mut message);
+        }
+        Ok(message)
     }
 
     async fn deliver(&self, message: Message, message_id: &str) -> Result<String, SendError> {

@@ -21,8 +21,8 @@ use crate::circles::unsubscribe;
 use crate::clock;
 use crate::db::schema::{check_ins, circles, rounds};
 use crate::db::{DbConnection, DbError, write_transaction};
-use crate::mail::EmailAddress;
 use crate::mail::outbox::{EmailContext, NewEmail};
+use crate::mail::{EmailAddress, headers};
 use crate::rounds::open::OpenError;
 
 /// A round as the reminder and digest need it.
@@ -92,16 +92,32 @@ struct Addressed<'a, C> {
 /// Where round mail is written from.
 pub(super) struct Writer<'a> {
     pub public_base: &'a str,
+    pub list_namespace: &'a str,
+}
+
+impl<'a> Writer<'a> {
+    pub fn of(settings: &'a RoundSettings) -> Writer<'a> {
+        Writer {
+            public_base: &settings.public_base,
+            list_namespace: &settings.list_namespace,
+        }
+    }
+
+    /// The `List-Id` of a circle's mail.
+    pub fn list_id(&self, circle_id: i64, circle_name: &str) -> String {
+        headers::list_id(circle_id, circle_name, self.list_namespace)
+    }
 }
 
 /// Adds `kind` for one member to `writes` for the outbox. The email gets a
 /// key of its own, a round link, which its unsubscribe link and any
 /// one-click choices name; `content` builds the member's own parts of it
-/// around that key.
+/// around that key. `list_id` names the circle (see [`Writer::list_id`]).
 pub(super) fn mail_member<C: Serialize>(
     writes: &mut Writes,
     writer: &Writer<'_>,
     round_id: i64,
+    list_id: &str,
     member: &Recipient,
     kind: &'static str,
     content: impl FnOnce(&Token) -> Result<C, DbError>,
@@ -127,7 +143,11 @@ pub(super) fn mail_member<C: Serialize>(
         round_id: Some(round_id),
         membership_id: Some(member.membership_id),
         context,
-        headers: unsubscribe::headers(&unsubscribe_url),
+        headers: {
+            let mut headers = unsubscribe::headers(&unsubscribe_url);
+            headers.push((headers::LIST_ID.to_string(), list_id.to_string()));
+            headers
+        },
     });
     Ok(())
 }
@@ -194,9 +214,8 @@ fn remind(
             round.closes_at.and_utc(),
             clock::zone_or_utc(&round.time_zone),
         );
-        let writer = Writer {
-            public_base: &settings.public_base,
-        };
+        let writer = Writer::of(settings);
+        let list_id = writer.list_id(round.circle_id, &round.circle_name);
         let facts = round.facts();
         let skipping = away::skipping(conn, round_id)?;
         let reported = content::reported_in(conn, &facts)?;
@@ -205,21 +224,29 @@ fn remind(
             if done.contains(&member.membership_id) || skipping.contains(&member.membership_id) {
                 continue;
             }
-            mail_member(&mut writes, &writer, round_id, &member, "reminder", |key| {
-                let mut context = content::reminder(
-                    conn,
-                    key,
-                    &facts,
-                    &reported,
-                    member.membership_id,
-                    &settings.public_base,
-                )?;
-                context["circle"] = json!(round.circle_name);
-                context["number"] = json!(round.number);
-                context["question"] = json!(round.question);
-                context["closes"] = json!(closes);
-                Ok(context)
-            })?;
+            mail_member(
+                &mut writes,
+                &writer,
+                round_id,
+                &list_id,
+                &member,
+                "reminder",
+                |key| {
+                    let mut context = content::reminder(
+                        conn,
+                        key,
+                        &facts,
+                        &reported,
+                        member.membership_id,
+                        &settings.public_base,
+                    )?;
+                    context["circle"] = json!(round.circle_name);
+                    context["number"] = json!(round.number);
+                    context["question"] = json!(round.question);
+                    context["closes"] = json!(closes);
+                    Ok(context)
+                },
+            )?;
         }
         writes.insert(conn, at)?;
         Ok(true)
@@ -250,9 +277,8 @@ fn close(
             "{}/circles/{}/rounds/{}",
             settings.public_base, round.circle_id, round.number
         );
-        let writer = Writer {
-            public_base: &settings.public_base,
-        };
+        let writer = Writer::of(settings);
+        let list_id = writer.list_id(round.circle_id, &round.circle_name);
         let mut context = content::digest(conn, &facts)?;
         context["circle"] = json!(round.circle_name);
         context["number"] = json!(round.number);
@@ -260,9 +286,15 @@ fn close(
         context["round_url"] = json!(round_url);
         let mut writes = Writes::default();
         for member in recipients(conn, round.circle_id, facts.day)? {
-            mail_member(&mut writes, &writer, round_id, &member, "digest", |_| {
-                Ok(&context)
-            })?;
+            mail_member(
+                &mut writes,
+                &writer,
+                round_id,
+                &list_id,
+                &member,
+                "digest",
+                |_| Ok(&context),
+            )?;
         }
         writes.insert(conn, at)?;
         tracing::info!(

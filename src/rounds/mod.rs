@@ -34,6 +34,8 @@ pub struct RoundSettings {
     /// Circles looked at per pass; the rest wait for the next pass.
     pub batch_size: i64,
     pub public_base: String,
+    /// Where circles' `List-Id`s live (see `mail::headers::list_namespace`).
+    pub list_namespace: String,
 }
 
 impl RoundSettings {
@@ -45,6 +47,7 @@ impl RoundSettings {
             )),
             batch_size: i64::from(config.scheduler.batch_size),
             public_base: config.public_base().to_string(),
+            list_namespace: crate::mail::headers::list_namespace(&config.server.public_url),
         }
     }
 }

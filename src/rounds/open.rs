@@ -571,13 +571,12 @@ fn queue_check_ins(
             received.entry(row.membership_id).or_default().push(row);
         }
     }
-    let writer = Writer {
-        public_base: &context.settings.public_base,
-    };
+    let writer = Writer::of(context.settings);
     let mut writes = Writes::default();
     for round in planned {
         let facts = &round.facts;
         let circle = &round.due.circle;
+        let list_id = writer.list_id(circle.id, &circle.name);
         let members = members.remove(&circle.id).unwrap_or_default();
         let ids: Vec<i64> = members.iter().map(|m| m.membership_id).collect();
         let pairs = pairing::rotate(&ids, facts.number);
@@ -614,16 +613,24 @@ fn queue_check_ins(
                 partner,
                 received: support,
             };
-            mail_member(&mut writes, &writer, facts.id, member, "check_in", |key| {
-                Ok(content::check_in(
-                    key,
-                    &words,
-                    facts,
-                    circle_open,
-                    member_part,
-                    &context.settings.public_base,
-                ))
-            })?;
+            mail_member(
+                &mut writes,
+                &writer,
+                facts.id,
+                &list_id,
+                member,
+                "check_in",
+                |key| {
+                    Ok(content::check_in(
+                        key,
+                        &words,
+                        facts,
+                        circle_open,
+                        member_part,
+                        &context.settings.public_base,
+                    ))
+                },
+            )?;
         }
         tracing::info!(
             circle.id = circle.id,

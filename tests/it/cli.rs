@@ -5,6 +5,7 @@ use std::path::Path;
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
+use crate::support::dkim::{self, KeyFormat};
 use crate::support::process::{EXIT_DEADLINE, Running, shoulder};
 use crate::support::{PgDatabase, SmtpMode, TestSmtp};
 
@@ -208,6 +209,102 @@ fn serve_refuses_to_start_on_bad_surroundings() {
         assert_refuses_to_start(&finish(command), expected);
     }
     drop(taken);
+}
+
+/// `command` with DKIM signing for example.org with the key at `key_file`.
+fn with_dkim_key(mut command: Command, key_file: &Path) -> Command {
+    command
+        .env("SHOULDER_MAIL__FROM", "Shoulder <circles@example.org>")
+        .env("SHOULDER_MAIL__DKIM_DOMAIN", "example.org")
+        .env("SHOULDER_MAIL__DKIM_SELECTOR", "s1")
+        .env("SHOULDER_MAIL__DKIM_PRIVATE_KEY_FILE", key_file);
+    command
+}
+
+#[test]
+fn check_config_reads_each_kind_of_dkim_key_and_never_prints_it() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    for format in [KeyFormat::RsaPkcs8, KeyFormat::RsaPkcs1, KeyFormat::Ed25519] {
+        let key = dkim::generate(dir.path(), "dkim", format, 2048);
+        let mut command = with_dkim_key(shoulder(dir.path()), &key.path);
+        command.arg("check-config");
+        let output = finish(command);
+        let (stdout, stderr) = (text(&output.stdout), text(&output.stderr));
+        assert!(output.status.success(), "{format:?}: {stderr}");
+        assert!(
+            stdout.contains(&format!(
+                "dkim_private_key_file = \"{}\"",
+                key.path.display()
+            )),
+            "{stdout}"
+        );
+        let pem = std::fs::read_to_string(&key.path).expect("the key file");
+        for line in pem.lines().filter(|line| !line.starts_with("-----")) {
+            assert!(
+                !stdout.contains(line) && !stderr.contains(line),
+                "{format:?}: key shown"
+            );
+        }
+    }
+}
+
+#[test]
+fn a_dkim_key_that_cannot_sign_stops_the_start_with_exit_2() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = |name: &str| dir.path().join(name);
+    std::fs::write(path("notes.pem"), "my DKIM key is in the vault\n").expect("write");
+    let small = dkim::generate(dir.path(), "small", KeyFormat::RsaPkcs8, 512);
+    let ed25519 = dkim::generate(dir.path(), "ed25519", KeyFormat::Ed25519, 0);
+    let sealed = path("sealed.pem");
+    let status = Command::new("openssl")
+        .args(["pkey", "-aes256", "-passout", "pass:secret", "-in"])
+        .arg(&ed25519.path)
+        .arg("-out")
+        .arg(&sealed)
+        .status()
+        .expect("openssl runs");
+    assert!(status.success());
+    let ec = path("ec.pem");
+    let status = Command::new("openssl")
+        .args([
+            "genpkey",
+            "-algorithm",
+            "EC",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-out",
+        ])
+        .arg(&ec)
+        .status()
+        .expect("openssl runs");
+    assert!(status.success());
+    let cases = [
+        (path("missing.pem"), "cannot read"),
+        (path("notes.pem"), "holds no PEM private key"),
+        (small.path.clone(), "the RSA key has 512 bits"),
+        (sealed, "the key is encrypted"),
+        (ec, "neither RSA nor Ed25519"),
+    ];
+    for (file, reason) in cases {
+        for command_name in ["check-config", "serve"] {
+            let mut command = with_dkim_key(shoulder(dir.path()), &file);
+            command
+                .arg(command_name)
+                .env("SHOULDER_SERVER__BIND", "127.0.0.1:0")
+                .env("SHOULDER_DATABASE__URL", "db.sqlite")
+                .env("SHOULDER_MAIL__TRANSPORT", "memory");
+            let output = finish(command);
+            assert_refuses_to_start(&output, "mail.dkim_private_key_file");
+            assert_refuses_to_start(&output, reason);
+        }
+    }
+    // The three settings go together.
+    let mut command = shoulder(dir.path());
+    command
+        .arg("check-config")
+        .env("SHOULDER_MAIL__DKIM_DOMAIN", "example.org")
+        .env("SHOULDER_MAIL__DKIM_PRIVATE_KEY_FILE", &ed25519.path);
+    assert_refuses_to_start(&finish(command), "mail.dkim_selector: must be set");
 }
 
 async fn probe(base: &str, path: &str) -> (u16, String) {

@@ -3,6 +3,7 @@
 
 mod support;
 
+mod automatic_mail;
 mod binds;
 mod browser;
 mod browser_round;
@@ -11,6 +12,7 @@ mod circles;
 mod cli;
 mod crashes;
 mod dev_mail;
+mod dkim;
 mod health;
 mod history;
 mod hostile;

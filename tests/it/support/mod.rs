@@ -3,6 +3,7 @@
 //! real SMTP server in this process, and a fixed clock.
 
 pub mod browser;
+pub mod dkim;
 pub mod postgres;
 pub mod process;
 pub mod smtp;
