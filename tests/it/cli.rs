@@ -607,3 +607,50 @@ fn circle_command_tick(app: &crate::support::TestApp, dir: &Path, at: &str) -> O
         .env("SHOULDER_MAIL__SMTP_URL", app.smtp.url());
     finish(command)
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn import_members_reads_a_spreadsheets_semicolon_export() {
+    let app = app_at_system_time().await;
+    let dir = tempfile::tempdir().expect("temp dir");
+    assert!(circle_command(&app, dir.path(), CREATE).status.success());
+    let before = app.emails().len();
+
+    // As a spreadsheet saves it in many locales: a byte-order mark, `;`
+    // between columns, CRLF, and a name wrapped onto two lines in its cell.
+    let export =
+        "\u{feff}email;name\r\nbea@example.org;\"Bea\r\nQuinn\"\r\ncy@example.org;\"Cy, Jr.\"\r\n";
+    let bad = dir.path().join("bad.csv");
+    std::fs::write(&bad, format!("{export}not-an-address;Dee\r\n")).expect("write");
+    let output = circle_command(
+        &app,
+        dir.path(),
+        &["import-members", "1", bad.to_str().expect("utf-8")],
+    );
+    let stderr = text(&output.stderr);
+    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("nothing was imported"), "{stderr}");
+    assert!(stderr.contains("line 5: email:"), "{stderr}");
+
+    let good = dir.path().join("good.csv");
+    std::fs::write(&good, export).expect("write");
+    let output = circle_command(
+        &app,
+        dir.path(),
+        &["import-members", "1", good.to_str().expect("utf-8")],
+    );
+    let stdout = text(&output.stdout);
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    assert!(
+        stdout.contains("line 2: bea@example.org (Bea Quinn): added"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("line 4: cy@example.org (Cy, Jr.): added"),
+        "{stdout}"
+    );
+    let welcomes = app.smtp.wait_for_messages(before + 2);
+    assert!(
+        welcomes.iter().any(|m| m.to == ["bea@example.org"]),
+        "Bea's welcome"
+    );
+}
