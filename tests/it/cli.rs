@@ -73,6 +73,48 @@ fn check_config_shows_the_effective_config_with_secrets_hidden() {
     assert!(!stdout.contains("hunter2"));
 }
 
+/// As systemd's `LoadCredential=` hands a secret over: a file of its own,
+/// named by a `_FILE` variable.
+#[test]
+fn check_config_takes_a_secret_from_a_file_and_never_prints_it() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let secret = dir.path().join("smtp_url");
+    std::fs::write(
+        &secret,
+        "smtp://app:hunter2@mail.example.org:587?tls=required\n",
+    )
+    .expect("write secret");
+    // Production refuses to start without an SMTP server, so passing shows
+    // the value from the file took effect.
+    let mut command = shoulder(Path::new(env!("CARGO_MANIFEST_DIR")));
+    command
+        .arg("check-config")
+        .env("SHOULDER_ENV", "production")
+        .env("SHOULDER_MAIL__SMTP_URL_FILE", &secret)
+        .env(
+            "SHOULDER_DATABASE__URL",
+            "postgres://db.example.org/shoulder?user=app&password=s3cret",
+        );
+    let output = finish(command);
+    let stdout = text(&output.stdout);
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    assert!(
+        stdout.contains(&format!("smtp_url = \"(read from {})\"", secret.display())),
+        "{stdout}"
+    );
+    for secret in ["hunter2", "mail.example.org", "s3cret"] {
+        assert!(!stdout.contains(secret), "{secret} printed: {stdout}");
+    }
+
+    let mut command = shoulder(dir.path());
+    command
+        .arg("check-config")
+        .env("SHOULDER_MAIL__SMTP_URL_FILE", dir.path().join("missing"));
+    let output = finish(command);
+    assert_refuses_to_start(&output, "mail.smtp_url_file: cannot read");
+    assert!(text(&output.stderr).contains(&dir.path().join("missing").display().to_string()));
+}
+
 #[test]
 fn a_config_file_given_on_the_command_line_is_read() {
     let dir = tempfile::tempdir().expect("temp dir");
