@@ -10,6 +10,7 @@ mod check_ins;
 mod circles;
 mod cli;
 mod crashes;
+mod deploy;
 mod dev_mail;
 mod health;
 mod history;
