@@ -6,13 +6,19 @@
 //! `config/<SHOULDER_ENV>.toml` (default `development`), a file given with
 //! `--config`, then environment variables `SHOULDER_<SECTION>__<KEY>`.
 //! Unknown keys are rejected so a typo never silently means "default".
+//!
+//! Any key may instead be given as `<key>_file`, the path of a file holding
+//! its value, as container and systemd credentials are handed over; such
+//! values are never shown by `check-config`.
 
+use std::collections::BTreeMap;
 use std::fmt;
 use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 
-use figment::Figment;
-use figment::providers::{Env, Format, Toml};
+use figment::providers::{Env, Format, Serialized, Toml};
+use figment::value::{Dict, Map, Value};
+use figment::{Figment, Metadata, Profile, Provider};
 use ipnet::IpNet;
 use serde::{Deserialize, Serialize};
 use url::Url;
@@ -37,6 +43,13 @@ pub const MAX_INVITE_LINK_DAYS: u32 = 90;
 /// reach the port.
 pub const MIN_METRICS_TOKEN_LEN: usize = 16;
 
+/// `<key>_file` names a file whose content is `<key>`'s value.
+const FILE_SUFFIX: &str = "_file";
+/// Keys whose name ends with one of these hold a secret and are never shown.
+const SECRET_NAME_ENDINGS: [&str; 3] = ["password", "secret", "token"];
+/// What `check-config` shows in place of a secret.
+const HIDDEN: &str = "***";
+
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct Config {
@@ -51,6 +64,10 @@ pub struct Config {
     pub rounds: RoundsConfig,
     pub circles: CirclesConfig,
     pub log: LogConfig,
+    /// Keys whose value was read from a file (`<key>_file`), and that file;
+    /// `check-config` shows the path in place of the value.
+    #[serde(skip)]
+    pub read_from_files: BTreeMap<String, PathBuf>,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -211,9 +228,19 @@ impl Config {
                 format!("{env:?} is not a valid environment name"),
             ));
         }
-        let mut figment = Figment::from(Toml::string(DEFAULTS))
-            .merge(Toml::file(sources.config_dir.join("default.toml")))
-            .merge(Toml::file(sources.config_dir.join(format!("{env}.toml"))));
+        let defaults = Toml::string(DEFAULTS)
+            .data()
+            .map_err(from_figment)?
+            .remove(&Profile::Default)
+            .unwrap_or_default();
+        let mut layers = Layers {
+            figment: Figment::new(),
+            defaults: &defaults,
+            read_from_files: BTreeMap::new(),
+        };
+        layers.merge(Toml::string(DEFAULTS))?;
+        layers.merge(Toml::file(sources.config_dir.join("default.toml")))?;
+        layers.merge(Toml::file(sources.config_dir.join(format!("{env}.toml"))))?;
         if let Some(extra) = &sources.extra_file {
             if !extra.is_file() {
                 return Err(ConfigError::new(
@@ -221,19 +248,20 @@ impl Config {
                     format!("{} is not a readable file", extra.display()),
                 ));
             }
-            figment = figment.merge(Toml::file(extra));
+            layers.merge(Toml::file(extra))?;
         }
         if sources.read_env_vars {
             // Only `SECTION__KEY` variables are configuration; SHOULDER_ENV and
             // the test switches share the prefix but are not keys.
-            figment = figment.merge(
+            layers.merge(
                 Env::prefixed("SHOULDER_")
                     .filter(|key| key.as_str().contains("__"))
                     .split("__"),
-            );
+            )?;
         }
-        let mut config: Config = figment.extract().map_err(from_figment)?;
+        let mut config: Config = layers.figment.extract().map_err(from_figment)?;
         config.environment = env.to_string();
+        config.read_from_files = layers.read_from_files;
         config.validate()?;
         Ok(config)
     }
@@ -541,13 +569,32 @@ impl Config {
         Path::new(&self.mail.file_dir)
     }
 
-    /// The effective configuration as TOML, with passwords replaced.
+    /// The effective configuration as TOML with no secret in it: a value read
+    /// from a file shows the file instead, keys named like secrets show
+    /// `***`, and URLs lose their passwords.
     pub fn redacted_toml(&self) -> String {
-        let mut shown = self.clone();
-        shown.database.url = redact_url_password(&shown.database.url);
-        shown.mail.smtp_url = redact_url_password(&shown.mail.smtp_url);
-        if !shown.server.metrics_token.is_empty() {
-            shown.server.metrics_token = "***".into();
+        let mut shown = match toml::Value::try_from(self) {
+            Ok(shown) => shown,
+            Err(e) => return format!("# cannot print: {e}\n"),
+        };
+        if let toml::Value::Table(sections) = &mut shown {
+            for (section, keys) in sections.iter_mut() {
+                let toml::Value::Table(keys) = keys else {
+                    continue;
+                };
+                for (key, value) in keys.iter_mut() {
+                    let full = format!("{section}.{key}");
+                    if let Some(file) = self.read_from_files.get(&full) {
+                        *value = toml::Value::String(format!("(read from {})", file.display()));
+                    } else if let toml::Value::String(text) = value {
+                        *text = if is_secret_name(key) && !text.is_empty() {
+                            HIDDEN.to_string()
+                        } else {
+                            redact_url_password(text)
+                        };
+                    }
+                }
+            }
         }
         toml::to_string_pretty(&shown).unwrap_or_else(|e| format!("# cannot print: {e}\n"))
     }
@@ -562,6 +609,147 @@ fn parse_network(raw: &str) -> Result<IpNet, String> {
     raw.parse::<IpNet>()
         .map(|network| network.trunc())
         .map_err(|_| "expected an address like 10.0.0.5 or a network like 10.0.0.0/8".into())
+}
+
+fn is_secret_name(key: &str) -> bool {
+    SECRET_NAME_ENDINGS.iter().any(|end| key.ends_with(end))
+}
+
+/// The layers of configuration as they are merged, each with its `<key>_file`
+/// entries replaced by the files' contents first. Doing it layer by layer
+/// keeps the usual order: a later layer's `<key>` or `<key>_file` wins over
+/// an earlier one's, and only one layer giving both is a conflict.
+struct Layers<'a> {
+    figment: Figment,
+    /// The compiled defaults, which say which keys are text.
+    defaults: &'a Dict,
+    read_from_files: BTreeMap<String, PathBuf>,
+}
+
+impl Layers<'_> {
+    fn merge<P: Provider>(&mut self, layer: P) -> Result<(), ConfigError> {
+        let metadata = layer.metadata();
+        let Ok(mut data) = layer.data() else {
+            // A file that does not parse: figment reports it, naming the file,
+            // when the configuration is extracted.
+            self.figment = std::mem::take(&mut self.figment).merge(layer);
+            return Ok(());
+        };
+        for dict in data.values_mut() {
+            self.read_files(dict, &mut Vec::new(), Some(self.defaults), &metadata)?;
+        }
+        self.figment = std::mem::take(&mut self.figment).merge(FilesRead { metadata, data });
+        Ok(())
+    }
+
+    fn read_files(
+        &mut self,
+        dict: &mut Dict,
+        path: &mut Vec<String>,
+        defaults: Option<&Dict>,
+        layer: &Metadata,
+    ) -> Result<(), ConfigError> {
+        let keys: Vec<String> = dict.keys().cloned().collect();
+        for key in keys {
+            let default = defaults.and_then(|d| d.get(&key));
+            if let Some(Value::Dict(_, inner)) = dict.get_mut(&key) {
+                path.push(key);
+                let inner_defaults = match default {
+                    Some(Value::Dict(_, d)) => Some(d),
+                    _ => None,
+                };
+                self.read_files(inner, path, inner_defaults, layer)?;
+                path.pop();
+                continue;
+            }
+            let Some(base) = file_form_of(path, &key) else {
+                // Set here directly, so no longer from a file of an earlier layer.
+                self.read_from_files.remove(&dotted(path, &key));
+                continue;
+            };
+            let base_default = defaults.and_then(|d| d.get(base));
+            let name = dotted(path, &key);
+            let base_name = dotted(path, base);
+            if dict.contains_key(base) {
+                return Err(ConfigError::new(
+                    &base_name,
+                    format!(
+                        "given both as {base_name} and as {name} (in {}); keep one",
+                        layer.name
+                    ),
+                ));
+            }
+            let Some(Value::String(_, file)) = dict.remove(&key) else {
+                return Err(ConfigError::new(&name, "expected the path of a file"));
+            };
+            let file = PathBuf::from(file);
+            let content = std::fs::read_to_string(&file).map_err(|e| {
+                ConfigError::new(&name, format!("cannot read {}: {e}", file.display()))
+            })?;
+            let content = content.strip_suffix('\n').unwrap_or(&content);
+            let content = content.strip_suffix('\r').unwrap_or(content);
+            // Text stays text, even a secret of only digits; a number or a
+            // switch reads as its environment variable would.
+            let value = match base_default {
+                None | Some(Value::String(..)) => Value::from(content.to_string()),
+                Some(_) => content.parse().unwrap_or_else(|never| match never {}),
+            };
+            dict.insert(base.to_string(), value);
+            self.read_from_files.insert(base_name, file);
+        }
+        Ok(())
+    }
+}
+
+/// `section.key`, as keys are named to the operator.
+fn dotted(path: &[String], key: &str) -> String {
+    path.iter()
+        .map(String::as_str)
+        .chain([key])
+        .collect::<Vec<_>>()
+        .join(".")
+}
+
+/// The key that `key` gives from a file, if it is `<a key>_file` and not a
+/// key of its own (as a path setting may be).
+fn file_form_of<'k>(path: &[String], key: &'k str) -> Option<&'k str> {
+    let base = key.strip_suffix(FILE_SUFFIX).filter(|b| !b.is_empty())?;
+    let accepted = accepted_keys(path);
+    (accepted.contains(&base) && !accepted.contains(&key)).then_some(base)
+}
+
+/// The keys the section at `path` accepts. serde lists them when it refuses
+/// one it does not know, so asking with a name no key has is how to learn
+/// them, and keys added later are covered without a list kept by hand.
+fn accepted_keys(path: &[String]) -> &'static [&'static str] {
+    const NO_KEY: &str = "\u{0}";
+    let probe = path.iter().rev().fold(
+        Value::from(Dict::from([(NO_KEY.to_string(), Value::from(0))])),
+        |inner, key| Value::from(Dict::from([(key.clone(), inner)])),
+    );
+    match Figment::from(Serialized::defaults(probe)).extract::<Config>() {
+        Err(error) => match error.kind {
+            figment::error::Kind::UnknownField(_, expected) => expected,
+            _ => &[],
+        },
+        Ok(_) => &[],
+    }
+}
+
+/// One layer's settings once its files are read, under the layer's name.
+struct FilesRead {
+    metadata: Metadata,
+    data: Map<Profile, Dict>,
+}
+
+impl Provider for FilesRead {
+    fn metadata(&self) -> Metadata {
+        self.metadata.clone()
+    }
+
+    fn data(&self) -> Result<Map<Profile, Dict>, figment::Error> {
+        Ok(self.data.clone())
+    }
 }
 
 fn validate_smtp_url(raw: &str) -> Result<(), String> {
@@ -589,14 +777,36 @@ fn validate_smtp_url(raw: &str) -> Result<(), String> {
     Ok(())
 }
 
-/// Hides the password of a URL (`postgres://user:***@host/db`).
+/// Hides the passwords of a URL: the one before the host
+/// (`postgres://user:***@host/db`) and any in its query, where libpq also
+/// takes one (`?password=...`, `?sslpassword=...`).
 pub fn redact_url_password(raw: &str) -> String {
-    match Url::parse(raw) {
-        Ok(mut url) if url.password().is_some() => {
-            let _ = url.set_password(Some("***"));
-            url.to_string()
-        }
-        _ => raw.to_string(),
+    let Ok(mut url) = Url::parse(raw) else {
+        return raw.to_string();
+    };
+    let mut changed = false;
+    if url.password().is_some() {
+        let _ = url.set_password(Some(HIDDEN));
+        changed = true;
+    }
+    let pairs: Vec<(String, String)> = url.query_pairs().into_owned().collect();
+    if pairs.iter().any(|(name, _)| is_secret_name(name)) {
+        url.query_pairs_mut()
+            .clear()
+            .extend_pairs(pairs.iter().map(|(name, value)| {
+                let shown = if is_secret_name(name) {
+                    HIDDEN
+                } else {
+                    value.as_str()
+                };
+                (name.as_str(), shown)
+            }));
+        changed = true;
+    }
+    if changed {
+        url.to_string()
+    } else {
+        raw.to_string()
     }
 }
 
@@ -809,6 +1019,153 @@ mod tests {
         sources.extra_file = Some(dir.path().join("nope.toml"));
         let error = Config::load(&sources).expect_err("missing file");
         assert_eq!(error.key, "--config");
+    }
+
+    /// Writes `content` to a file named `name` in `dir` and returns its path
+    /// as a TOML string.
+    fn secret_file(dir: &Path, name: &str, content: &str) -> String {
+        let path = dir.join(name);
+        std::fs::write(&path, content).expect("write secret");
+        format!("{:?}", path.display().to_string())
+    }
+
+    #[test]
+    fn any_key_may_be_read_from_a_file() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let smtp = secret_file(
+            dir.path(),
+            "smtp_url",
+            "smtp://app:hunter2@mail.example.org:587?tls=required\n",
+        );
+        let pool = secret_file(dir.path(), "pool", "12\n");
+        let templates = secret_file(dir.path(), "templates", "2024");
+        let config = load_with(&format!(
+            "[mail]\nsmtp_url_file = {smtp}\ntemplates_dir_file = {templates}\n\
+             [database]\npool_size_file = {pool}\n"
+        ))
+        .expect("loads");
+        assert_eq!(
+            config.mail.smtp_url, "smtp://app:hunter2@mail.example.org:587?tls=required",
+            "the content, its trailing newline trimmed"
+        );
+        assert_eq!(config.database.pool_size, 12, "a number reads as a number");
+        assert_eq!(
+            config.mail.templates_dir, "2024",
+            "text of digits stays text"
+        );
+    }
+
+    #[test]
+    fn a_later_layer_wins_over_a_file_given_earlier() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let smtp = secret_file(dir.path(), "smtp_url", "smtp://old.example.org:25");
+        std::fs::write(
+            dir.path().join("development.toml"),
+            format!("[mail]\nsmtp_url_file = {smtp}\n"),
+        )
+        .expect("write env file");
+        let extra = dir.path().join("extra.toml");
+        std::fs::write(&extra, "[mail]\nsmtp_url = \"smtp://new.example.org:25\"\n")
+            .expect("write extra");
+        let mut sources = sources_in(dir.path());
+        sources.extra_file = Some(extra);
+        let config = Config::load(&sources).expect("loads");
+        assert_eq!(config.mail.smtp_url, "smtp://new.example.org:25");
+        assert!(
+            config.redacted_toml().contains("smtp://new.example.org:25"),
+            "no longer shown as read from a file"
+        );
+    }
+
+    #[test]
+    fn a_key_and_its_file_in_one_layer_are_refused() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let smtp = secret_file(dir.path(), "smtp_url", "smtp://mail.example.org:25");
+        let error = load_with(&format!(
+            "[mail]\nsmtp_url = \"smtp://other.example.org:25\"\nsmtp_url_file = {smtp}\n"
+        ))
+        .expect_err("both forms");
+        assert_eq!(error.key, "mail.smtp_url");
+        assert!(
+            error
+                .reason
+                .contains("both as mail.smtp_url and as mail.smtp_url_file"),
+            "{error}"
+        );
+    }
+
+    #[test]
+    fn a_file_that_cannot_be_read_names_the_key_and_the_path() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let missing = dir.path().join("no-such-secret");
+        let error = load_with(&format!(
+            "[database]\nurl_file = {:?}\n",
+            missing.display().to_string()
+        ))
+        .expect_err("missing file");
+        assert_eq!(error.key, "database.url_file");
+        assert!(
+            error.reason.contains(&missing.display().to_string()),
+            "{error}"
+        );
+
+        let error = load_with("[database]\nurl_file = 7\n").expect_err("not a path");
+        assert_eq!(error.key, "database.url_file");
+
+        // A name that is no key's file form stays an unknown key, and no
+        // file is read for it.
+        let error = load_with("[mail]\nnothing_file = \"/etc/shadow\"\n").expect_err("typo");
+        assert_eq!(error.to_string(), "mail.nothing_file: unknown key");
+    }
+
+    #[test]
+    fn values_read_from_files_are_never_shown() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let smtp = secret_file(
+            dir.path(),
+            "smtp_url",
+            "smtp://mail.example.org:25?tls=required",
+        );
+        let database = secret_file(
+            dir.path(),
+            "database_url",
+            "postgres://db.example.org/shoulder",
+        );
+        let config = load_with(&format!(
+            "[mail]\nsmtp_url_file = {smtp}\n[database]\nurl_file = {database}\n"
+        ))
+        .expect("loads");
+        let shown = config.redacted_toml();
+        assert!(!shown.contains("mail.example.org"), "{shown}");
+        assert!(!shown.contains("db.example.org"), "{shown}");
+        let file = dir.path().join("smtp_url");
+        assert!(
+            shown.contains(&format!("smtp_url = \"(read from {})\"", file.display())),
+            "{shown}"
+        );
+    }
+
+    #[test]
+    fn passwords_in_a_database_urls_query_are_redacted() {
+        let config = load_with(
+            "[database]\nurl = \"postgres://db.example.org/shoulder?user=app&password=s3cret&sslpassword=k3y&sslmode=require\"\n",
+        )
+        .expect("loads");
+        let shown = config.redacted_toml();
+        assert!(!shown.contains("s3cret"), "{shown}");
+        assert!(!shown.contains("k3y"), "{shown}");
+        assert!(shown.contains("user=app"), "{shown}");
+        assert!(shown.contains("sslmode=require"), "{shown}");
+    }
+
+    #[test]
+    fn keys_named_like_secrets_are_hidden_whole() {
+        for key in ["metrics_token", "password", "client_secret"] {
+            assert!(is_secret_name(key), "{key}");
+        }
+        for key in ["url", "dkim_private_key_file", "from", "bind"] {
+            assert!(!is_secret_name(key), "{key}");
+        }
     }
 
     #[test]

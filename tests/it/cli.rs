@@ -104,6 +104,48 @@ fn check_config_flags_kept_mail_on_a_public_production_server() {
     assert!(!check("127.0.0.1:3000", "production").contains("warning"));
 }
 
+/// As systemd's `LoadCredential=` hands a secret over: a file of its own,
+/// named by a `_FILE` variable.
+#[test]
+fn check_config_takes_a_secret_from_a_file_and_never_prints_it() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let secret = dir.path().join("smtp_url");
+    std::fs::write(
+        &secret,
+        "smtp://app:hunter2@mail.example.org:587?tls=required\n",
+    )
+    .expect("write secret");
+    // Production refuses to start without an SMTP server, so passing shows
+    // the value from the file took effect.
+    let mut command = shoulder(Path::new(env!("CARGO_MANIFEST_DIR")));
+    command
+        .arg("check-config")
+        .env("SHOULDER_ENV", "production")
+        .env("SHOULDER_MAIL__SMTP_URL_FILE", &secret)
+        .env(
+            "SHOULDER_DATABASE__URL",
+            "postgres://db.example.org/shoulder?user=app&password=s3cret",
+        );
+    let output = finish(command);
+    let stdout = text(&output.stdout);
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    assert!(
+        stdout.contains(&format!("smtp_url = \"(read from {})\"", secret.display())),
+        "{stdout}"
+    );
+    for secret in ["hunter2", "mail.example.org", "s3cret"] {
+        assert!(!stdout.contains(secret), "{secret} printed: {stdout}");
+    }
+
+    let mut command = shoulder(dir.path());
+    command
+        .arg("check-config")
+        .env("SHOULDER_MAIL__SMTP_URL_FILE", dir.path().join("missing"));
+    let output = finish(command);
+    assert_refuses_to_start(&output, "mail.smtp_url_file: cannot read");
+    assert!(text(&output.stderr).contains(&dir.path().join("missing").display().to_string()));
+}
+
 #[test]
 fn a_config_file_given_on_the_command_line_is_read() {
     let dir = tempfile::tempdir().expect("temp dir");
@@ -788,5 +830,52 @@ async fn three_hundred_short_commands_on_postgres_all_exit_cleanly() {
         "{} of {RUNS} commands failed:\n{}",
         failures.len(),
         failures.join("\n")
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn import_members_reads_a_spreadsheets_semicolon_export() {
+    let app = app_at_system_time().await;
+    let dir = tempfile::tempdir().expect("temp dir");
+    assert!(circle_command(&app, dir.path(), CREATE).status.success());
+    let before = app.emails().len();
+
+    // As a spreadsheet saves it in many locales: a byte-order mark, `;`
+    // between columns, CRLF, and a name wrapped onto two lines in its cell.
+    let export =
+        "\u{feff}email;name\r\nbea@example.org;\"Bea\r\nQuinn\"\r\ncy@example.org;\"Cy, Jr.\"\r\n";
+    let bad = dir.path().join("bad.csv");
+    std::fs::write(&bad, format!("{export}not-an-address;Dee\r\n")).expect("write");
+    let output = circle_command(
+        &app,
+        dir.path(),
+        &["import-members", "1", bad.to_str().expect("utf-8")],
+    );
+    let stderr = text(&output.stderr);
+    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("nothing was imported"), "{stderr}");
+    assert!(stderr.contains("line 5: email:"), "{stderr}");
+
+    let good = dir.path().join("good.csv");
+    std::fs::write(&good, export).expect("write");
+    let output = circle_command(
+        &app,
+        dir.path(),
+        &["import-members", "1", good.to_str().expect("utf-8")],
+    );
+    let stdout = text(&output.stdout);
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    assert!(
+        stdout.contains("line 2: bea@example.org (Bea Quinn): added"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("line 4: cy@example.org (Cy, Jr.): added"),
+        "{stdout}"
+    );
+    let welcomes = app.smtp.wait_for_messages(before + 2);
+    assert!(
+        welcomes.iter().any(|m| m.to == ["bea@example.org"]),
+        "Bea's welcome"
     );
 }

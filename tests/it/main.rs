@@ -11,6 +11,7 @@ mod check_ins;
 mod circles;
 mod cli;
 mod crashes;
+mod deploy;
 mod dev_mail;
 mod dkim;
 mod health;
