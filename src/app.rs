@@ -15,6 +15,7 @@ use crate::jobs;
 use crate::mail::Mailer;
 use crate::prompts::Decks;
 use crate::web;
+use crate::web::limits::ClientLimits;
 use crate::web::metrics::Metrics;
 use crate::web::server::ConnectionLimits;
 
@@ -28,6 +29,8 @@ pub struct AppState {
     pub decks: Arc<Decks>,
     pub clock: Clock,
     pub metrics: Arc<Metrics>,
+    /// The limits per client address (`web::limits`).
+    pub limits: Arc<ClientLimits>,
     /// Wakes the background jobs early, e.g. when an email was just queued.
     pub jobs_waker: Arc<Notify>,
 }
@@ -66,7 +69,9 @@ impl AppState {
             }
         }
         let mailer = Mailer::from_config(&config, clock.clone()).map_err(StartError)?;
+        let limits = Arc::new(ClientLimits::from_config(&config));
         Ok(AppState {
+            limits,
             config: Arc::new(config),
             db,
             mailer: Arc::new(mailer),

@@ -30,6 +30,9 @@ const DEFAULTS: &str = include_str!("../config/default.toml");
 
 pub const DEFAULT_ENVIRONMENT: &str = "development";
 pub const MAX_POOL_SIZE: u32 = 64;
+/// The largest value of any `limits.*` key: past a million, a limit no
+/// longer limits anything.
+pub const MAX_LIMIT: u32 = 1_000_000;
 /// A request head takes one round trip; a minute is patience enough.
 pub const MAX_HEADER_READ_TIMEOUT_SECS: u64 = 60;
 /// Thirty days: past that, an email's news is stale.
@@ -63,6 +66,7 @@ pub struct Config {
     pub scheduler: SchedulerConfig,
     pub rounds: RoundsConfig,
     pub circles: CirclesConfig,
+    pub limits: LimitsConfig,
     pub log: LogConfig,
     /// Keys whose value was read from a file (`<key>_file`), and that file;
     /// `check-config` shows the path in place of the value.
@@ -87,7 +91,8 @@ pub struct ServerConfig {
     /// Connections one client address may hold open at once.
     pub max_connections_per_client: u32,
     /// Addresses (`10.0.0.5`) or networks (`10.0.0.0/8`) of reverse
-    /// proxies, whose connections are not capped per client.
+    /// proxies: only their `X-Forwarded-For` and `Forwarded` headers are
+    /// believed, and their connections are not capped per client.
     pub trusted_proxies: Vec<String>,
 }
 
@@ -149,6 +154,19 @@ pub struct RoundsConfig {
 pub struct CirclesConfig {
     pub default_time_zone: String,
     pub invite_link_days: u32,
+}
+
+/// What one client, one person or the whole instance may ask for, so that
+/// nobody can use the server to mail strangers (README: limits).
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct LimitsConfig {
+    pub sign_in_per_client_per_hour: u32,
+    pub join_per_client_per_hour: u32,
+    pub invites_per_client_per_hour: u32,
+    pub links_per_client_per_minute: u32,
+    pub circles_per_person_per_day: u32,
+    pub new_addresses_per_hour: u32,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
@@ -301,6 +319,40 @@ impl Config {
             parse_network(proxy).map_err(|reason| {
                 ConfigError::new("server.trusted_proxies", format!("{proxy:?}: {reason}"))
             })?;
+        }
+        let limits = &self.limits;
+        for (key, value) in [
+            (
+                "limits.sign_in_per_client_per_hour",
+                limits.sign_in_per_client_per_hour,
+            ),
+            (
+                "limits.join_per_client_per_hour",
+                limits.join_per_client_per_hour,
+            ),
+            (
+                "limits.invites_per_client_per_hour",
+                limits.invites_per_client_per_hour,
+            ),
+            (
+                "limits.links_per_client_per_minute",
+                limits.links_per_client_per_minute,
+            ),
+            (
+                "limits.circles_per_person_per_day",
+                limits.circles_per_person_per_day,
+            ),
+            (
+                "limits.new_addresses_per_hour",
+                limits.new_addresses_per_hour,
+            ),
+        ] {
+            if !(1..=MAX_LIMIT).contains(&value) {
+                return Err(ConfigError::new(
+                    key,
+                    format!("must be between 1 and {MAX_LIMIT}"),
+                ));
+            }
         }
         if self.server.request_timeout_secs == 0 {
             return Err(ConfigError::new(
@@ -543,6 +595,24 @@ impl Config {
     /// them at start and `check-config` prints them.
     pub fn warnings(&self) -> Vec<String> {
         let mut warnings = Vec::new();
+        let public_host = Url::parse(&self.server.public_url)
+            .ok()
+            .and_then(|url| url.host_str().map(str::to_string))
+            .unwrap_or_default();
+        let public_is_local = public_host == "localhost"
+            || public_host
+                .trim_matches(['[', ']'])
+                .parse::<IpAddr>()
+                .is_ok_and(|ip| ip.is_loopback());
+        if self.bind_addr().ip().is_loopback()
+            && !public_is_local
+            && self.server.trusted_proxies.is_empty()
+        {
+            warnings.push(format!(
+                "server.bind is on loopback and people reach {public_host}, so a reverse proxy seems \
+                 to be in front: list it in server.trusted_proxies, or every client shares its limits"
+            ));
+        }
         if self.mail.transport != MailTransportKind::Smtp {
             let transport = match self.mail.transport {
                 MailTransportKind::File => "file",
@@ -880,6 +950,23 @@ mod tests {
         assert_eq!(error.key, "server.bnd");
         let error = load_with("[servr]\nbind = \"x\"\n").expect_err("typo rejected");
         assert_eq!(error.key, "servr");
+    }
+
+    #[test]
+    fn a_proxy_in_front_without_trust_is_warned_about() {
+        let behind =
+            "[server]\nbind = \"127.0.0.1:3000\"\npublic_url = \"https://circles.example.org\"\n";
+        let config = load_with(behind).expect("loads");
+        assert!(
+            config
+                .warnings()
+                .iter()
+                .any(|w| w.contains("server.trusted_proxies")),
+            "{:?}",
+            config.warnings()
+        );
+        let trusted = format!("{behind}trusted_proxies = [\"127.0.0.1\"]\n");
+        assert!(load_with(&trusted).expect("loads").warnings().is_empty());
     }
 
     #[test]

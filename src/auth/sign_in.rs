@@ -99,19 +99,41 @@ impl From<diesel::result::Error> for RequestError {
     }
 }
 
+/// What became of a request for a link. Either way the person is told
+/// the same, so that nobody learns whether an address has an account.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Requested {
+    Queued,
+    /// Over the address's hourly limit: not sent.
+    AddressLimit,
+    /// Over the instance's hourly cap on mail to new addresses: not sent.
+    NewAddressCap,
+}
+
 /// Records a link for `email` and puts its email in the outbox, in one
-/// transaction. Over the hourly limit nothing is sent, and the caller
-/// answers exactly as if it had been.
+/// transaction. Over the address's hourly limit (tags after `+` count as
+/// the same address), or the instance's cap on mail to addresses of nobody
+/// with an account, nothing is sent, and the caller answers exactly as if
+/// it had been.
 pub fn request(
     conn: &mut DbConnection,
     public_base: &str,
     email: &EmailAddress,
     return_to: Option<&ReturnPath>,
+    new_addresses_per_hour: u32,
     now: DateTime<Utc>,
-) -> Result<(), RequestError> {
+) -> Result<Requested, RequestError> {
     write_transaction(conn, |conn| {
-        if rate_limit::hit(conn, SIGN_IN_LIMIT, email.as_str(), now)? == Verdict::Limited {
-            return Ok(());
+        let key = rate_limit::address_key(email.as_str());
+        if rate_limit::hit(conn, SIGN_IN_LIMIT, &key, now)? == Verdict::Limited {
+            return Ok(Requested::AddressLimit);
+        }
+        if !rate_limit::may_mail(conn, email.as_str(), new_addresses_per_hour, now)? {
+            tracing::warn!(
+                limit = "limits.new_addresses_per_hour",
+                "sign-in link not sent: the hourly cap on mail to new addresses is reached"
+            );
+            return Ok(Requested::NewAddressCap);
         }
         let person = people::table
             .filter(people::email.eq(email.as_str()))
@@ -160,7 +182,7 @@ pub fn request(
                 headers: Vec::new(),
             },
         )?;
-        Ok(())
+        Ok(Requested::Queued)
     })
 }
 

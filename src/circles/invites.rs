@@ -90,6 +90,8 @@ impl From<diesel::result::Error> for InviteError {
 #[derive(Debug, Clone, Copy)]
 pub struct Mailing<'a> {
     pub public_base: &'a str,
+    /// `limits.new_addresses_per_hour`.
+    pub new_addresses_per_hour: u32,
 }
 
 // ---------------------------------------------------------------------------
@@ -296,6 +298,8 @@ pub enum AddressOutcome {
     CircleCapReached,
     /// The facilitator has sent [`INVITES_PER_FACILITATOR_PER_DAY`] today.
     DailyCapReached,
+    /// The instance's hourly cap on mail to new addresses is reached.
+    NewAddressCapReached,
 }
 
 impl AddressOutcome {
@@ -384,6 +388,13 @@ pub fn send_invites(
                                 "daily invite cap reached; further invites not sent"
                             );
                         }
+                        AddressOutcome::NewAddressCapReached if warned.insert("instance") => {
+                            tracing::warn!(
+                                circle.id = circle_id,
+                                limit = "limits.new_addresses_per_hour",
+                                "hourly cap on mail to new addresses reached; further invites not sent"
+                            );
+                        }
                         _ => {}
                     }
                     outcome
@@ -448,6 +459,14 @@ fn invite_one(
     let by = invite.person_id.to_string();
     if rate_limit::hit(conn, INVITES_PER_FACILITATOR_PER_DAY, &by, now)? == Verdict::Limited {
         return Ok(AddressOutcome::DailyCapReached);
+    }
+    if !rate_limit::may_mail(
+        conn,
+        invite.email.as_str(),
+        mailing.new_addresses_per_hour,
+        now,
+    )? {
+        return Ok(AddressOutcome::NewAddressCapReached);
     }
     let token = Token::generate();
     let expires_at = at + invite.lifetime;
@@ -823,11 +842,20 @@ pub fn request_join(
             circle_name: circle.name.clone(),
         };
         let circle_key = circle.id.to_string();
-        if rate_limit::hit(conn, JOIN_REQUESTS_PER_ADDRESS, email.as_str(), now)?
-            == Verdict::Limited
+        let address_key = rate_limit::address_key(email.as_str());
+        if rate_limit::hit(conn, JOIN_REQUESTS_PER_ADDRESS, &address_key, now)? == Verdict::Limited
             || rate_limit::hit(conn, JOIN_REQUESTS_PER_CIRCLE, &circle_key, now)?
                 == Verdict::Limited
         {
+            return Ok(sent);
+        }
+        // Answered as sent, so that nobody learns whether the address has
+        // an account.
+        if !rate_limit::may_mail(conn, email.as_str(), mailing.new_addresses_per_hour, now)? {
+            tracing::warn!(
+                limit = "limits.new_addresses_per_hour",
+                "join confirmation not sent: the hourly cap on mail to new addresses is reached"
+            );
             return Ok(sent);
         }
         let person = existing_person(conn, email.as_str())?;

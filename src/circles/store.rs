@@ -13,6 +13,7 @@ use super::settings::{DEFAULT_DECK, Settings};
 use crate::auth::Token;
 use crate::db::schema::{circles, memberships, people};
 use crate::db::{DbConnection, DbError, natively, write_transaction};
+use crate::rate_limit;
 
 pub const ROLE_FACILITATOR: &str = "facilitator";
 pub const ROLE_MEMBER: &str = "member";
@@ -125,6 +126,46 @@ fn next_round(
         .then(|| settings.cadence.next_after(settings.time_zone, now))
         .flatten()
         .map(|occurrence| occurrence.at.naive_utc())
+}
+
+/// What became of asking to start a circle through the web.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Started {
+    Circle(i64),
+    /// `limits.circles_per_person_per_day` reached; the next day starts
+    /// after `retry_after`.
+    LimitReached {
+        retry_after: chrono::Duration,
+    },
+}
+
+/// Circles one person may start per day (UTC) through the web.
+pub fn circles_per_person(per_day: u32) -> rate_limit::Limit {
+    rate_limit::Limit {
+        name: "circles",
+        max: i32::try_from(per_day).unwrap_or(i32::MAX),
+        window: chrono::Duration::days(1),
+    }
+}
+
+/// [`create`], for someone who has not reached today's limit of circles
+/// started. Operators starting circles from the command line are not
+/// limited.
+pub fn start(
+    conn: &mut DbConnection,
+    facilitator: i64,
+    settings: &Settings,
+    per_day: u32,
+    now: DateTime<Utc>,
+) -> Result<Started, DbError> {
+    let limit = circles_per_person(per_day);
+    if rate_limit::hit(conn, limit, &facilitator.to_string(), now)? == rate_limit::Verdict::Limited
+    {
+        return Ok(Started::LimitReached {
+            retry_after: rate_limit::retry_after(limit, now),
+        });
+    }
+    Ok(Started::Circle(create(conn, facilitator, settings, now)?))
 }
 
 /// Starts a circle with `facilitator` as its first member.

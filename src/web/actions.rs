@@ -11,6 +11,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 
 use super::form::FormData;
+use super::limits::{ClientAddress, Limited, refusal_over_limit};
 use super::views;
 use crate::app::AppState;
 use crate::error::AppError;
@@ -33,17 +34,25 @@ pub async fn confirm_single(
 
 pub async fn perform_keyed(
     State(state): State<AppState>,
+    client: ClientAddress,
     Path((key, choice)): Path<(String, String)>,
     data: FormData,
 ) -> Result<Response, AppError> {
+    if let Some(refusal) = refusal_over_limit(&state, Limited::Link, client) {
+        return Ok(refusal);
+    }
     perform(state, Link::parse(&key, Some(&choice)), data).await
 }
 
 pub async fn perform_single(
     State(state): State<AppState>,
+    client: ClientAddress,
     Path(token): Path<String>,
     data: FormData,
 ) -> Result<Response, AppError> {
+    if let Some(refusal) = refusal_over_limit(&state, Limited::Link, client) {
+        return Ok(refusal);
+    }
     perform(state, Link::parse(&token, None), data).await
 }
 

@@ -8,6 +8,7 @@ use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
 
 use super::form::FormData;
+use super::limits::{Limited, with_retry_after};
 use super::session::{SessionToken, SignInFirst, SignedInPerson};
 use super::views;
 use super::views::circles::{
@@ -16,7 +17,9 @@ use super::views::circles::{
 use crate::app::AppState;
 use crate::auth::session::{Found, SignedIn};
 use crate::circles::settings::{FieldErrors, Settings, SettingsForm};
-use crate::circles::store::{self, Circle, CircleStatus, Departure, Membership, UpdateOutcome};
+use crate::circles::store::{
+    self, Circle, CircleStatus, Departure, Membership, Started, UpdateOutcome,
+};
 use crate::circles::unsubscribe;
 use crate::clock::{local_text, zone_or_utc};
 use crate::error::AppError;
@@ -160,10 +163,30 @@ pub async fn create(
         Ok(settings) => settings,
     };
     let facilitator = person.person_id;
-    let circle_id = state
+    let per_day = state.config.limits.circles_per_person_per_day;
+    let started = state
         .db
-        .run(move |conn| store::create(conn, facilitator, &settings, now))
+        .run(move |conn| store::start(conn, facilitator, &settings, per_day, now))
         .await?;
+    let circle_id = match started {
+        Started::Circle(id) => id,
+        Started::LimitReached { retry_after } => {
+            state
+                .metrics
+                .record_limit_reached(Limited::CirclesPerPerson);
+            let mut errors = FieldErrors::new();
+            errors.insert(
+                views::circles::LIMIT_REACHED,
+                format!(
+                    "You have started {per_day} circles today, as many as one person may. \
+                     Please start this one tomorrow; what you wrote is kept below."
+                ),
+            );
+            let wait = retry_after.to_std().unwrap_or_default();
+            let page = show(&errors, None, StatusCode::TOO_MANY_REQUESTS);
+            return Ok(with_retry_after(page, wait));
+        }
+    };
     tracing::info!(circle.id = circle_id, "circle started");
     Ok(Redirect::to(&format!("/circles/{circle_id}")).into_response())
 }

@@ -15,6 +15,7 @@ use chrono_tz::Tz;
 use serde::Deserialize;
 
 use super::form::FormData;
+use super::limits::{ClientAddress, Limited, in_words, refusal_over_limit, too_many};
 use super::session::{SignedInPerson, Viewer, session_cookie};
 use super::views;
 use super::views::invites::{BatchView, InvitePage, JoinForm, LinkView, PendingRow};
@@ -190,8 +191,12 @@ pub async fn invite_page(
 pub async fn reset_link(
     State(state): State<AppState>,
     SignedInPerson(person): SignedInPerson,
+    client: ClientAddress,
     Path(id): Path<String>,
 ) -> Result<Response, AppError> {
+    if let Some(refusal) = refusal_over_limit(&state, Limited::Invite, client) {
+        return Ok(refusal);
+    }
     let circle_id = parse_id(&id)?;
     let now = state.clock.now();
     let lifetime = link_lifetime(&state);
@@ -230,15 +235,32 @@ pub async fn reset_link(
 pub async fn send(
     State(state): State<AppState>,
     SignedInPerson(person): SignedInPerson,
+    client: ClientAddress,
     Path(id): Path<String>,
     form: FormData,
 ) -> Result<Response, AppError> {
     let circle_id = parse_id(&id)?;
     let typed = form.get("addresses").to_string();
     let person_id = person.person_id;
-    let list = match AddressList::parse(&typed) {
+    let over_limit = state.limits.check(Limited::Invite, client).err();
+    let parsed = match over_limit {
+        Some(wait) => {
+            state.metrics.record_limit_reached(Limited::Invite);
+            Err((
+                format!(
+                    "Many invitations have been sent from your network. Please try again {}.",
+                    in_words(wait)
+                ),
+                Some(wait),
+            ))
+        }
+        None => {
+            AddressList::parse(&typed).map_err(|error| (text::sentence(&error.to_string()), None))
+        }
+    };
+    let list = match parsed {
         Ok(list) => list,
-        Err(error) => {
+        Err((error, wait)) => {
             let overview = load_overview(&state, circle_id, person_id).await?;
             let shown = shown(overview, None);
             let page = render_invite_page(
@@ -248,12 +270,15 @@ pub async fn send(
                 &shown,
                 BatchView {
                     typed: &typed,
-                    error: Some(text::sentence(&error.to_string())),
+                    error: Some(error),
                     results: &[],
                 },
                 None,
             );
-            return Ok((StatusCode::UNPROCESSABLE_ENTITY, page).into_response());
+            return Ok(match wait {
+                Some(wait) => too_many(wait, page),
+                None => (StatusCode::UNPROCESSABLE_ENTITY, page).into_response(),
+            });
         }
     };
     let now = state.clock.now();
@@ -264,6 +289,7 @@ pub async fn send(
         .run(move |conn| {
             let mailing = Mailing {
                 public_base: worker.config.public_base(),
+                new_addresses_per_hour: worker.config.limits.new_addresses_per_hour,
             };
             let outcome =
                 invites::send_invites(conn, mailing, circle_id, person_id, &list, lifetime, now)?;
@@ -411,6 +437,7 @@ fn parse_join_form(form: &FormData, offer: &JoinOffer) -> Result<JoinRequest, Jo
 pub async fn request_join(
     State(state): State<AppState>,
     Viewer(viewer): Viewer,
+    client: ClientAddress,
     Path(raw): Path<String>,
     form: FormData,
 ) -> Result<Response, AppError> {
@@ -423,6 +450,25 @@ pub async fn request_join(
         Opened::Offer(offer) => offer,
         Opened::Refused(refusal) => return Ok(refused(&refusal, name)),
     };
+    if let Err(wait) = state.limits.check(Limited::Join, client) {
+        state.metrics.record_limit_reached(Limited::Join);
+        // The form as typed, the reason beside the address it would mail.
+        let typed = JoinForm {
+            name: form.get("name"),
+            email: form.get("email"),
+            accepted: form.get("accept") == "yes",
+            name_error: None,
+            email_error: Some(format!(
+                "Many requests to join have come from your network. Please try again {}.",
+                in_words(wait)
+            )),
+            accept_error: None,
+        };
+        return Ok(too_many(
+            wait,
+            views::invites::join(token.as_str(), &offer, &typed, name),
+        ));
+    }
     let request = match parse_join_form(&form, &offer) {
         Ok(request) => request,
         Err(problems) => {
@@ -445,6 +491,7 @@ pub async fn request_join(
         .run(move |conn| {
             let mailing = Mailing {
                 public_base: worker.config.public_base(),
+                new_addresses_per_hour: worker.config.limits.new_addresses_per_hour,
             };
             invites::request_join(conn, mailing, &token, &request, now)
         })
@@ -490,8 +537,12 @@ pub async fn confirm_page(
 pub async fn confirm(
     State(state): State<AppState>,
     Viewer(viewer): Viewer,
+    client: ClientAddress,
     Path(raw): Path<String>,
 ) -> Result<Response, AppError> {
+    if let Some(refusal) = refusal_over_limit(&state, Limited::Join, client) {
+        return Ok(refusal);
+    }
     let name = viewer.as_ref().map(|v| v.display_name.as_str());
     let Some(token) = Token::parse(&raw) else {
         return Ok(refused(&Refusal::UnknownLink, name));

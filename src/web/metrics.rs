@@ -44,6 +44,7 @@ use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 use tower_http::timeout::TimeoutLayer;
 
+use super::limits::Limited;
 use crate::app::AppState;
 use crate::db::PoolState;
 use crate::mail::outbox::{self, DeliveryReport, QueueState};
@@ -238,6 +239,7 @@ pub struct Metrics {
     emails_failed: Counter,
     email_leases_lost: Counter,
     rounds_opened: Counter,
+    limits_reached: CounterBy<Limited>,
 }
 
 impl Default for Metrics {
@@ -277,6 +279,12 @@ impl Metrics {
             "Email attempts whose outcome went unrecorded because another worker had taken the email over",
         );
         let rounds_opened = counter("shoulder_rounds_opened", "Rounds opened by this instance");
+        let limits_reached = CounterBy::<Limited>::default();
+        registry.register(
+            "shoulder_limits_reached",
+            "Requests refused, and emails not sent, because a limit was reached, by limit",
+            limits_reached.clone(),
+        );
         registry.register_collector(Box::new(process::ProcessCollector));
         Metrics {
             registry,
@@ -287,6 +295,7 @@ impl Metrics {
             emails_failed,
             email_leases_lost,
             rounds_opened,
+            limits_reached,
         }
     }
 
@@ -325,6 +334,10 @@ impl Metrics {
         ] {
             counter.inc_by(count as u64);
         }
+    }
+
+    pub fn record_limit_reached(&self, limit: Limited) {
+        self.limits_reached.get_or_create(&By(limit)).inc();
     }
 
     pub fn record_rounds_opened(&self, opened: usize) {

@@ -11,6 +11,7 @@ pub mod form;
 mod health;
 mod history;
 mod invites;
+pub mod limits;
 pub mod metrics;
 mod prompts;
 mod rounds;

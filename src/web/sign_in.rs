@@ -6,10 +6,13 @@ use axum::response::{IntoResponse, Redirect, Response};
 use serde::Deserialize;
 
 use super::form::FormData;
+use super::limits::{ClientAddress, Limited, in_words, too_many};
 use super::session::{Viewer, cleared_cookie, session_cookie, session_token};
 use super::views;
 use crate::app::AppState;
-use crate::auth::sign_in::{self, DisplayName, LinkState, Redeemed, RequestError, ReturnPath};
+use crate::auth::sign_in::{
+    self, DisplayName, LinkState, Redeemed, RequestError, Requested, ReturnPath,
+};
 use crate::auth::{Token, session};
 use crate::error::AppError;
 use crate::mail::EmailAddress;
@@ -28,9 +31,26 @@ pub async fn form(Viewer(viewer): Viewer, Query(query): Query<Next>) -> Response
     views::sign_in::form("", next.as_ref().map_or("", ReturnPath::as_str), None).into_response()
 }
 
-pub async fn request(State(state): State<AppState>, form: FormData) -> Result<Response, AppError> {
+pub async fn request(
+    State(state): State<AppState>,
+    client: ClientAddress,
+    form: FormData,
+) -> Result<Response, AppError> {
     let typed = form.get("email").to_string();
     let next = ReturnPath::parse(form.get("next"));
+    if let Err(wait) = state.limits.check(Limited::SignIn, client) {
+        state.metrics.record_limit_reached(Limited::SignIn);
+        let reason = format!(
+            "Many sign-in links have been asked for from your network. Please try again {}.",
+            in_words(wait)
+        );
+        let page = views::sign_in::form(
+            &typed,
+            next.as_ref().map_or("", ReturnPath::as_str),
+            Some(&reason),
+        );
+        return Ok(too_many(wait, page));
+    }
     let email = match EmailAddress::parse(&typed) {
         Ok(email) => email,
         Err(error) => {
@@ -44,7 +64,7 @@ pub async fn request(State(state): State<AppState>, form: FormData) -> Result<Re
     };
     let shown = email.to_string();
     let worker = state.clone();
-    state
+    let requested = state
         .db
         .run(move |conn| {
             sign_in::request(
@@ -52,11 +72,18 @@ pub async fn request(State(state): State<AppState>, form: FormData) -> Result<Re
                 worker.config.public_base(),
                 &email,
                 next.as_ref(),
+                worker.config.limits.new_addresses_per_hour,
                 worker.clock.now(),
             )
         })
         .await
         .map_err(|RequestError::Db(error)| AppError::from(error))?;
+    // Told apart only here: the person is answered the same either way.
+    match requested {
+        Requested::Queued => {}
+        Requested::AddressLimit => state.metrics.record_limit_reached(Limited::PerAddress),
+        Requested::NewAddressCap => state.metrics.record_limit_reached(Limited::NewAddresses),
+    }
     state.wake_jobs();
     Ok(views::sign_in::check_your_email(&shown).into_response())
 }

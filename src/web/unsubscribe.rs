@@ -11,6 +11,7 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 
+use super::limits::{ClientAddress, Limited, refusal_over_limit};
 use super::views;
 use crate::app::AppState;
 use crate::auth::Token;
@@ -44,8 +45,12 @@ pub async fn confirm_page(
 
 pub async fn unsubscribe(
     State(state): State<AppState>,
+    client: ClientAddress,
     Path(token): Path<String>,
 ) -> Result<Response, AppError> {
+    if let Some(refusal) = refusal_over_limit(&state, Limited::Link, client) {
+        return Ok(refusal);
+    }
     let Some(token) = Token::parse(&token) else {
         return Ok(unusable());
     };

@@ -20,6 +20,7 @@ mod hostile;
 mod http;
 mod invites;
 mod jobs;
+mod limits;
 mod mail;
 mod metrics;
 mod outbox;

@@ -21,6 +21,9 @@ pub struct FormPage<'a> {
     pub preview: Option<Vec<String>>,
 }
 
+/// The key of a form's error that belongs to no field: a limit reached.
+pub const LIMIT_REACHED: &str = "limit";
+
 fn problem(errors: &FieldErrors, field: &str) -> Markup {
     html! {
         @if let Some(message) = errors.get(field) {
@@ -45,7 +48,9 @@ pub fn settings_form(page: &FormPage<'_>) -> Markup {
         title,
         html! {
             h1 { (title) }
-            @if !errors.is_empty() {
+            @if let Some(limit) = errors.get(LIMIT_REACHED) {
+                p.error role="alert" { (limit) }
+            } @else if !errors.is_empty() {
                 p.error role="alert" { "Some answers need another look; each is marked below." }
             }
             form method="post" action=(action) {

@@ -56,6 +56,19 @@ pub fn too_large() -> Markup {
     )
 }
 
+/// A limit per client was reached; `when` says when to try again ("in 5
+/// minutes").
+pub fn too_many(when: &str) -> Markup {
+    page(
+        "Please wait a moment",
+        html! {
+            h1 { "Too many requests from your network" }
+            p { "To keep Shoulder from being used to send unwanted email, each network may ask for only so much at a time. Please try again " (when) "." }
+            p { a href="/" { "Back to the start" } }
+        },
+    )
+}
+
 pub fn cross_site() -> Markup {
     page(
         "Refused",

@@ -209,6 +209,11 @@ fn outcome_text(outcome: &AddressOutcome) -> String {
              Please try again tomorrow."
                 .into()
         }
+        AddressOutcome::NewAddressCapReached => {
+            "Not sent: this server has sent as much email to new addresses this hour \
+             as it may. Please try again in an hour."
+                .into()
+        }
     }
 }
 
