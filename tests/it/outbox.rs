@@ -570,3 +570,37 @@ on_both_backends! {
         assert!(text.contains("\nshoulder_email_queue_depth 0\n"), "{text}");
     }
 }
+
+on_both_backends! {
+    async fn a_row_queued_with_a_unicode_domain_goes_out_to_its_ascii_form(app) {
+        // As rows were written before domains were put in ASCII.
+        let now = app.clock.now().naive_utc();
+        let email = email_to("ada@example.org");
+        let context = email.context.as_str().to_string();
+        let id: i64 = app
+            .state
+            .db
+            .run(move |conn| {
+                Ok::<_, DbError>(
+                    diesel::insert_into(deliveries::table)
+                        .values((
+                            deliveries::kind.eq("test"),
+                            deliveries::to_address.eq("ada@exämple.de"),
+                            deliveries::context_json.eq(context),
+                            deliveries::next_attempt_at.eq(now),
+                            deliveries::message_id.eq("d-idna-0001"),
+                            deliveries::created_at.eq(now),
+                        ))
+                        .returning(deliveries::id)
+                        .get_result(conn)?,
+                )
+            })
+            .await
+            .expect("inserted");
+        assert_eq!(app.run_jobs().await.delivery.sent, 1);
+        assert_eq!(delivery(&app, id).await.status, status::SENT);
+        let emails = app.emails();
+        assert_eq!(emails.len(), 1);
+        assert_eq!(emails[0].to, ["ada@xn--exmple-cua.de"]);
+    }
+}
