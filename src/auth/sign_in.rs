@@ -136,7 +136,7 @@ pub fn request(
             return Ok(Requested::NewAddressCap);
         }
         let person = people::table
-            .filter(people::email.eq(email.as_str()))
+            .filter(crate::people::email_is(email.as_str()))
             .filter(people::deleted_at.is_null())
             .select((people::id, people::display_name))
             .first::<(i64, String)>(conn)
@@ -346,7 +346,7 @@ impl From<diesel::result::Error> for RedeemAbort {
 
 fn existing_person(conn: &mut DbConnection, email: &str) -> Result<Option<i64>, DbError> {
     Ok(people::table
-        .filter(people::email.eq(email))
+        .filter(crate::people::email_is(email))
         .filter(people::deleted_at.is_null())
         .select(people::id)
         .first(conn)

@@ -296,7 +296,7 @@ pub fn import(
                 .inner_join(people::table)
                 .filter(memberships::circle_id.eq(circle_id))
                 .filter(memberships::status.eq(store::STATUS_ACTIVE))
-                .filter(people::email.eq(row.email.as_str()))
+                .filter(crate::people::email_is(row.email.as_str()))
                 .count()
                 .get_result(conn)?;
             let outcome = if active > 0 {

@@ -434,7 +434,7 @@ fn invite_one(
             .inner_join(people::table)
             .filter(memberships::circle_id.eq(circle_id))
             .filter(memberships::status.eq(STATUS_ACTIVE))
-            .filter(people::email.eq(invite.email.as_str())),
+            .filter(crate::people::email_is(invite.email.as_str())),
     ))
     .get_result(conn)?;
     if is_member {
@@ -1194,7 +1194,7 @@ pub fn confirm_join(
 
 fn existing_person(conn: &mut DbConnection, email: &str) -> Result<Option<(i64, String)>, DbError> {
     Ok(people::table
-        .filter(people::email.eq(email))
+        .filter(crate::people::email_is(email))
         .filter(people::deleted_at.is_null())
         .select((people::id, people::display_name))
         .first(conn)

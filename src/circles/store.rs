@@ -501,7 +501,7 @@ pub fn find_or_create_person(
     now: NaiveDateTime,
 ) -> Result<i64, DbError> {
     let existing: Option<i64> = people::table
-        .filter(people::email.eq(email))
+        .filter(crate::people::email_is(email))
         .select(people::id)
         .first(conn)
         .optional()?;

@@ -67,6 +67,12 @@ pub enum SendError {
     /// No answer within our own limit; treated like a temporary failure.
     #[error("no answer within {0:?}")]
     Timeout(Duration),
+    /// The server lacks an extension the message needs (SMTPUTF8 for an
+    /// address that is not ASCII, 8BITMIME for a body that is not). Trying
+    /// again cannot help, but the address is not at fault, so it is failed
+    /// without being suppressed: another server may carry it.
+    #[error("the mail server cannot carry this message: {0}")]
+    Unsupported(String),
     /// We could not build the message (a bad address or header); a bug or bad data.
     #[error("cannot build the message: {0}")]
     Message(String),

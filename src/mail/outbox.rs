@@ -1037,7 +1037,8 @@ pub enum Outcome {
     Sent,
     /// Refused for now: pending again from `at`.
     Retry { at: NaiveDateTime, error: String },
-    /// Given up: bad data, or refused for now past the cutoff.
+    /// Given up: bad data, a server that cannot carry the message, or
+    /// refused for now past the cutoff.
     Failed { error: String },
     /// Refused for good (5xx): failed, and the address suppressed.
     Refused { error: String },

@@ -217,7 +217,10 @@ async fn transfer(
 
 /// `SMTPUTF8` for non-ASCII addresses and `8BITMIME` for a non-ASCII body,
 /// when the server offers them; without them such a message cannot go to
-/// this server (RFC 6531, RFC 6152), which lettre reported the same way.
+/// this server (RFC 6531, RFC 6152), and no later try will change that, so
+/// it fails for good rather than being retried until the cutoff. Domains are
+/// stored in ASCII, so only a part before the `@` that is not ASCII needs
+/// SMTPUTF8.
 fn mail_parameters(
     connection: &AsyncSmtpConnection,
     envelope: &Envelope,
@@ -232,7 +235,7 @@ fn mail_parameters(
         .all(|address| AsRef::<str>::as_ref(address).is_ascii());
     if !addresses_ascii {
         if !server.supports_feature(Extension::SmtpUtfEight) {
-            return Err(SendError::Transient(
+            return Err(SendError::Unsupported(
                 "the envelope has non-ASCII addresses but the server does not offer SMTPUTF8"
                     .into(),
             ));
@@ -241,7 +244,7 @@ fn mail_parameters(
     }
     if !raw.is_ascii() {
         if !server.supports_feature(Extension::EightBitMime) {
-            return Err(SendError::Transient(
+            return Err(SendError::Unsupported(
                 "the message has non-ASCII bytes but the server does not offer 8BITMIME".into(),
             ));
         }

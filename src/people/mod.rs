@@ -6,14 +6,37 @@
 //! and the same columns for every kind, left empty where they do not apply.
 //!
 //! Someone who deleted their data appears everywhere as [`FORMER_MEMBER`].
+//!
+//! People are found by address through [`email_is`], which knows every form
+//! an address may be stored in.
 
 pub mod delete;
 pub mod export;
 
 use chrono::{NaiveDate, NaiveDateTime, SecondsFormat};
+use diesel::prelude::*;
+
+use crate::db::schema::people;
+use crate::mail::EmailAddress;
 
 /// How a person who deleted their data is named in what others see.
 pub const FORMER_MEMBER: &str = "A former member";
+
+/// Matches the person stored under `email`, an address in its stored form.
+///
+/// Rows written before domains were put in their ASCII form hold the
+/// domain as it was typed, lower-cased (`x@exämple.de`). Punycode cannot be
+/// computed in portable SQL, so those rows were not rewritten by a
+/// migration; instead a lookup also tries the Unicode spelling of the
+/// domain, which finds them when the domain was typed in Unicode, the usual
+/// case. New rows are always written in the stored form.
+pub fn email_is(email: &str) -> diesel::dsl::EqAny<people::email, Vec<String>> {
+    let spellings = match EmailAddress::parse(email) {
+        Ok(address) => address.stored_spellings(),
+        Err(_) => vec![email.to_string()],
+    };
+    people::email.eq_any(spellings)
+}
 
 /// The name others see: the person's own, or [`FORMER_MEMBER`] once they
 /// deleted their data (the row keeps the placeholder too; this makes sure).

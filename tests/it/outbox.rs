@@ -570,3 +570,65 @@ on_both_backends! {
         assert!(text.contains("\nshoulder_email_queue_depth 0\n"), "{text}");
     }
 }
+
+on_both_backends! {
+    async fn an_address_that_needs_smtputf8_fails_for_good_on_a_server_without_it(app) {
+        // The test server offers 8BITMIME but not SMTPUTF8, and `é` stays
+        // `é` before the @.
+        let id = queue(&app, email_to("renée@example.org")).await;
+        let report = app.run_jobs().await;
+        assert_eq!((report.delivery.sent, report.delivery.failed), (0, 1));
+        let row = delivery(&app, id).await;
+        assert_eq!(row.status, status::FAILED);
+        assert_eq!(row.attempts, 1);
+        let error = row.last_error.expect("the reason is kept");
+        assert!(error.contains("SMTPUTF8"), "{error}");
+
+        // Not tried again later, and the address is not blamed for it.
+        app.clock.advance(Duration::hours(2));
+        app.run_jobs().await;
+        assert_eq!(delivery(&app, id).await.attempts, 1);
+        assert!(app.emails().is_empty());
+        let suppressed: i64 = app
+            .state
+            .db
+            .run(|conn| Ok::<_, DbError>(suppressed_addresses::table.count().get_result(conn)?))
+            .await
+            .expect("counted");
+        assert_eq!(suppressed, 0);
+    }
+}
+
+on_both_backends! {
+    async fn a_row_queued_with_a_unicode_domain_goes_out_to_its_ascii_form(app) {
+        // As rows were written before domains were put in ASCII.
+        let now = app.clock.now().naive_utc();
+        let email = email_to("ada@example.org");
+        let context = email.context.as_str().to_string();
+        let id: i64 = app
+            .state
+            .db
+            .run(move |conn| {
+                Ok::<_, DbError>(
+                    diesel::insert_into(deliveries::table)
+                        .values((
+                            deliveries::kind.eq("test"),
+                            deliveries::to_address.eq("ada@exämple.de"),
+                            deliveries::context_json.eq(context),
+                            deliveries::next_attempt_at.eq(now),
+                            deliveries::message_id.eq("d-idna-0001"),
+                            deliveries::created_at.eq(now),
+                        ))
+                        .returning(deliveries::id)
+                        .get_result(conn)?,
+                )
+            })
+            .await
+            .expect("inserted");
+        assert_eq!(app.run_jobs().await.delivery.sent, 1);
+        assert_eq!(delivery(&app, id).await.status, status::SENT);
+        let emails = app.emails();
+        assert_eq!(emails.len(), 1);
+        assert_eq!(emails[0].to, ["ada@xn--exmple-cua.de"]);
+    }
+}

@@ -361,3 +361,43 @@ on_both_backends! {
         );
     }
 }
+
+on_both_backends! {
+    async fn an_international_domain_is_one_person_in_either_form(app) {
+        let unicode = app.sign_in("x@exämple.de", "Xenia").await;
+        let ascii = app.sign_in("x@xn--exmple-cua.de", "Someone else").await;
+        assert_ne!(unicode, ascii, "two sessions");
+        assert_eq!(count(&app, "people").await, 1, "one person");
+        // Both emails went out with the domain in ASCII, in the envelope
+        // and in the To header.
+        let emails = app.emails();
+        assert_eq!(emails.len(), 2);
+        for email in emails {
+            assert_eq!(email.to, ["x@xn--exmple-cua.de"]);
+            let to = email.header("To").expect("a To header");
+            assert!(to.contains("x@xn--exmple-cua.de"), "{to}");
+        }
+    }
+}
+
+on_both_backends! {
+    async fn a_person_stored_with_a_unicode_domain_is_found_by_its_ascii_form(app) {
+        // As rows were written before domains were put in ASCII.
+        add_person(&app, "x@exämple.de", "Xenia").await;
+        app.sign_in("x@xn--exmple-cua.de", "Someone else").await;
+        app.sign_in("X@EXÄMPLE.DE", "Someone else").await;
+        assert_eq!(count(&app, "people").await, 1, "still one person");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn full_width_letters_before_the_at_are_refused_with_the_reason() {
+    let app = TestApp::start(Backend::Sqlite).await.expect("sqlite");
+    let response = app
+        .post_form("/sign-in", &[("email", "ａｄａ@example.org")])
+        .await;
+    assert_eq!(response.status().as_u16(), 422);
+    let page = response.text().await.expect("page");
+    assert!(page.contains("full-width"), "{page}");
+    assert_eq!(count(&app, "deliveries").await, 0);
+}
