@@ -238,7 +238,10 @@ fn request_span(request: &Request<Body>) -> tracing::Span {
         .get(REQUEST_ID)
         .and_then(|v| v.to_str().ok())
         .unwrap_or("-");
-    tracing::info_span!("request", method = %request.method(), route = %route, request_id = %request_id)
+    // The method as the metrics name it: an extension method of any length
+    // never reaches the logs.
+    let method = metrics::ClosedLabel::as_str(metrics::HttpMethod::of(request.method()));
+    tracing::info_span!("request", method = method, route = %route, request_id = %request_id)
 }
 
 async fn home(
