@@ -77,7 +77,14 @@ pub async fn run_with(state: &AppState, options: PassOptions) -> Result<PassRepo
 /// different circles. SQLite has one writer at a time, so it gets one.
 const OPENERS_ON_POSTGRES: u32 = 2;
 
-/// Opens what is due, then sends reminders and closes rounds.
+/// Opens everything due, then sends reminders and closes rounds.
+///
+/// The openers take `scheduler.batch_size` circles between them at a time,
+/// and go on while any of them found a full share: a slot thousands of
+/// circles share opens in one pass, judged against the one instant the
+/// pass started at, so no circle is skipped as missed for having waited
+/// behind the others. Between shares the openers hand their connections
+/// back, so pages and check-ins waiting for one are served.
 async fn open_rounds(state: &AppState, now: DateTime<Utc>) -> Result<RoundReport, OpenError> {
     let openers = match state.db.backend() {
         Backend::Postgres => OPENERS_ON_POSTGRES.min(state.config.database.pool_size),
@@ -89,28 +96,36 @@ async fn open_rounds(state: &AppState, now: DateTime<Utc>) -> Result<RoundReport
         batch_size: (settings.batch_size + i64::from(openers) - 1) / i64::from(openers),
         ..settings.clone()
     };
-    let mut openings = JoinSet::new();
-    for _ in 0..openers {
-        let (db, decks, share) = (state.db.clone(), state.decks.clone(), share.clone());
-        openings.spawn(async move {
-            db.run(move |conn| {
-                let context = Context {
-                    settings: &share,
-                    decks: &decks,
-                };
-                let mut report = RoundReport::default();
-                open::open_due(conn, &context, now, &mut report)?;
-                Ok::<_, OpenError>(report)
-            })
-            .await
-        });
-    }
     let mut rounds = RoundReport::default();
-    while let Some(opened) = openings.join_next().await {
-        let opened = opened.map_err(|e| OpenError::Db(DbError::Task(e.to_string())))??;
-        rounds.opened.extend(opened.opened);
-        rounds.skipped += opened.skipped;
-        rounds.paused.extend(opened.paused);
+    loop {
+        let mut openings = JoinSet::new();
+        for _ in 0..openers {
+            let (db, decks, share) = (state.db.clone(), state.decks.clone(), share.clone());
+            openings.spawn(async move {
+                db.run(move |conn| {
+                    let context = Context {
+                        settings: &share,
+                        decks: &decks,
+                    };
+                    let mut report = RoundReport::default();
+                    let looked_at = open::open_due(conn, &context, now, &mut report)?;
+                    Ok::<_, OpenError>((looked_at, report))
+                })
+                .await
+            });
+        }
+        let mut more_due = false;
+        while let Some(opened) = openings.join_next().await {
+            let (looked_at, opened) =
+                opened.map_err(|e| OpenError::Db(DbError::Task(e.to_string())))??;
+            more_due |= looked_at >= share.batch_size;
+            rounds.opened.extend(opened.opened);
+            rounds.skipped += opened.skipped;
+            rounds.paused.extend(opened.paused);
+        }
+        if !more_due {
+            break;
+        }
     }
     state
         .db

@@ -62,13 +62,14 @@ pub struct Context<'a> {
 pub const CIRCLES_PER_TRANSACTION: i64 = 100;
 
 /// Opens what is due at `now` across all circles, looking at up to the
-/// settings' `batch_size` circles.
+/// settings' `batch_size` circles; returns how many it looked at, so that
+/// a caller knows whether more may be due.
 pub fn open_due(
     conn: &mut DbConnection,
     context: &Context<'_>,
     now: DateTime<Utc>,
     report: &mut RoundReport,
-) -> Result<(), OpenError> {
+) -> Result<i64, OpenError> {
     with_batch_cache(conn, |conn| {
         checkpoints_aside(conn, |conn| open_batches(conn, context, now, report))
     })
@@ -79,7 +80,7 @@ fn open_batches(
     context: &Context<'_>,
     now: DateTime<Utc>,
     report: &mut RoundReport,
-) -> Result<(), OpenError> {
+) -> Result<i64, OpenError> {
     let mut left = context.settings.batch_size;
     while left > 0 {
         let limit = left.min(CIRCLES_PER_TRANSACTION);
@@ -88,12 +89,12 @@ fn open_batches(
         report.opened.extend(batch.opened);
         report.skipped += batch.skipped;
         report.paused.extend(batch.paused);
+        left -= looked_at;
         if looked_at < limit {
             break;
         }
-        left -= looked_at;
     }
-    Ok(())
+    Ok(context.settings.batch_size - left)
 }
 
 /// SQLite's page cache, in KiB, while rounds open. A batch's transaction

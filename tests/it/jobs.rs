@@ -96,3 +96,43 @@ on_both_backends! {
         assert_eq!(app.run_jobs().await.cleanup.sign_in_tokens, 2);
     }
 }
+
+/// Circles sharing one slot, more than a batch of them: one pass opens
+/// them all, and none is skipped as missed for having waited behind the
+/// others. Before, a pass looked at one batch and left the rest to later
+/// passes, which could find them past the catch-up grace.
+async fn one_pass_opens_every_circle_due_at_a_slot(backend: crate::support::Backend) {
+    use crate::support::{TestApp, open_week, weekly_circle};
+    const CIRCLES: usize = 23;
+    let Some(app) = TestApp::builder(backend)
+        .config(|config| config.scheduler.batch_size = 5)
+        .start()
+        .await
+    else {
+        return;
+    };
+    for n in 0..CIRCLES {
+        let (ada, bea) = (format!("ada{n}@example.org"), format!("bea{n}@example.org"));
+        weekly_circle(
+            &app,
+            &format!("Circle {n}"),
+            &[(&ada, "Ada"), (&bea, "Bea")],
+        )
+        .await;
+    }
+    let report = open_week(&app, 1).await;
+    assert_eq!(report.rounds.opened.len(), CIRCLES, "{:?}", report.rounds);
+    assert_eq!(report.rounds.skipped, 0);
+    let again = open_week(&app, 1).await;
+    assert!(again.rounds.opened.is_empty(), "each opens once");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_pass_opens_every_circle_due_at_a_slot_on_sqlite() {
+    one_pass_opens_every_circle_due_at_a_slot(crate::support::Backend::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_pass_opens_every_circle_due_at_a_slot_on_postgres() {
+    one_pass_opens_every_circle_due_at_a_slot(crate::support::Backend::Postgres).await;
+}
