@@ -11,7 +11,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 
 use super::form::FormData;
-use super::limits::{ClientAddress, Limited, refusal_over_limit};
+use super::limits::{ClientAddress, Door, refusal_over_limit};
 use super::views;
 use crate::app::AppState;
 use crate::error::AppError;
@@ -38,7 +38,7 @@ pub async fn perform_keyed(
     Path((key, choice)): Path<(String, String)>,
     data: FormData,
 ) -> Result<Response, AppError> {
-    if let Some(refusal) = refusal_over_limit(&state, Limited::Link, client) {
+    if let Some(refusal) = refusal_over_limit(&state, Door::Link, client) {
         return Ok(refusal);
     }
     perform(state, Link::parse(&key, Some(&choice)), data).await
@@ -50,7 +50,7 @@ pub async fn perform_single(
     Path(token): Path<String>,
     data: FormData,
 ) -> Result<Response, AppError> {
-    if let Some(refusal) = refusal_over_limit(&state, Limited::Link, client) {
+    if let Some(refusal) = refusal_over_limit(&state, Door::Link, client) {
         return Ok(refusal);
     }
     perform(state, Link::parse(&token, None), data).await

@@ -15,7 +15,7 @@ use chrono_tz::Tz;
 use serde::Deserialize;
 
 use super::form::FormData;
-use super::limits::{ClientAddress, Limited, in_words, refusal_over_limit, too_many};
+use super::limits::{ClientAddress, Door, in_words, refusal_over_limit, too_many, wait_over_limit};
 use super::session::{SignedInPerson, Viewer, session_cookie};
 use super::views;
 use super::views::invites::{BatchView, InvitePage, JoinForm, LinkView, PendingRow};
@@ -194,7 +194,7 @@ pub async fn reset_link(
     client: ClientAddress,
     Path(id): Path<String>,
 ) -> Result<Response, AppError> {
-    if let Some(refusal) = refusal_over_limit(&state, Limited::Invite, client) {
+    if let Some(refusal) = refusal_over_limit(&state, Door::Invite, client) {
         return Ok(refusal);
     }
     let circle_id = parse_id(&id)?;
@@ -242,18 +242,14 @@ pub async fn send(
     let circle_id = parse_id(&id)?;
     let typed = form.get("addresses").to_string();
     let person_id = person.person_id;
-    let over_limit = state.limits.check(Limited::Invite, client).err();
-    let parsed = match over_limit {
-        Some(wait) => {
-            state.metrics.record_limit_reached(Limited::Invite);
-            Err((
-                format!(
-                    "Many invitations have been sent from your network. Please try again {}.",
-                    in_words(wait)
-                ),
-                Some(wait),
-            ))
-        }
+    let parsed = match wait_over_limit(&state, Door::Invite, client) {
+        Some(wait) => Err((
+            format!(
+                "Many invitations have been sent from your network. Please try again {}.",
+                in_words(wait)
+            ),
+            Some(wait),
+        )),
         None => {
             AddressList::parse(&typed).map_err(|error| (text::sentence(&error.to_string()), None))
         }
@@ -450,8 +446,7 @@ pub async fn request_join(
         Opened::Offer(offer) => offer,
         Opened::Refused(refusal) => return Ok(refused(&refusal, name)),
     };
-    if let Err(wait) = state.limits.check(Limited::Join, client) {
-        state.metrics.record_limit_reached(Limited::Join);
+    if let Some(wait) = wait_over_limit(&state, Door::Join, client) {
         // The form as typed, the reason beside the address it would mail.
         let typed = JoinForm {
             name: form.get("name"),
@@ -540,7 +535,7 @@ pub async fn confirm(
     client: ClientAddress,
     Path(raw): Path<String>,
 ) -> Result<Response, AppError> {
-    if let Some(refusal) = refusal_over_limit(&state, Limited::Join, client) {
+    if let Some(refusal) = refusal_over_limit(&state, Door::Join, client) {
         return Ok(refusal);
     }
     let name = viewer.as_ref().map(|v| v.display_name.as_str());

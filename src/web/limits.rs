@@ -64,6 +64,26 @@ impl ClosedLabel for Limited {
     }
 }
 
+/// A door with a limit per client address.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Door {
+    SignIn,
+    Join,
+    Invite,
+    Link,
+}
+
+impl From<Door> for Limited {
+    fn from(door: Door) -> Limited {
+        match door {
+            Door::SignIn => Limited::SignIn,
+            Door::Join => Limited::Join,
+            Door::Invite => Limited::Invite,
+            Door::Link => Limited::Link,
+        }
+    }
+}
+
 /// The doors' limiters.
 #[derive(Debug)]
 pub struct ClientLimits {
@@ -94,12 +114,12 @@ impl ClientLimits {
 
     /// Counts one request through `door` from `client`: `Err` with how long
     /// to wait when it is over the limit.
-    pub fn check(&self, door: Limited, client: ClientAddress) -> Result<(), Duration> {
+    pub fn check(&self, door: Door, client: ClientAddress) -> Result<(), Duration> {
         let limiter = match door {
-            Limited::SignIn => &self.sign_in,
-            Limited::Join => &self.join,
-            Limited::Invite => &self.invite,
-            _ => &self.link,
+            Door::SignIn => &self.sign_in,
+            Door::Join => &self.join,
+            Door::Invite => &self.invite,
+            Door::Link => &self.link,
         };
         if self.checks.fetch_add(1, Ordering::Relaxed) % FORGET_EVERY == FORGET_EVERY - 1 {
             for limiter in [&self.sign_in, &self.join, &self.invite, &self.link] {
@@ -244,17 +264,20 @@ pub fn with_retry_after(mut response: Response, wait: Duration) -> Response {
 /// Counts one request through `door` from `client`; over the limit, the
 /// refusal to answer with instead (for doors whose form has no text worth
 /// keeping).
-pub fn refusal_over_limit(
-    state: &AppState,
-    door: Limited,
-    client: ClientAddress,
-) -> Option<Response> {
-    let wait = state.limits.check(door, client).err()?;
-    state.metrics.record_limit_reached(door);
+pub fn refusal_over_limit(state: &AppState, door: Door, client: ClientAddress) -> Option<Response> {
+    let wait = wait_over_limit(state, door, client)?;
     Some(too_many(
         wait,
         super::views::errors::too_many(&in_words(wait)),
     ))
+}
+
+/// Counts one request through `door` from `client`; over the limit, how
+/// long to wait, the refusal counted in `/metrics`.
+pub fn wait_over_limit(state: &AppState, door: Door, client: ClientAddress) -> Option<Duration> {
+    let wait = state.limits.check(door, client).err()?;
+    state.metrics.record_limit_reached(door.into());
+    Some(wait)
 }
 
 /// "in 3 minutes", for a refusal's message.
@@ -333,14 +356,14 @@ mod tests {
             ClientAddress(ip("192.0.2.1")),
             ClientAddress(ip("192.0.2.2")),
         );
-        assert!(limits.check(Limited::SignIn, a).is_ok());
-        assert!(limits.check(Limited::SignIn, a).is_ok());
+        assert!(limits.check(Door::SignIn, a).is_ok());
+        assert!(limits.check(Door::SignIn, a).is_ok());
         let wait = limits
-            .check(Limited::SignIn, a)
+            .check(Door::SignIn, a)
             .expect_err("a third is too many");
         assert!(wait > Duration::from_secs(60), "{wait:?}");
-        assert!(limits.check(Limited::SignIn, b).is_ok(), "b has its own");
-        assert!(limits.check(Limited::Join, a).is_ok(), "each door its own");
+        assert!(limits.check(Door::SignIn, b).is_ok(), "b has its own");
+        assert!(limits.check(Door::Join, a).is_ok(), "each door its own");
         assert_eq!(limits.remembered(), 3);
     }
 }

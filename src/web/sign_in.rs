@@ -6,7 +6,7 @@ use axum::response::{IntoResponse, Redirect, Response};
 use serde::Deserialize;
 
 use super::form::FormData;
-use super::limits::{ClientAddress, Limited, in_words, too_many};
+use super::limits::{ClientAddress, Door, Limited, in_words, too_many, wait_over_limit};
 use super::session::{Viewer, cleared_cookie, session_cookie, session_token};
 use super::views;
 use crate::app::AppState;
@@ -38,8 +38,7 @@ pub async fn request(
 ) -> Result<Response, AppError> {
     let typed = form.get("email").to_string();
     let next = ReturnPath::parse(form.get("next"));
-    if let Err(wait) = state.limits.check(Limited::SignIn, client) {
-        state.metrics.record_limit_reached(Limited::SignIn);
+    if let Some(wait) = wait_over_limit(&state, Door::SignIn, client) {
         let reason = format!(
             "Many sign-in links have been asked for from your network. Please try again {}.",
             in_words(wait)

@@ -11,7 +11,7 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 
-use super::limits::{ClientAddress, Limited, refusal_over_limit};
+use super::limits::{ClientAddress, Door, refusal_over_limit};
 use super::views;
 use crate::app::AppState;
 use crate::auth::Token;
@@ -48,7 +48,7 @@ pub async fn unsubscribe(
     client: ClientAddress,
     Path(token): Path<String>,
 ) -> Result<Response, AppError> {
-    if let Some(refusal) = refusal_over_limit(&state, Limited::Link, client) {
+    if let Some(refusal) = refusal_over_limit(&state, Door::Link, client) {
         return Ok(refusal);
     }
     let Some(token) = Token::parse(&token) else {
