@@ -265,6 +265,50 @@ impl DbManager {
     }
 }
 
+/// SQLite has one writer at a time, and a writer that finds the database
+/// locked sleeps and tries again (`busy_timeout`), so a check-in that
+/// arrives while rounds open, one batch transaction after another, can
+/// sleep through every short gap between them and wait for the whole
+/// opening. Within the process, writers inside [`Db::run`] therefore queue
+/// for the write lock in the order they asked: a writer waits for at most
+/// the transactions queued before its own. One that waits longer than the
+/// busy timeout goes on without its turn, and SQLite decides as before.
+#[derive(Clone, Debug)]
+struct WriteTurns {
+    queue: Arc<parking_lot::FairMutex<()>>,
+    wait: Duration,
+}
+
+thread_local! {
+    /// The turns the work running on this thread takes its writes in.
+    static WRITE_TURNS: std::cell::RefCell<Option<WriteTurns>> = const { std::cell::RefCell::new(None) };
+}
+
+impl WriteTurns {
+    /// Runs `work` with its write transactions taking `turns`.
+    fn taken_by_writes_in<T>(turns: Option<WriteTurns>, work: impl FnOnce() -> T) -> T {
+        struct Reset;
+        impl Drop for Reset {
+            fn drop(&mut self) {
+                WRITE_TURNS.set(None);
+            }
+        }
+        WRITE_TURNS.set(turns);
+        let _reset = Reset;
+        work()
+    }
+
+    /// The turns this thread's work takes, if any.
+    fn here() -> Option<WriteTurns> {
+        WRITE_TURNS.with_borrow(Clone::clone)
+    }
+
+    /// Waits for a turn to write; `None` after waiting too long.
+    fn take(&self) -> Option<parking_lot::FairMutexGuard<'_, ()>> {
+        self.queue.try_lock_for(self.wait)
+    }
+}
+
 thread_local! {
     /// Set by [`Db::run`] when work on this thread's connection failed, just
     /// before the connection goes back to the pool (on the same thread), so
@@ -313,6 +357,8 @@ pub struct Db {
     pool: DbPool,
     gate: Arc<Semaphore>,
     backend: Backend,
+    /// On SQLite, the turns of [`Db::run`]'s writers (see [`WriteTurns`]).
+    turns: Option<WriteTurns>,
 }
 
 impl fmt::Debug for Db {
@@ -357,10 +403,15 @@ impl Db {
             .connection_timeout(POOL_CHECKOUT_TIMEOUT)
             .error_handler(Box::new(LogPoolErrors))
             .build_unchecked(manager);
+        let turns = matches!(url, DatabaseUrl::Sqlite(_)).then(|| WriteTurns {
+            queue: Arc::default(),
+            wait: Duration::from_millis(u64::from(busy_timeout_ms)),
+        });
         Ok(Db {
             pool,
             gate: Arc::new(Semaphore::new(pool_size as usize)),
             backend: url.backend(),
+            turns,
         })
     }
 
@@ -395,9 +446,10 @@ impl Db {
             .await
             .map_err(|e| DbError::Task(e.to_string()))?;
         let pool = self.pool.clone();
+        let turns = self.turns.clone();
         tokio::task::spawn_blocking(move || {
             let mut conn = pool.get().map_err(DbError::from)?;
-            let result = work(&mut conn);
+            let result = WriteTurns::taken_by_writes_in(turns, || work(&mut conn));
             WORK_FAILED.set(result.is_err());
             result
         })
@@ -485,6 +537,10 @@ where
     match conn {
         DbConnection::Postgresql(_) => conn.transaction(work),
         DbConnection::Sqlite(sqlite) => {
+            // Held until the transaction has ended, then handed straight to
+            // the writer queued next.
+            let turns = WriteTurns::here();
+            let _turn = turns.as_ref().and_then(WriteTurns::take);
             AnsiTransactionManager::begin_transaction_sql(sqlite, "BEGIN IMMEDIATE")?;
             match work(conn) {
                 Ok(value) => {

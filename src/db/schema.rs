@@ -130,6 +130,8 @@ diesel::table! {
         closes_at -> Timestamp,
         reminded_at -> Nullable<Timestamp>,
         closed_at -> Nullable<Timestamp>,
+        /// Why it opened over a minute after its slot: `busy` or `downtime`.
+        late_because -> Nullable<Text>,
     }
 }
 
@@ -357,9 +359,34 @@ diesel::joinable!(follow_throughs -> rounds (round_id));
 diesel::joinable!(action_tokens -> memberships (membership_id));
 diesel::joinable!(action_tokens -> rounds (round_id));
 diesel::joinable!(action_tokens -> commitments (commitment_id));
+diesel::table! {
+    /// Stretches of time a scheduler was running: passes, each at most a
+    /// few intervals after the one before.
+    scheduler_uptime (id) {
+        id -> BigInt,
+        started_at -> Timestamp,
+        last_seen_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    /// A run of a circle's slots that got no round, and why: `downtime` or
+    /// `superseded`.
+    skipped_rounds (id) {
+        id -> BigInt,
+        circle_id -> BigInt,
+        first_slot -> Text,
+        last_slot -> Text,
+        count -> Integer,
+        because -> Text,
+        recorded_at -> Timestamp,
+    }
+}
+
 // pairings has two foreign keys to memberships (giver and receiver), so it gets
 // no joinable! to memberships: join it with an explicit `.on(...)` instead.
 diesel::joinable!(pairings -> rounds (round_id));
+diesel::joinable!(skipped_rounds -> circles (circle_id));
 diesel::joinable!(support_messages -> commitments (commitment_id));
 diesel::joinable!(support_messages -> memberships (author_membership_id));
 diesel::joinable!(support_messages -> rounds (round_id));
@@ -392,4 +419,6 @@ diesel::allow_tables_to_appear_in_same_query!(
     deliveries,
     suppressed_addresses,
     rate_limits,
+    scheduler_uptime,
+    skipped_rounds,
 );

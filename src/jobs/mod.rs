@@ -6,6 +6,7 @@
 
 pub mod cleanup;
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
@@ -16,6 +17,7 @@ use crate::app::AppState;
 use crate::db::{Backend, DbError};
 use crate::mail::outbox::{self, DeliveryReport, OutboxSettings};
 use crate::rounds::open::{Context, OpenError};
+use crate::rounds::uptime::Uptime;
 use crate::rounds::{RoundReport, RoundSettings, lifecycle, open};
 
 /// What one pass did, for logs and the CLI.
@@ -45,6 +47,21 @@ pub async fn run_once(state: &AppState) -> Result<PassReport, OpenError> {
 }
 
 pub async fn run_with(state: &AppState, options: PassOptions) -> Result<PassReport, OpenError> {
+    let (cleanup, rounds) = run_rounds(state).await?;
+    let delivery = if options.deliver {
+        deliver(state).await?
+    } else {
+        DeliveryReport::default()
+    };
+    Ok(PassReport {
+        cleanup,
+        rounds,
+        delivery,
+    })
+}
+
+/// Clean-up, then rounds: opening, reminding, closing.
+async fn run_rounds(state: &AppState) -> Result<(cleanup::CleanupReport, RoundReport), OpenError> {
     let now = state.clock.now();
     let at = now.naive_utc();
     let cleanup = state
@@ -54,21 +71,17 @@ pub async fn run_with(state: &AppState, options: PassOptions) -> Result<PassRepo
         .map_err(OpenError::from)?;
     let rounds = open_rounds(state, now).await?;
     state.metrics.record_rounds_opened(rounds.opened.len());
-    let delivery = if options.deliver {
-        let settings = OutboxSettings::from_config(&state.config.mail);
-        let delivery = outbox::deliver_due(&state.db, &state.mailer, state.clock.now(), &settings)
-            .await
-            .map_err(OpenError::from)?;
-        state.metrics.record_deliveries(&delivery);
-        delivery
-    } else {
-        DeliveryReport::default()
-    };
-    Ok(PassReport {
-        cleanup,
-        rounds,
-        delivery,
-    })
+    Ok((cleanup, rounds))
+}
+
+/// Sends what the outbox holds that is due.
+async fn deliver(state: &AppState) -> Result<DeliveryReport, OpenError> {
+    let settings = OutboxSettings::from_config(&state.config.mail);
+    let delivery = outbox::deliver_due(&state.db, &state.mailer, state.clock.now(), &settings)
+        .await
+        .map_err(OpenError::from)?;
+    state.metrics.record_deliveries(&delivery);
+    Ok(delivery)
 }
 
 /// Openers working side by side on PostgreSQL. Its every connection is a
@@ -82,9 +95,11 @@ const OPENERS_ON_POSTGRES: u32 = 2;
 /// The openers take `scheduler.batch_size` circles between them at a time,
 /// and go on while any of them found a full share: a slot thousands of
 /// circles share opens in one pass, judged against the one instant the
-/// pass started at, so no circle is skipped as missed for having waited
-/// behind the others. Between shares the openers hand their connections
-/// back, so pages and check-ins waiting for one are served.
+/// pass started at. The pass first records that a scheduler is running
+/// (`rounds::uptime`), so a round that waits behind others, in this pass
+/// or across a restart, is never taken for one missed in downtime. Between
+/// shares the openers hand their connections back, so pages and check-ins
+/// waiting for one are served.
 async fn open_rounds(state: &AppState, now: DateTime<Utc>) -> Result<RoundReport, OpenError> {
     let openers = match state.db.backend() {
         Backend::Postgres => OPENERS_ON_POSTGRES.min(state.config.database.pool_size),
@@ -96,16 +111,29 @@ async fn open_rounds(state: &AppState, now: DateTime<Utc>) -> Result<RoundReport
         batch_size: (settings.batch_size + i64::from(openers) - 1) / i64::from(openers),
         ..settings.clone()
     };
+    let gap = Uptime::gap(state.config.scheduler.interval_secs);
+    let uptime = state
+        .db
+        .run(move |conn| Uptime::record(conn, now, gap))
+        .await
+        .map_err(OpenError::from)?;
+    let uptime = Arc::new(uptime);
     let mut rounds = RoundReport::default();
     loop {
         let mut openings = JoinSet::new();
         for _ in 0..openers {
-            let (db, decks, share) = (state.db.clone(), state.decks.clone(), share.clone());
+            let (db, decks, share, uptime) = (
+                state.db.clone(),
+                state.decks.clone(),
+                share.clone(),
+                uptime.clone(),
+            );
             openings.spawn(async move {
                 db.run(move |conn| {
                     let context = Context {
                         settings: &share,
                         decks: &decks,
+                        uptime: &uptime,
                     };
                     let mut report = RoundReport::default();
                     let looked_at = open::open_due(conn, &context, now, &mut report)?;
@@ -127,18 +155,91 @@ async fn open_rounds(state: &AppState, now: DateTime<Utc>) -> Result<RoundReport
             break;
         }
     }
-    state
-        .db
-        .run(move |conn| {
-            lifecycle::advance(conn, &settings, now, &mut rounds)?;
-            Ok::<_, OpenError>(rounds)
-        })
-        .await
+    // Reminders and closings, `batch_size` rounds at a time, each share on
+    // a connection taken afresh.
+    loop {
+        let settings = settings.clone();
+        let (more_due, advanced) = state
+            .db
+            .run(move |conn| {
+                let mut advanced = RoundReport::default();
+                let more_due = lifecycle::advance(conn, &settings, now, &mut advanced)?;
+                Ok::<_, OpenError>((more_due, advanced))
+            })
+            .await?;
+        rounds.reminded += advanced.reminded;
+        rounds.closed += advanced.closed;
+        if !more_due {
+            return Ok(rounds);
+        }
+    }
 }
 
-/// Runs passes until `stop` turns true. A failed pass is logged and the
-/// next one tries again; nothing here can stop the web server.
-pub async fn run_scheduler(state: AppState, mut stop: watch::Receiver<bool>) {
+/// Runs the background jobs until `stop` turns true: rounds every
+/// `scheduler.interval_secs`, and the outbox then too, as soon as rounds
+/// queued mail, and whenever a request wakes it. The two run apart, so a
+/// slot's rounds never wait for the previous slot's emails to be sent. A
+/// failed pass is logged and the next one tries again; nothing here can
+/// stop the web server.
+pub async fn run_scheduler(state: AppState, stop: watch::Receiver<bool>) {
+    let rounds = tokio::spawn(rounds_loop(state.clone(), stop.clone()));
+    delivery_loop(state, stop).await;
+    if let Err(error) = rounds.await {
+        tracing::warn!(error = %error, "the rounds scheduler stopped");
+    }
+}
+
+/// Passes of the rounds jobs: one at start, then one every interval, or as
+/// soon as the next round is due if that is sooner, so that a round opens
+/// at its time rather than up to an interval after it.
+async fn rounds_loop(state: AppState, mut stop: watch::Receiver<bool>) {
+    let period = Duration::from_secs(state.config.scheduler.interval_secs);
+    let mut wait = Duration::ZERO;
+    loop {
+        tokio::select! {
+            () = tokio::time::sleep(wait) => {}
+            changed = stop.changed() => {
+                if changed.is_err() || *stop.borrow() {
+                    break;
+                }
+                continue;
+            }
+        }
+        match run_rounds(&state).await {
+            Ok((cleanup, rounds)) => {
+                if rounds != RoundReport::default() {
+                    state.wake_jobs();
+                }
+                if cleanup != cleanup::CleanupReport::default() || rounds != RoundReport::default()
+                {
+                    tracing::info!(?cleanup, ?rounds, "rounds pass");
+                }
+            }
+            Err(error) => tracing::warn!(error = %error, "rounds pass failed"),
+        }
+        wait = until_next_due(&state)
+            .await
+            .clamp(SOONEST_NEXT_PASS, period);
+    }
+}
+
+/// The shortest wait between two passes, so that a round due but held
+/// elsewhere (another instance opening it) is not asked for in a spin.
+const SOONEST_NEXT_PASS: Duration = Duration::from_secs(1);
+
+/// How long until the next round is due to open by the clock: zero when
+/// one is due already, and as long as can be when none is scheduled or the
+/// database cannot say (the pass that failed has logged why).
+async fn until_next_due(state: &AppState) -> Duration {
+    match state.db.run(open::next_due).await {
+        Ok(Some(at)) => (at.and_utc() - state.clock.now())
+            .to_std()
+            .unwrap_or(Duration::ZERO),
+        Ok(None) | Err(_) => Duration::MAX,
+    }
+}
+
+async fn delivery_loop(state: AppState, mut stop: watch::Receiver<bool>) {
     let period = Duration::from_secs(state.config.scheduler.interval_secs);
     let mut ticks = tokio::time::interval(period);
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -154,12 +255,12 @@ pub async fn run_scheduler(state: AppState, mut stop: watch::Receiver<bool>) {
                 continue;
             }
         }
-        match run_once(&state).await {
-            Ok(report) if report != PassReport::default() => {
-                tracing::info!(?report, "background pass");
+        match deliver(&state).await {
+            Ok(delivery) if delivery != DeliveryReport::default() => {
+                tracing::info!(?delivery, "delivery pass");
             }
             Ok(_) => {}
-            Err(error) => tracing::warn!(error = %error, "background pass failed"),
+            Err(error) => tracing::warn!(error = %error, "delivery pass failed"),
         }
     }
 }

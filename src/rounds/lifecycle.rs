@@ -152,13 +152,14 @@ pub(super) fn mail_member<C: Serialize>(
     Ok(())
 }
 
-/// Sends due reminders and closes due rounds.
+/// Sends due reminders and closes due rounds, up to the settings'
+/// `batch_size` of each; returns whether more of either may be due.
 pub fn advance(
     conn: &mut DbConnection,
     settings: &RoundSettings,
     now: DateTime<Utc>,
     report: &mut RoundReport,
-) -> Result<(), OpenError> {
+) -> Result<bool, OpenError> {
     let at = now.naive_utc();
     let due_reminders: Vec<i64> = rounds::table
         .filter(rounds::reminded_at.is_null())
@@ -170,6 +171,9 @@ pub fn advance(
         .limit(settings.batch_size)
         .select(rounds::id)
         .load(conn)?;
+    // Each one looked at is reminded or closed here, or was by another
+    // instance just now, so a full batch is the only sign of more.
+    let mut more_due = due_reminders.len() >= usize::try_from(settings.batch_size).unwrap_or(0);
     for round_id in due_reminders {
         if remind(conn, settings, round_id, now)? {
             report.reminded += 1;
@@ -182,12 +186,13 @@ pub fn advance(
         .limit(settings.batch_size)
         .select(rounds::id)
         .load(conn)?;
+    more_due |= due_closes.len() >= usize::try_from(settings.batch_size).unwrap_or(0);
     for round_id in due_closes {
         if close(conn, settings, round_id, now)? {
             report.closed += 1;
         }
     }
-    Ok(())
+    Ok(more_due)
 }
 
 fn remind(

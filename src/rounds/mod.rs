@@ -16,6 +16,7 @@ pub mod links;
 pub mod open;
 pub mod pairing;
 pub mod support;
+pub mod uptime;
 pub mod writes;
 
 use chrono::{Duration, NaiveDateTime};
@@ -31,7 +32,8 @@ pub struct RoundSettings {
     pub catch_up_grace: Duration,
     /// How long before a round closes its reminder goes out.
     pub reminder_before_close: Duration,
-    /// Circles looked at per pass; the rest wait for the next pass.
+    /// Circles opened, or rounds reminded or closed, on one connection
+    /// before it goes back to the pool; a pass goes on until none is due.
     pub batch_size: i64,
     pub public_base: String,
     /// Where circles' `List-Id`s live (see `mail::headers::list_namespace`).
@@ -138,4 +140,83 @@ pub fn list_for_circle(
             open,
         })
         .collect())
+}
+
+/// What a circle's page says about how its latest rounds were scheduled:
+/// a round that opened late and why, and slots that got no round.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ScheduleNotes {
+    pub late: Option<LateOpening>,
+    pub skipped: Option<SkippedSlots>,
+}
+
+/// The latest round, when it opened over a minute after its slot.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LateOpening {
+    pub number: i32,
+    /// The local date-time it was meant for.
+    pub slot: NaiveDateTime,
+    pub opened_at: NaiveDateTime,
+    /// `busy` or `downtime`.
+    pub because: String,
+}
+
+/// The latest run of skipped slots, when nothing opened since.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SkippedSlots {
+    pub first: NaiveDateTime,
+    pub last: NaiveDateTime,
+    pub count: i32,
+    /// `downtime` or `superseded`.
+    pub because: String,
+}
+
+/// Reads [`ScheduleNotes`] for a circle: two reads of one row each.
+pub fn schedule_notes(conn: &mut DbConnection, circle_id: i64) -> Result<ScheduleNotes, DbError> {
+    use crate::db::schema::skipped_rounds;
+    let slot = |text: &str| NaiveDateTime::parse_from_str(text, SLOT_FORMAT).ok();
+    let latest: Option<(i32, String, NaiveDateTime, Option<String>)> = rounds::table
+        .filter(rounds::circle_id.eq(circle_id))
+        .order(rounds::number.desc())
+        .select((
+            rounds::number,
+            rounds::slot,
+            rounds::opened_at,
+            rounds::late_because,
+        ))
+        .first(conn)
+        .optional()?;
+    let opened_at = latest.as_ref().map(|round| round.2);
+    let late = latest.and_then(|(number, text, opened_at, because)| {
+        Some(LateOpening {
+            number,
+            slot: slot(&text)?,
+            opened_at,
+            because: because?,
+        })
+    });
+    let skipped: Option<(String, String, i32, String)> = skipped_rounds::table
+        .filter(skipped_rounds::circle_id.eq(circle_id))
+        .filter(
+            skipped_rounds::recorded_at
+                .ge(opened_at.unwrap_or(chrono::DateTime::UNIX_EPOCH.naive_utc())),
+        )
+        .order(skipped_rounds::recorded_at.desc())
+        .select((
+            skipped_rounds::first_slot,
+            skipped_rounds::last_slot,
+            skipped_rounds::count,
+            skipped_rounds::because,
+        ))
+        .first(conn)
+        .optional()?;
+    let skipped = skipped.and_then(|(first, last, count, because)| {
+        Some(SkippedSlots {
+            first: slot(&first)?,
+            last: slot(&last)?,
+            count,
+            because,
+        })
+    });
+    Ok(ScheduleNotes { late, skipped })
 }

@@ -12,10 +12,13 @@
 //! are locked with `SKIP LOCKED`, so instances running together take
 //! different circles; the unique keys decide either way.
 //!
-//! Catch-up: after downtime only the latest missed slot may open, and only
-//! if it is no older than the grace window; older slots are logged as
-//! skipped. The clock moving backwards opens nothing: the cursor only moves
-//! forward, and a slot that already has a round cannot get another.
+//! Catch-up: of a circle's slots since its cursor only the latest may open.
+//! It opens however late if a running scheduler found it due in time (its
+//! round waited behind other circles'), and otherwise only if the server
+//! came back within the grace window (see `uptime`). Older slots are
+//! skipped, logged and kept for the circle's page with the reason. The
+//! clock moving backwards opens nothing: the cursor only moves forward, and
+//! a slot that already has a round cannot get another.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 
@@ -26,13 +29,14 @@ use diesel::prelude::*;
 
 use super::content::{self, RoundFacts};
 use super::lifecycle::{Writer, mail_member};
+use super::uptime::Uptime;
 use super::writes::Writes;
 use super::{RoundReport, RoundSettings, SLOT_FORMAT, pairing, support};
 use crate::circles::cadence::Occurrence;
 use crate::circles::store::{self, Circle, CircleStatus};
 use crate::clock;
 use crate::db::binds::{Stamp, one_of};
-use crate::db::schema::{away_periods, circles, memberships, people, rounds};
+use crate::db::schema::{away_periods, circles, memberships, people, rounds, skipped_rounds};
 use crate::db::wal::checkpoints_aside;
 use crate::db::{DbConnection, DbError, per_statement, write_transaction};
 use crate::prompts::{self, ChosenPrompt, Decks, PromptError};
@@ -53,6 +57,8 @@ impl From<diesel::result::Error> for OpenError {
 pub struct Context<'a> {
     pub settings: &'a RoundSettings,
     pub decks: &'a Decks,
+    /// When a scheduler was running, to tell downtime from waiting.
+    pub uptime: &'a Uptime,
 }
 
 /// Circles looked at in one write transaction. Larger batches commit less
@@ -130,35 +136,85 @@ const MAX_MISSED_LOOKED_AT: usize = 10_000;
 /// Which slot to open now, and what happens to the ones before it.
 struct Plan {
     open: Option<Occurrence>,
-    /// How many missed slots are skipped, and the first and last of them.
-    skipped: usize,
-    skipped_span: Option<(Occurrence, Occurrence)>,
+    /// Why the slot opens over a minute late, if it does.
+    late: Option<Late>,
+    /// The missed slots skipped: how many, the first and last, and why.
+    skipped: Option<Skipped>,
     /// The cursor's next value: the first occurrence after `now`.
     next: Option<Occurrence>,
 }
 
+/// Why a round opened over a minute after its slot.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Late {
+    /// It waited behind other circles' rounds due then.
+    Busy,
+    /// No scheduler was running at its time.
+    Downtime,
+}
+
+impl Late {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Late::Busy => "busy",
+            Late::Downtime => "downtime",
+        }
+    }
+}
+
+/// A round opening this much after its slot is late, and says why.
+const ON_TIME: chrono::Duration = chrono::Duration::minutes(1);
+
+/// A run of missed slots a circle gets no round for.
+struct Skipped {
+    count: usize,
+    first: Occurrence,
+    last: Occurrence,
+    /// Missed while no scheduler ran (and too old to open late), rather
+    /// than passed over for a later slot already due.
+    downtime: bool,
+}
+
+impl Skipped {
+    fn because(&self) -> &'static str {
+        if self.downtime {
+            "downtime"
+        } else {
+            "superseded"
+        }
+    }
+}
+
+/// The catch-up rule. Of the slots from the cursor up to `now`, only the
+/// latest may open, and only if a running scheduler found it due within
+/// the grace window: a slot whose round waited behind other circles'
+/// openings opens however long that took, while one missed while no
+/// server ran opens only if the server came back within the window.
 fn plan(
     circle: &Circle,
     cadence: &crate::circles::cadence::Cadence,
     zone: Tz,
     now: DateTime<Utc>,
     grace: chrono::Duration,
+    uptime: &Uptime,
 ) -> Plan {
     let next = cadence.next_after(zone, now);
     let Some(cursor) = circle.next_round_at.map(|at| at.and_utc()) else {
         return Plan {
             open: None,
-            skipped: 0,
-            skipped_span: None,
+            late: None,
+            skipped: None,
             next,
         };
     };
     // Walk the occurrences from the cursor (itself an occurrence, unless the
     // cadence changed since it was set) up to now, keeping the latest.
+    let missed_in_downtime = |o: &Occurrence| uptime.first_seen(o.at, now) - o.at > grace;
     let mut first: Option<Occurrence> = None;
     let mut previous: Option<Occurrence> = None;
     let mut latest: Option<Occurrence> = None;
     let mut count = 0usize;
+    let mut downtime = false;
     let mut after = cursor - chrono::Duration::seconds(1);
     while let Some(occurrence) = cadence.next_after(zone, after) {
         if occurrence.at > now || count >= MAX_MISSED_LOOKED_AT {
@@ -167,27 +223,50 @@ fn plan(
         after = occurrence.at;
         count += 1;
         first.get_or_insert(occurrence);
-        previous = latest.replace(occurrence);
+        if let Some(earlier) = latest.replace(occurrence) {
+            downtime |= missed_in_downtime(&earlier);
+            previous = Some(earlier);
+        }
     }
-    match latest {
-        Some(latest) if now - latest.at <= grace => Plan {
-            open: Some(latest),
-            skipped: count - 1,
-            skipped_span: first.zip(previous).filter(|_| count > 1),
-            next,
-        },
-        Some(latest) => Plan {
+    let Some(latest) = latest else {
+        return Plan {
             open: None,
-            skipped: count,
-            skipped_span: first.map(|first| (first, latest)),
+            late: None,
+            skipped: None,
             next,
-        },
-        None => Plan {
+        };
+    };
+    let first = first.unwrap_or(latest);
+    if missed_in_downtime(&latest) {
+        return Plan {
             open: None,
-            skipped: 0,
-            skipped_span: None,
+            late: None,
+            skipped: Some(Skipped {
+                count,
+                first,
+                last: latest,
+                downtime: true,
+            }),
             next,
-        },
+        };
+    }
+    let late = (now - latest.at > ON_TIME).then(|| {
+        if uptime.first_seen(latest.at, now) - latest.at > ON_TIME {
+            Late::Downtime
+        } else {
+            Late::Busy
+        }
+    });
+    Plan {
+        open: Some(latest),
+        late,
+        skipped: previous.map(|last| Skipped {
+            count: count - 1,
+            first,
+            last,
+            downtime,
+        }),
+        next,
     }
 }
 
@@ -197,8 +276,9 @@ struct Due {
     zone: Tz,
     occurrence: Occurrence,
     next: Option<Occurrence>,
+    late: Option<Late>,
     /// Missed slots passed over for this one.
-    skipped: usize,
+    skipped: Option<Skipped>,
 }
 
 /// Looks at up to `limit` due circles in the caller's transaction. Returns
@@ -218,6 +298,7 @@ fn open_batch(
         .load(conn)?;
     let mut report = RoundReport::default();
     let mut cursors = Cursors::default();
+    let mut skips = Vec::new();
     let mut due = Vec::new();
     for circle in batch {
         let Some(cursor) = circle.next_round_at else {
@@ -238,32 +319,28 @@ fn open_batch(
             settings.time_zone,
             now,
             context.settings.catch_up_grace,
+            context.uptime,
         );
-        if let Some((first, last)) = &plan.skipped_span {
-            tracing::warn!(
-                circle.id = circle.id,
-                skipped = plan.skipped,
-                first = %first.slot.format(SLOT_FORMAT),
-                last = %last.slot.format(SLOT_FORMAT),
-                "missed rounds skipped: too old to open late"
-            );
-        }
         match plan.open {
             Some(occurrence) => due.push(Due {
                 circle,
                 zone: settings.time_zone,
                 occurrence,
                 next: plan.next,
+                late: plan.late,
                 skipped: plan.skipped,
             }),
             None => {
-                report.skipped += plan.skipped;
+                if let Some(skipped) = plan.skipped {
+                    report.skipped += skipped.count;
+                    skips.push((circle.id, skipped));
+                }
                 cursors.move_to(circle.id, cursor, plan.next);
             }
         }
     }
     let openings = open_rounds(conn, context, &due, now)?;
-    for (due, opening) in due.iter().zip(openings) {
+    for (due, opening) in due.into_iter().zip(openings) {
         let circle = &due.circle;
         match opening {
             Opening::Opened(number) => report.opened.push((circle.id, number)),
@@ -274,13 +351,77 @@ fn open_batch(
                 continue;
             }
         }
-        report.skipped += due.skipped;
+        if let Some(skipped) = due.skipped {
+            report.skipped += skipped.count;
+            skips.push((circle.id, skipped));
+        }
         if let Some(cursor) = circle.next_round_at {
             cursors.move_to(circle.id, cursor, due.next);
         }
     }
+    record_skips(conn, &skips, now)?;
     cursors.write(conn)?;
     Ok((looked_at, report))
+}
+
+/// Logs each circle's skipped slots and keeps them for its page.
+fn record_skips(
+    conn: &mut DbConnection,
+    skips: &[(i64, Skipped)],
+    now: DateTime<Utc>,
+) -> Result<(), DbError> {
+    let at = now.naive_utc();
+    let rows: Vec<_> = skips
+        .iter()
+        .map(|(circle_id, skipped)| {
+            let (first, last) = (
+                skipped.first.slot.format(SLOT_FORMAT).to_string(),
+                skipped.last.slot.format(SLOT_FORMAT).to_string(),
+            );
+            if skipped.downtime {
+                tracing::warn!(
+                    circle.id = circle_id,
+                    skipped = skipped.count,
+                    first,
+                    last,
+                    "missed rounds skipped: no scheduler was running at their time, \
+                     and they are too old to open late"
+                );
+            } else {
+                tracing::warn!(
+                    circle.id = circle_id,
+                    skipped = skipped.count,
+                    first,
+                    last,
+                    "missed rounds skipped: a later round of the circle was already due"
+                );
+            }
+            (
+                skipped_rounds::circle_id.eq(*circle_id),
+                skipped_rounds::first_slot.eq(first),
+                skipped_rounds::last_slot.eq(last),
+                skipped_rounds::count.eq(i32::try_from(skipped.count).unwrap_or(i32::MAX)),
+                skipped_rounds::because.eq(skipped.because()),
+                skipped_rounds::recorded_at.eq(at),
+            )
+        })
+        .collect();
+    // Few: only circles whose cursor was behind.
+    for row in rows {
+        diesel::insert_into(skipped_rounds::table)
+            .values(row)
+            .execute(conn)?;
+    }
+    Ok(())
+}
+
+/// When the next round of an active circle is due, if any is scheduled.
+pub fn next_due(conn: &mut DbConnection) -> Result<Option<NaiveDateTime>, DbError> {
+    use diesel::dsl::min;
+    Ok(circles::table
+        .filter(circles::status.eq(CircleStatus::Active.as_str()))
+        .select(min(circles::next_round_at))
+        .first(conn)?)
 }
 
 /// The ids of up to `limit` due circles, earliest first. On PostgreSQL
@@ -361,6 +502,7 @@ struct NewRound<'a> {
     opened_at: Stamp,
     reminder_at: Stamp,
     closes_at: Stamp,
+    late_because: Option<&'static str>,
 }
 
 /// What trying to open one slot did.
@@ -533,6 +675,7 @@ fn insert_rounds(
             opened_at: now,
             reminder_at: Stamp::new(round.reminder_at.naive_utc()),
             closes_at: Stamp::new(round.closes_at.naive_utc()),
+            late_because: round.due.late.map(Late::as_str),
         })
         .collect();
     let mut ids = HashMap::new();
@@ -633,12 +776,30 @@ fn queue_check_ins(
                 },
             )?;
         }
-        tracing::info!(
-            circle.id = circle.id,
-            round.number = facts.number,
-            slot = %round.due.occurrence.slot.format(SLOT_FORMAT),
-            "round opened"
-        );
+        let slot = round.due.occurrence.slot.format(SLOT_FORMAT);
+        let minutes_late = (now.and_utc() - round.due.occurrence.at).num_minutes();
+        match round.due.late {
+            None => tracing::info!(
+                circle.id = circle.id,
+                round.number = facts.number,
+                %slot,
+                "round opened"
+            ),
+            Some(Late::Busy) => tracing::info!(
+                circle.id = circle.id,
+                round.number = facts.number,
+                %slot,
+                minutes_late,
+                "round opened late: it waited behind other circles' rounds due then"
+            ),
+            Some(Late::Downtime) => tracing::info!(
+                circle.id = circle.id,
+                round.number = facts.number,
+                %slot,
+                minutes_late,
+                "round opened late: no scheduler was running at its time"
+            ),
+        }
     }
     writes.insert(conn, now)?;
     Ok(())

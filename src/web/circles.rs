@@ -201,6 +201,7 @@ struct CircleData {
     membership: Membership,
     members: Vec<store::Member>,
     recent_rounds: Vec<rounds::RoundSummary>,
+    schedule_notes: rounds::ScheduleNotes,
     failures: Vec<outbox::FailedDelivery>,
 }
 
@@ -228,6 +229,7 @@ pub async fn show(
                 .ok_or(AppError::NotFound)?;
             let members = store::list_members(conn, circle_id)?;
             let recent_rounds = rounds::list_for_circle(conn, circle_id, RECENT_ROUNDS_SHOWN)?;
+            let schedule_notes = rounds::schedule_notes(conn, circle_id)?;
             // Delivery problems are the facilitator's to follow up, not everyone's.
             let failures = if membership.is_facilitator() {
                 outbox::list_failures_for_circle(conn, circle_id, FAILURES_SHOWN)?
@@ -241,6 +243,7 @@ pub async fn show(
                 membership,
                 members,
                 recent_rounds,
+                schedule_notes,
                 failures,
             }))
         })
@@ -252,6 +255,7 @@ pub async fn show(
         membership,
         members,
         recent_rounds,
+        schedule_notes,
         failures,
     }) = loaded
     else {
@@ -309,6 +313,10 @@ pub async fn show(
                 open: round.open,
             })
             .collect(),
+        schedule_notes: views::circles::schedule_notes(
+            &schedule_notes,
+            zone_or_utc(&circle.time_zone),
+        ),
         failures: failures
             .iter()
             .map(|failure| FailureLine {

@@ -99,8 +99,9 @@ on_both_backends! {
 
 /// Circles sharing one slot, more than a batch of them: one pass opens
 /// them all, and none is skipped as missed for having waited behind the
-/// others. Before, a pass looked at one batch and left the rest to later
-/// passes, which could find them past the catch-up grace.
+/// others; one pass sends all their reminders, and one closes them all.
+/// Before, a pass looked at one batch of each and left the rest to later
+/// passes, which could find the openings past the catch-up grace.
 async fn one_pass_opens_every_circle_due_at_a_slot(backend: crate::support::Backend) {
     use crate::support::{TestApp, open_week, weekly_circle};
     const CIRCLES: usize = 23;
@@ -125,6 +126,13 @@ async fn one_pass_opens_every_circle_due_at_a_slot(backend: crate::support::Back
     assert_eq!(report.rounds.skipped, 0);
     let again = open_week(&app, 1).await;
     assert!(again.rounds.opened.is_empty(), "each opens once");
+    // Rounds of 48 hours remind 24 hours before they close.
+    app.clock.set(crate::support::utc("2027-03-02T09:00:00Z"));
+    let reminding = app.run_jobs().await;
+    assert_eq!(reminding.rounds.reminded, CIRCLES, "{:?}", reminding.rounds);
+    app.clock.set(crate::support::utc("2027-03-03T09:00:00Z"));
+    let closing = app.run_jobs().await;
+    assert_eq!(closing.rounds.closed, CIRCLES, "{:?}", closing.rounds);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

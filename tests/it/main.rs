@@ -29,6 +29,7 @@ mod prompts;
 mod properties;
 mod resilience;
 mod rounds;
+mod scheduling;
 mod schema;
 mod shoulder;
 mod sign_in;

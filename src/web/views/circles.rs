@@ -1,10 +1,13 @@
 //! Circle pages: the settings form (start and edit), the circle itself, and
 //! the list on a signed-in person's front page.
 
+use chrono::{NaiveDateTime, TimeZone};
+use chrono_tz::Tz;
 use maud::{Markup, html};
 
 use super::layout::page_for;
 use crate::circles::settings::{FieldErrors, MAX_ROUND_HOURS, SettingsForm, WEEKDAYS};
+use crate::rounds::ScheduleNotes;
 
 /// What the settings form is for.
 pub enum FormPurpose {
@@ -192,8 +195,70 @@ pub struct CirclePage<'a> {
     /// Whether the viewer has muted this circle's email.
     pub muted: bool,
     pub rounds: Vec<RoundLine>,
+    /// How the latest rounds were scheduled, when one opened late or a
+    /// slot got no round (see [`schedule_notes`]).
+    pub schedule_notes: Vec<String>,
     pub failures: Vec<FailureLine>,
     pub notice: Option<&'a str>,
+}
+
+/// Says why the latest round opened late and which slots got no round, in
+/// the circle's zone.
+pub fn schedule_notes(notes: &ScheduleNotes, zone: Tz) -> Vec<String> {
+    let slot_text = |slot: &NaiveDateTime| slot.format("%A %-d %B %Y, %H:%M").to_string();
+    let mut lines = Vec::new();
+    if let Some(late) = &notes.late {
+        let intended = zone
+            .from_local_datetime(&late.slot)
+            .earliest()
+            .map_or(late.opened_at, |at| at.naive_utc());
+        let by = lateness(late.opened_at - intended);
+        let slot = slot_text(&late.slot);
+        lines.push(if late.because == "downtime" {
+            format!(
+                "Round {} opened {by} after its time ({slot}): no server was running then, \
+                 and it opened when one started.",
+                late.number
+            )
+        } else {
+            format!(
+                "Round {} opened {by} after its time ({slot}): the server was still \
+                 opening other circles' rounds due at the same time.",
+                late.number
+            )
+        });
+    }
+    if let Some(skipped) = &notes.skipped {
+        let which = if skipped.count == 1 {
+            format!("No round opened for {}", slot_text(&skipped.first))
+        } else {
+            format!(
+                "No rounds opened for the {} times from {} to {}",
+                skipped.count,
+                slot_text(&skipped.first),
+                slot_text(&skipped.last)
+            )
+        };
+        lines.push(if skipped.because == "downtime" {
+            format!(
+                "{which}: no server was running then, and when one started it was too late \
+                 to open {}.",
+                if skipped.count == 1 { "it" } else { "them" }
+            )
+        } else {
+            format!("{which}: by the time the server reached it, a later round was due, and that one opened instead.")
+        });
+    }
+    lines
+}
+
+/// "12 minutes", "3 hours".
+fn lateness(by: chrono::Duration) -> String {
+    match by.num_minutes().max(1) {
+        1 => "a minute".to_string(),
+        minutes if minutes < 120 => format!("{minutes} minutes"),
+        minutes => format!("{} hours", minutes / 60),
+    }
 }
 
 pub fn circle(page: &CirclePage<'_>) -> Markup {
@@ -222,6 +287,9 @@ pub fn circle(page: &CirclePage<'_>) -> Markup {
                         time datetime=(instant) data-local { (utc) } "."
                     },
                     None => p.muted { "No round is scheduled." },
+                }
+                @for note in &page.schedule_notes {
+                    p.notice { (note) }
                 }
             }
             @if !page.rounds.is_empty() {

@@ -1,0 +1,3 @@
+DROP TABLE skipped_rounds;
+ALTER TABLE rounds DROP COLUMN late_because;
+DROP TABLE scheduler_uptime;
