@@ -201,6 +201,16 @@ async fn skips(app: &TestApp, circle_id: i64) -> Vec<(String, String, i32, Strin
         .expect("the circle's skipped slots")
 }
 
+/// A circle's page as `member` (address, name) sees it.
+async fn circle_page(app: &TestApp, member: (&str, &str), circle_id: i64) -> String {
+    let cookie = app.sign_in(member.0, member.1).await;
+    app.get_as(&cookie, &format!("/circles/{circle_id}"))
+        .await
+        .text()
+        .await
+        .expect("the circle page")
+}
+
 /// Runs `shoulder tick --at <at>`, the first pass of a server started then,
 /// and returns what it logged.
 fn restart_at(app: &TestApp, at: DateTime<Utc>) -> String {
@@ -245,13 +255,7 @@ on_both_backends! {
                 "downtime".to_string()
             )]
         );
-        let cookie = app.sign_in(ada.0, ada.1).await;
-        let page = app
-            .get_as(&cookie, &format!("/circles/{id}"))
-            .await
-            .text()
-            .await
-            .expect("the circle page");
+        let page = circle_page(&app, ada, id).await;
         assert!(
             page.contains(
                 "Round 2 opened 20 minutes after its time (Monday 15 March 2027, 09:00): \
@@ -315,13 +319,7 @@ async fn rounds_that_waited_behind_another_instance_open_late_rather_than_skippe
             [("2027-03-01T09:00".to_string(), Some("busy".to_string()))]
         );
     }
-    let cookie = app.sign_in(ada.0, ada.1).await;
-    let page = app
-        .get_as(&cookie, &format!("/circles/{}", ids[0]))
-        .await
-        .text()
-        .await
-        .expect("the circle page");
+    let page = circle_page(&app, ada, ids[0]).await;
     assert!(
         page.contains(
             "Round 1 opened 91 minutes after its time (Monday 1 March 2027, 09:00): \
