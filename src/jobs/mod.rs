@@ -47,9 +47,9 @@ pub async fn run_once(state: &AppState) -> Result<PassReport, OpenError> {
 }
 
 pub async fn run_with(state: &AppState, options: PassOptions) -> Result<PassReport, OpenError> {
-    let (cleanup, rounds) = run_rounds(state).await?;
+    let (cleanup, rounds) = run_rounds(state, None).await?;
     let delivery = if options.deliver {
-        deliver(state).await?
+        deliver(state, None).await?
     } else {
         DeliveryReport::default()
     };
@@ -60,8 +60,12 @@ pub async fn run_with(state: &AppState, options: PassOptions) -> Result<PassRepo
     })
 }
 
-/// Clean-up, then rounds: opening, reminding, closing.
-async fn run_rounds(state: &AppState) -> Result<(cleanup::CleanupReport, RoundReport), OpenError> {
+/// Clean-up, then rounds: opening, reminding, closing. Ends early, between
+/// batches, once `stop` turns true.
+async fn run_rounds(
+    state: &AppState,
+    stop: Option<&watch::Receiver<bool>>,
+) -> Result<(cleanup::CleanupReport, RoundReport), OpenError> {
     let now = state.clock.now();
     let at = now.naive_utc();
     let cleanup = state
@@ -69,15 +73,20 @@ async fn run_rounds(state: &AppState) -> Result<(cleanup::CleanupReport, RoundRe
         .run(move |conn| cleanup::run(conn, at))
         .await
         .map_err(OpenError::from)?;
-    let rounds = open_rounds(state, now).await?;
+    let rounds = open_rounds(state, now, stop).await?;
     state.metrics.record_rounds_opened(rounds.opened.len());
     Ok((cleanup, rounds))
 }
 
-/// Sends what the outbox holds that is due.
-async fn deliver(state: &AppState) -> Result<DeliveryReport, OpenError> {
+/// Sends what the outbox holds that is due, claiming no more once `stop`
+/// turns true.
+async fn deliver(
+    state: &AppState,
+    stop: Option<&watch::Receiver<bool>>,
+) -> Result<DeliveryReport, OpenError> {
     let settings = OutboxSettings::from_config(&state.config.mail);
-    let delivery = outbox::deliver_due(&state.db, &state.mailer, state.clock.now(), &settings)
+    let now = state.clock.now();
+    let delivery = outbox::deliver_due(&state.db, &state.mailer, now, &settings, stop.cloned())
         .await
         .map_err(OpenError::from)?;
     state.metrics.record_deliveries(&delivery);
@@ -92,25 +101,25 @@ const OPENERS_ON_POSTGRES: u32 = 2;
 
 /// Opens everything due, then sends reminders and closes rounds.
 ///
-/// The openers take `scheduler.batch_size` circles between them at a time,
-/// and go on while any of them found a full share: a slot thousands of
-/// circles share opens in one pass, judged against the one instant the
-/// pass started at. The pass first records that a scheduler is running
+/// Each opener goes on, one transaction of circles after another, until
+/// nothing is due (or the server is stopping): a slot thousands of circles
+/// share opens in one pass, judged against the one instant the pass
+/// started at. The pass first records that a scheduler is running
 /// (`rounds::uptime`), so a round that waits behind others, in this pass
-/// or across a restart, is never taken for one missed in downtime. Between
-/// shares the openers hand their connections back, so pages and check-ins
-/// waiting for one are served.
-async fn open_rounds(state: &AppState, now: DateTime<Utc>) -> Result<RoundReport, OpenError> {
+/// or across a restart, is never taken for one missed in downtime. Pages
+/// and check-ins are served meanwhile on the pool's other connections, and
+/// their writes get in between the openers' transactions.
+async fn open_rounds(
+    state: &AppState,
+    now: DateTime<Utc>,
+    stop: Option<&watch::Receiver<bool>>,
+) -> Result<RoundReport, OpenError> {
+    let stopping = || stop.is_some_and(|stop| *stop.borrow());
     let openers = match state.db.backend() {
         Backend::Postgres => OPENERS_ON_POSTGRES.min(state.config.database.pool_size),
         Backend::Sqlite => 1,
     };
     let settings = RoundSettings::from_config(&state.config);
-    // The pass looks at up to `batch_size` circles in all.
-    let share = RoundSettings {
-        batch_size: (settings.batch_size + i64::from(openers) - 1) / i64::from(openers),
-        ..settings.clone()
-    };
     let gap = Uptime::gap(state.config.scheduler.interval_secs);
     let uptime = state
         .db
@@ -118,42 +127,39 @@ async fn open_rounds(state: &AppState, now: DateTime<Utc>) -> Result<RoundReport
         .await
         .map_err(OpenError::from)?;
     let uptime = Arc::new(uptime);
+    let mut openings = JoinSet::new();
+    for _ in 0..openers {
+        let (db, decks, settings, uptime) = (
+            state.db.clone(),
+            state.decks.clone(),
+            settings.clone(),
+            uptime.clone(),
+        );
+        let stop = stop.cloned();
+        openings.spawn(async move {
+            db.run(move |conn| {
+                let context = Context {
+                    settings: &settings,
+                    decks: &decks,
+                    uptime: &uptime,
+                };
+                let stopping = || stop.as_ref().is_some_and(|stop| *stop.borrow());
+                let mut report = RoundReport::default();
+                open::open_due(conn, &context, now, &mut report, &stopping)?;
+                Ok::<_, OpenError>(report)
+            })
+            .await
+        });
+    }
     let mut rounds = RoundReport::default();
-    loop {
-        let mut openings = JoinSet::new();
-        for _ in 0..openers {
-            let (db, decks, share, uptime) = (
-                state.db.clone(),
-                state.decks.clone(),
-                share.clone(),
-                uptime.clone(),
-            );
-            openings.spawn(async move {
-                db.run(move |conn| {
-                    let context = Context {
-                        settings: &share,
-                        decks: &decks,
-                        uptime: &uptime,
-                    };
-                    let mut report = RoundReport::default();
-                    let looked_at = open::open_due(conn, &context, now, &mut report)?;
-                    Ok::<_, OpenError>((looked_at, report))
-                })
-                .await
-            });
-        }
-        let mut more_due = false;
-        while let Some(opened) = openings.join_next().await {
-            let (looked_at, opened) =
-                opened.map_err(|e| OpenError::Db(DbError::Task(e.to_string())))??;
-            more_due |= looked_at >= share.batch_size;
-            rounds.opened.extend(opened.opened);
-            rounds.skipped += opened.skipped;
-            rounds.paused.extend(opened.paused);
-        }
-        if !more_due {
-            break;
-        }
+    while let Some(opened) = openings.join_next().await {
+        let opened = opened.map_err(|e| OpenError::Db(DbError::Task(e.to_string())))??;
+        rounds.opened.extend(opened.opened);
+        rounds.skipped += opened.skipped;
+        rounds.paused.extend(opened.paused);
+    }
+    if stopping() {
+        return Ok(rounds);
     }
     // Reminders and closings, `batch_size` rounds at a time, each share on
     // a connection taken afresh.
@@ -169,7 +175,7 @@ async fn open_rounds(state: &AppState, now: DateTime<Utc>) -> Result<RoundReport
             .await?;
         rounds.reminded += advanced.reminded;
         rounds.closed += advanced.closed;
-        if !more_due {
+        if !more_due || stopping() {
             return Ok(rounds);
         }
     }
@@ -205,14 +211,24 @@ async fn rounds_loop(state: AppState, mut stop: watch::Receiver<bool>) {
                 continue;
             }
         }
-        match run_rounds(&state).await {
+        match run_rounds(&state, Some(&stop)).await {
             Ok((cleanup, rounds)) => {
                 if rounds != RoundReport::default() {
                     state.wake_jobs();
                 }
                 if cleanup != cleanup::CleanupReport::default() || rounds != RoundReport::default()
                 {
-                    tracing::info!(?cleanup, ?rounds, "rounds pass");
+                    // Counts: a large opening's list of rounds would make
+                    // one log line of hundreds of kilobytes.
+                    tracing::info!(
+                        ?cleanup,
+                        opened = rounds.opened.len(),
+                        skipped = rounds.skipped,
+                        paused = rounds.paused.len(),
+                        reminded = rounds.reminded,
+                        closed = rounds.closed,
+                        "rounds pass"
+                    );
                 }
             }
             Err(error) => tracing::warn!(error = %error, "rounds pass failed"),
@@ -255,7 +271,7 @@ async fn delivery_loop(state: AppState, mut stop: watch::Receiver<bool>) {
                 continue;
             }
         }
-        match deliver(&state).await {
+        match deliver(&state, Some(&stop)).await {
             Ok(delivery) if delivery != DeliveryReport::default() => {
                 tracing::info!(?delivery, "delivery pass");
             }

@@ -38,7 +38,7 @@ use diesel::dsl;
 use diesel::prelude::*;
 use rand::Rng;
 use serde::{Deserialize, Serialize};
-use tokio::sync::{Mutex, mpsc};
+use tokio::sync::{Mutex, mpsc, watch};
 use tokio::task::JoinSet;
 use tokio::time::Instant;
 
@@ -844,11 +844,15 @@ const RECORD_LINGER: std::time::Duration = std::time::Duration::from_millis(1);
 /// starts only while `lease - send_timeout` has not yet passed since the pass
 /// began, and the pass stops there: rows claimed but not started by then are
 /// handed back for the next pass.
+///
+/// `stop`, when it turns true (the server is shutting down), ends the pass
+/// early too: nothing more is claimed, and what was claimed is sent.
 pub async fn deliver_due(
     db: &Db,
     mailer: &Arc<Mailer>,
     now: DateTime<Utc>,
     settings: &OutboxSettings,
+    stop: Option<watch::Receiver<bool>>,
 ) -> Result<DeliveryReport, DbError> {
     let (to_send, claimed) = mpsc::channel(2 * settings.batch_size.clamp(1, CLAIM_STEP));
     let (to_record, attempts) = mpsc::channel(RECORD_BATCH);
@@ -860,6 +864,7 @@ pub async fn deliver_due(
         last_start: Instant::now() + settings.start_window(),
         writing: Mutex::new(()),
         claimed: Mutex::new(claimed),
+        stop,
     });
     let (claiming, mut untried, recording) = tokio::join!(
         pass.claim_ahead(to_send),
@@ -901,6 +906,8 @@ struct Pass {
     writing: Mutex<()>,
     /// Claimed rows waiting for a sender.
     claimed: Mutex<mpsc::Receiver<ClaimedDelivery>>,
+    /// Turns true when the server is shutting down.
+    stop: Option<watch::Receiver<bool>>,
 }
 
 impl Pass {
@@ -939,6 +946,9 @@ impl Pass {
                 Err(_closed) => return Ok(batch.into_iter().map(|d| d.claim).collect()),
             }
             if !full || to_send.is_closed() {
+                return Ok(Vec::new());
+            }
+            if self.stop.as_ref().is_some_and(|stop| *stop.borrow()) {
                 return Ok(Vec::new());
             }
             if Instant::now() >= self.last_start {

@@ -32,8 +32,8 @@ pub struct RoundSettings {
     pub catch_up_grace: Duration,
     /// How long before a round closes its reminder goes out.
     pub reminder_before_close: Duration,
-    /// Circles opened, or rounds reminded or closed, on one connection
-    /// before it goes back to the pool; a pass goes on until none is due.
+    /// Rounds reminded or closed on one connection before it goes back to
+    /// the pool; a pass goes on until none is due.
     pub batch_size: i64,
     pub public_base: String,
     /// Where circles' `List-Id`s live (see `mail::headers::list_namespace`).

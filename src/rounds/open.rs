@@ -67,40 +67,35 @@ pub struct Context<'a> {
 /// rounds of 8 takes a few tens of milliseconds (BENCHMARKS.md).
 pub const CIRCLES_PER_TRANSACTION: i64 = 100;
 
-/// Opens what is due at `now` across all circles, looking at up to the
-/// settings' `batch_size` circles; returns how many it looked at, so that
-/// a caller knows whether more may be due.
+/// Opens everything due at `now`, [`CIRCLES_PER_TRANSACTION`] circles a
+/// transaction, until a transaction finds fewer or `stop` says so. Other
+/// writers get in between two transactions: on SQLite they take turns for
+/// the write lock (see `db::write_transaction`), on PostgreSQL only the
+/// batch's own rows are locked. The whole opening runs on this one
+/// connection and thread, so its page cache grows once rather than once a
+/// batch in a different thread's memory.
 pub fn open_due(
     conn: &mut DbConnection,
     context: &Context<'_>,
     now: DateTime<Utc>,
     report: &mut RoundReport,
-) -> Result<i64, OpenError> {
+    stop: &dyn Fn() -> bool,
+) -> Result<(), OpenError> {
     with_batch_cache(conn, |conn| {
-        checkpoints_aside(conn, |conn| open_batches(conn, context, now, report))
+        checkpoints_aside(conn, |conn| {
+            loop {
+                let (looked_at, batch) = write_transaction(conn, |conn| {
+                    open_batch(conn, context, now, CIRCLES_PER_TRANSACTION)
+                })?;
+                report.opened.extend(batch.opened);
+                report.skipped += batch.skipped;
+                report.paused.extend(batch.paused);
+                if looked_at < CIRCLES_PER_TRANSACTION || stop() {
+                    return Ok(());
+                }
+            }
+        })
     })
-}
-
-fn open_batches(
-    conn: &mut DbConnection,
-    context: &Context<'_>,
-    now: DateTime<Utc>,
-    report: &mut RoundReport,
-) -> Result<i64, OpenError> {
-    let mut left = context.settings.batch_size;
-    while left > 0 {
-        let limit = left.min(CIRCLES_PER_TRANSACTION);
-        let (looked_at, batch) =
-            write_transaction(conn, |conn| open_batch(conn, context, now, limit))?;
-        report.opened.extend(batch.opened);
-        report.skipped += batch.skipped;
-        report.paused.extend(batch.paused);
-        left -= looked_at;
-        if looked_at < limit {
-            break;
-        }
-    }
-    Ok(context.settings.batch_size - left)
 }
 
 /// SQLite's page cache, in KiB, while rounds open. A batch's transaction

@@ -97,11 +97,12 @@ on_both_backends! {
     }
 }
 
-/// Circles sharing one slot, more than a batch of them: one pass opens
-/// them all, and none is skipped as missed for having waited behind the
-/// others; one pass sends all their reminders, and one closes them all.
-/// Before, a pass looked at one batch of each and left the rest to later
-/// passes, which could find the openings past the catch-up grace.
+/// Circles sharing one slot, more than a batch of them (`batch_size` is 5):
+/// one pass opens them all, and none is skipped as missed for having
+/// waited behind the others; one pass sends all their reminders, and one
+/// closes them all. Before, a pass looked at one batch of each and left the
+/// rest to later passes, which could find the openings past the catch-up
+/// grace.
 async fn one_pass_opens_every_circle_due_at_a_slot(backend: crate::support::Backend) {
     use crate::support::{TestApp, open_week, weekly_circle};
     const CIRCLES: usize = 23;

@@ -415,3 +415,43 @@ struct Writer {
     #[diesel(sql_type = diesel::sql_types::Text)]
     writer: String,
 }
+
+/// A server told to stop while its outbox holds thousands of emails stops
+/// once the emails it had claimed are sent, rather than after sending the
+/// whole backlog (a restart would wait minutes, past the unit's stop
+/// timeout). What is left waits for the next start.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_told_to_stop_leaves_a_large_backlog_for_its_next_start() {
+    let app = TestApp::builder(Backend::Sqlite)
+        .at(utc(SLOT) - Duration::hours(1))
+        .start()
+        .await
+        .expect("SQLite");
+    seed_circles(&app, 3_000).await;
+    app.clock.set(utc(SLOT));
+    let opened =
+        shoulder::jobs::run_with(&app.state, shoulder::jobs::PassOptions { deliver: false })
+            .await
+            .expect("the rounds open");
+    assert_eq!(opened.rounds.opened.len(), 3_000);
+    let pending = |conn: &mut DbConnection| {
+        deliveries::table
+            .filter(deliveries::status.eq("pending"))
+            .count()
+            .get_result(conn)
+    };
+    assert_eq!(count(&app, pending).await, 6_000);
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let scheduler = tokio::spawn(shoulder::jobs::run_scheduler(app.state.clone(), stopped));
+    let deadline = Instant::now() + StdDuration::from_secs(120);
+    while count(&app, pending).await == 6_000 && Instant::now() < deadline {
+        tokio::time::sleep(StdDuration::from_millis(5)).await;
+    }
+    stop.send(true).expect("the scheduler listens");
+    scheduler.await.expect("the scheduler stops");
+    let left = count(&app, pending).await;
+    assert!(
+        left > 3_000,
+        "the scheduler stopped with {left} of 6,000 emails still to send"
+    );
+}
