@@ -790,13 +790,12 @@ fn served_openings(
 /// the open round's check-ins from before the slot until the benchmark,
 /// counting rounds every [`POLL_EVERY`], sees all of them open.
 ///
-/// The server's first pass runs as it starts, before the slot; the rounds
-/// open at the next, `scheduler.interval_secs` (30 s as shipped) later, so
-/// the time to the last round is mostly that wait: a slot falls anywhere
-/// in the interval, here near its start. That pass then delivers the
-/// check-ins it queued, to files (the shipped transport); the clients stop
-/// as the last round is seen, so only the last poll's tenth of a second
-/// of that overlaps the POSTs measured.
+/// The server's first pass runs as it starts, before the slot; the next
+/// runs when the slot comes (a pass wakes when the next round is due, and
+/// at least every `scheduler.interval_secs`). The outbox, woken once the
+/// rounds are open, then delivers the check-ins they queued, to files (the
+/// shipped transport); the clients stop as the last round is seen, so only
+/// the last poll's tenth of a second of that overlaps the POSTs measured.
 fn served_opening(
     runtime: &tokio::runtime::Runtime,
     dir: &Path,
@@ -1238,7 +1237,7 @@ fn print_served(plan: &ServePlan, served: &[Result<ServedOpening, &'static str>]
         );
     }
     let settings = if plan.measuring {
-        "its scheduler as shipped: a pass every 30 s, 500 circles at a time"
+        "its scheduler as shipped: a pass when the next round is due, and every 30 s"
     } else {
         "its scheduler running a pass every second"
     };

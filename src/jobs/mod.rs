@@ -181,12 +181,12 @@ async fn open_rounds(
     }
 }
 
-/// Runs the background jobs until `stop` turns true: rounds every
-/// `scheduler.interval_secs`, and the outbox then too, as soon as rounds
-/// queued mail, and whenever a request wakes it. The two run apart, so a
-/// slot's rounds never wait for the previous slot's emails to be sent. A
-/// failed pass is logged and the next one tries again; nothing here can
-/// stop the web server.
+/// Runs the background jobs until `stop` turns true: rounds when the next
+/// is due and at least every `scheduler.interval_secs`; the outbox every
+/// interval too, as soon as rounds queued mail, and whenever a request
+/// wakes it. The two run apart, so a slot's rounds never wait for the
+/// previous slot's emails to be sent. A failed pass is logged and the next
+/// one tries again; nothing here can stop the web server.
 pub async fn run_scheduler(state: AppState, stop: watch::Receiver<bool>) {
     let rounds = tokio::spawn(rounds_loop(state.clone(), stop.clone()));
     delivery_loop(state, stop).await;
@@ -255,6 +255,8 @@ async fn until_next_due(state: &AppState) -> Duration {
     }
 }
 
+/// Passes of the outbox: one at start, then every interval, and whenever
+/// woken (`AppState::wake_jobs`).
 async fn delivery_loop(state: AppState, mut stop: watch::Receiver<bool>) {
     let period = Duration::from_secs(state.config.scheduler.interval_secs);
     let mut ticks = tokio::time::interval(period);
