@@ -63,6 +63,11 @@ impl Outcome {
     }
 }
 
+/// Why a check-in with nothing in it is refused.
+pub const NOTHING_IN_IT: &str = "Write a reflection, say how an earlier commitment went, or make \
+     a commitment for the next round: a check-in needs one of them. To sit this round out, \
+     skip it instead.";
+
 /// The check-in form as typed: a missing or blank commitment slot is "".
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct CheckInForm {
@@ -78,7 +83,7 @@ pub struct CheckInForm {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CheckIn {
     pub reflection: String,
-    /// One to three, each in the slot it was typed in (slot 1 is index 0),
+    /// Up to three, each in the slot it was typed in (slot 1 is index 0),
     /// so that editing one never moves another's text or support.
     pub commitments: [Option<String>; MAX_COMMITMENTS],
     pub follow: Vec<(i64, Outcome, Option<String>)>,
@@ -118,14 +123,6 @@ impl CheckIn {
                 format!("A round holds at most {MAX_COMMITMENTS} commitments; choose the ones that matter most."),
             );
         }
-        if commitments.iter().all(Option::is_none)
-            && !errors.keys().any(|k| k.starts_with("commitment-"))
-        {
-            errors.insert(
-                "commitment-1".into(),
-                "Make at least one commitment for the next round; a small one is fine.".into(),
-            );
-        }
         let mut follow = Vec::new();
         for (id, (outcome, note)) in &form.follow {
             let field = format!("follow-{id}");
@@ -148,6 +145,15 @@ impl CheckIn {
                     errors.insert(field, sentence(&error.to_string()));
                 }
             }
+        }
+        // A round without new promises is still a check-in; one with nothing
+        // in it at all is not (that is what "Skip this round" is for).
+        if errors.is_empty()
+            && reflection.is_empty()
+            && follow.is_empty()
+            && commitments.iter().all(Option::is_none)
+        {
+            errors.insert("reflection".into(), NOTHING_IN_IT.into());
         }
         if errors.is_empty() {
             Ok(CheckIn {
@@ -522,7 +528,7 @@ mod tests {
     }
 
     #[test]
-    fn one_to_three_commitments_keep_their_slots() {
+    fn commitments_keep_their_slots() {
         let check_in =
             CheckIn::parse(&form(["", "Ask before advising", "Credit Sam's idea"])).expect("valid");
         assert_eq!(
@@ -536,9 +542,27 @@ mod tests {
     }
 
     #[test]
-    fn empty_and_over_long_commitments_are_refused_by_field() {
-        let errors = CheckIn::parse(&form(["", "", ""])).expect_err("none");
-        assert!(errors.contains_key("commitment-1"));
+    fn a_check_in_needs_something_in_it_but_not_a_commitment() {
+        let reflection_only = CheckIn::parse(&form(["", "", ""])).expect("a reflection alone");
+        assert!(reflection_only.commitments.iter().all(Option::is_none));
+        let mut follow_only = CheckInForm::default();
+        follow_only
+            .follow
+            .insert("7".into(), ("partly".into(), String::new()));
+        assert!(CheckIn::parse(&follow_only).is_ok(), "follow-through alone");
+        let nothing = CheckInForm {
+            reflection: " \n ".into(),
+            ..CheckInForm::default()
+        };
+        let errors = CheckIn::parse(&nothing).expect_err("nothing");
+        assert_eq!(
+            errors.get("reflection").map(String::as_str),
+            Some(NOTHING_IN_IT)
+        );
+    }
+
+    #[test]
+    fn over_long_commitments_are_refused_by_field() {
         let long = "x".repeat(MAX_COMMITMENT_LEN + 1);
         let errors = CheckIn::parse(&form(["fine", &long, "a\r\nb"])).expect_err("bad");
         assert_eq!(

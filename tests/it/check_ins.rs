@@ -106,11 +106,10 @@ on_both_backends! {
         let ada = app.sign_in("ada@example.org", "Ada").await;
         let round1 = format!("/circles/{id}/rounds/1");
 
-        let none = check_in(&app, &ada, &round1, &[("reflection", "Thinking about it")]).await;
-        assert_eq!(none.status().as_u16(), 422);
-        let page = none.text().await.expect("page");
-        assert!(page.contains("at least one commitment"));
-        assert!(page.contains("Thinking about it"), "the reflection is kept");
+        let empty = check_in(&app, &ada, &round1, &[("reflection", "  "), ("commitment-1", "")]).await;
+        assert_eq!(empty.status().as_u16(), 422);
+        let page = empty.text().await.expect("page");
+        assert!(page.contains("a check-in needs one of them"), "{page}");
 
         let long = "x".repeat(281);
         let too_long = check_in(&app, &ada, &round1, &[("commitment-1", &long)]).await;
@@ -163,4 +162,47 @@ async fn a_check_in_after_the_close_is_accepted_and_marked_late() {
         .await
         .expect("late flag");
     assert!(late);
+}
+
+on_both_backends! {
+    /// A round without new promises is still a check-in: a reflection alone
+    /// saves, and so does follow-through alone. Before, both were refused
+    /// for want of a commitment.
+    async fn a_check_in_without_new_commitments_saves(app) {
+        let id = circle_with_a_round(&app).await;
+        let ada = app.sign_in("ada@example.org", "Ada").await;
+        let bea = app.sign_in("bea@example.org", "Bea").await;
+        let round1 = format!("/circles/{id}/rounds/1");
+        let page = app.get_as(&ada, &round1).await.text().await.expect("page");
+        assert!(page.contains("a round without new promises is still a check-in"), "{page}");
+        let reflection = check_in(&app, &ada, &round1, &[("reflection", "A week to rest.")]).await;
+        assert_eq!(reflection.status().as_u16(), 303);
+        let response = check_in(&app, &bea, &round1, &[("commitment-1", "Call the landlord")]).await;
+        assert_eq!(response.status().as_u16(), 303);
+        let page = app.get_as(&ada, &round1).await.text().await.expect("page");
+        assert!(page.contains("You have checked in this round."));
+        assert!(page.contains("A week to rest."));
+
+        app.clock.set(utc("2027-03-08T09:00:00Z"));
+        app.run_jobs().await;
+        let round2 = format!("/circles/{id}/rounds/2");
+        let page = app.get_as(&bea, &round2).await.text().await.expect("page");
+        assert!(page.contains("honest credit"), "Partly is explained");
+        let landlord = commitment_ids(&app).await[0].0.to_string();
+        let follow_only = check_in(&app, &bea, &round2, &[
+            (&format!("outcome-{landlord}"), "partly"),
+            (&format!("note-{landlord}"), "Left a message"),
+        ]).await;
+        assert_eq!(follow_only.status().as_u16(), 303);
+        let made = commitment_ids(&app).await;
+        assert_eq!(made.len(), 1, "no new commitment: {made:?}");
+        assert_eq!(made[0].2, "partly");
+        let saved: i64 = app
+            .state
+            .db
+            .run(|conn| Ok::<_, DbError>(check_ins::table.count().get_result(conn)?))
+            .await
+            .expect("check-ins");
+        assert_eq!(saved, 3);
+    }
 }

@@ -214,14 +214,14 @@ fn check_in_form(page: &RoundPage<'_>) -> Markup {
                             (problem(errors, &format!("follow-{id}")))
                         }
                     }
-                    p.muted { "\"Not yet\" carries it into the next round. \"Release\" lets it go honestly; it is not a miss." }
+                    p.muted { "\"Partly\" closes it with honest credit for what you did. \"Not yet\" carries it into the next round. \"Release\" lets it go honestly; it is not a miss." }
                 }
             }
             label for="reflection" { "Your reflection (optional)" }
             textarea #reflection name="reflection" rows="5" { (form.reflection) }
             (problem(errors, "reflection"))
             h3 { "Before the next round, I will…" }
-            p.muted { "One to three commitments, each up to " (MAX_COMMITMENT_LEN) " characters." }
+            p.muted { "Up to three commitments, each up to " (MAX_COMMITMENT_LEN) " characters. None is fine too: a round without new promises is still a check-in." }
             @for index in 0..MAX_COMMITMENTS {
                 @let field = format!("commitment-{}", index + 1);
                 label.sr-only for=(field) { "Commitment " (index + 1) }
