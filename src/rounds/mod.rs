@@ -15,6 +15,7 @@ pub mod lifecycle;
 pub mod links;
 pub mod open;
 pub mod pairing;
+pub mod standing;
 pub mod support;
 pub mod uptime;
 pub mod writes;

@@ -12,7 +12,7 @@ use super::limits::{Limited, with_retry_after};
 use super::session::{SessionToken, SignInFirst, SignedInPerson};
 use super::views;
 use super::views::circles::{
-    CircleLine, CirclePage, FailureLine, FormPage, FormPurpose, MemberLine, RoundLine,
+    CircleLine, CirclePage, FailureLine, FormPage, FormPurpose, MemberLine, RoundLine, RoundNow,
 };
 use crate::app::AppState;
 use crate::auth::session::{Found, SignedIn};
@@ -202,6 +202,7 @@ struct CircleData {
     members: Vec<store::Member>,
     recent_rounds: Vec<rounds::RoundSummary>,
     schedule_notes: rounds::ScheduleNotes,
+    standing: Option<rounds::standing::Standing>,
     failures: Vec<outbox::FailedDelivery>,
 }
 
@@ -230,6 +231,7 @@ pub async fn show(
             let members = store::list_members(conn, circle_id)?;
             let recent_rounds = rounds::list_for_circle(conn, circle_id, RECENT_ROUNDS_SHOWN)?;
             let schedule_notes = rounds::schedule_notes(conn, circle_id)?;
+            let standing = rounds::standing::of_circle(conn, circle_id, &members)?;
             // Delivery problems are the facilitator's to follow up, not everyone's.
             let failures = if membership.is_facilitator() {
                 outbox::list_failures_for_circle(conn, circle_id, FAILURES_SHOWN)?
@@ -244,6 +246,7 @@ pub async fn show(
                 members,
                 recent_rounds,
                 schedule_notes,
+                standing,
                 failures,
             }))
         })
@@ -256,6 +259,7 @@ pub async fn show(
         members,
         recent_rounds,
         schedule_notes,
+        standing,
         failures,
     }) = loaded
     else {
@@ -313,6 +317,11 @@ pub async fn show(
                 open: round.open,
             })
             .collect(),
+        round_now: standing.map(|standing| RoundNow {
+            closes: local_text(standing.closes_at.and_utc(), zone_or_utc(&circle.time_zone)),
+            viewer: standing.answer_of(membership.id),
+            standing,
+        }),
         schedule_notes: views::circles::schedule_notes(
             &schedule_notes,
             zone_or_utc(&circle.time_zone),

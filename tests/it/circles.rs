@@ -301,3 +301,59 @@ on_both_backends! {
         assert_eq!(status, "removed");
     }
 }
+
+on_both_backends! {
+    /// While a round is open the circle page leads with it: the way in for
+    /// the viewer, and how many have checked in, skipped or are away; a
+    /// facilitator also sees who, so they can reach out. Before, the page
+    /// led with the next round and said nothing of this one.
+    async fn the_circle_page_leads_with_the_open_round_and_where_it_stands(app) {
+        use crate::support::{open_week, utc, weekly_circle};
+        let people = [
+            ("ada@example.org", "Ada"),
+            ("bea@example.org", "Bea"),
+            ("cy@example.org", "Cy"),
+            ("dee@example.org", "Dee"),
+        ];
+        let id = weekly_circle(&app, "Night shift", &people).await;
+        assert_eq!(open_week(&app, 1).await.rounds.opened, [(id, 1)]);
+        let [ada, bea, cy, dee] = [
+            app.sign_in(people[0].0, "Ada").await,
+            app.sign_in(people[1].0, "Bea").await,
+            app.sign_in(people[2].0, "Cy").await,
+            app.sign_in(people[3].0, "Dee").await,
+        ];
+        let round = format!("/circles/{id}/rounds/1");
+        let saved = app.post_form_as(&ada, &round, &[("reflection", "A good week.")]).await;
+        assert_eq!(saved.status().as_u16(), 303);
+        app.post_form_as(&bea, &format!("{round}/skip"), &[]).await;
+        app.post_form_as(&cy, &format!("{round}/away"), &[("starts", "2027-03-01"), ("ends", "2027-03-05")]).await;
+        let page = |cookie: String| {
+            let app = &app;
+            async move {
+                app.get_as(&cookie, &format!("/circles/{id}")).await.text().await.expect("the circle page")
+            }
+        };
+        let open = "Round 1 is open until Wednesday 3 March 2027, 09:00 UTC";
+        let counts = "1 of 4 checked in, 1 skipped, 1 away.";
+
+        let as_bea = page(bea).await;
+        assert!(as_bea.contains(open), "{as_bea}");
+        assert!(as_bea.contains("You skipped this round."), "{as_bea}");
+        assert!(as_bea.contains(counts), "{as_bea}");
+        assert!(!as_bea.contains("Not heard from yet"), "names are for facilitators");
+        assert!(page(cy).await.contains("You are away for this round."));
+        let as_dee = page(dee).await;
+        assert!(as_dee.contains(&format!(r#"href="/circles/{id}/rounds/1">Check in for round 1</a>"#)), "{as_dee}");
+        let as_ada = page(ada.clone()).await;
+        assert!(as_ada.contains("You checked in."), "{as_ada}");
+        for line in ["Checked in: Ada", "Skipped: Bea", "Away: Cy", "Not heard from yet: Dee"] {
+            assert!(as_ada.contains(line), "{line} in {as_ada}");
+        }
+        assert!(as_ada.find(open) < as_ada.find("Rhythm"), "the open round leads");
+
+        app.clock.set(utc("2027-03-03T09:00:00Z"));
+        app.run_jobs().await;
+        assert!(!page(ada).await.contains("is open until"), "a closed round no longer leads");
+    }
+}

@@ -8,6 +8,7 @@ use maud::{Markup, html};
 use super::layout::page_for;
 use crate::circles::settings::{FieldErrors, MAX_ROUND_HOURS, SettingsForm, WEEKDAYS};
 use crate::rounds::ScheduleNotes;
+use crate::rounds::standing::{Answer, Standing};
 
 /// What the settings form is for.
 pub enum FormPurpose {
@@ -195,11 +196,67 @@ pub struct CirclePage<'a> {
     /// Whether the viewer has muted this circle's email.
     pub muted: bool,
     pub rounds: Vec<RoundLine>,
+    /// The open round, if one is open: it leads the page.
+    pub round_now: Option<RoundNow>,
     /// How the latest rounds were scheduled, when one opened late or a
     /// slot got no round (see [`schedule_notes`]).
     pub schedule_notes: Vec<String>,
     pub failures: Vec<FailureLine>,
     pub notice: Option<&'a str>,
+}
+
+/// Where the open round stands, for the circle page.
+pub struct RoundNow {
+    pub standing: Standing,
+    /// When it closes, in the circle's zone.
+    pub closes: String,
+    /// The viewer's own answer; `None` for a member who joined since it opened.
+    pub viewer: Option<Answer>,
+}
+
+/// The open round at the top of the circle page: the way in for the
+/// viewer, how many have answered, and for facilitators who.
+fn round_now(page: &CirclePage<'_>, now: &RoundNow) -> Markup {
+    let standing = &now.standing;
+    let link = format!("/circles/{}/rounds/{}", page.circle_id, standing.number);
+    let total = standing.members.len();
+    let (checked_in, skipped, away) = (
+        standing.count(Answer::CheckedIn),
+        standing.count(Answer::Skipped),
+        standing.count(Answer::Away),
+    );
+    html! {
+        section.round-now aria-labelledby="round-now" {
+            h2 #round-now { "Round " (standing.number) " is open until " (now.closes) }
+            p {
+                @match now.viewer {
+                    Some(Answer::CheckedIn) => { "You checked in. " a href=(link) { "Change your check-in" } }
+                    Some(Answer::Skipped) => { "You skipped this round. " a href=(link) { "Check in after all" } }
+                    Some(Answer::Away) => { "You are away for this round. " a href=(link) { "Check in anyway" } }
+                    _ => { a.button href=(link) { "Check in for round " (standing.number) } }
+                }
+            }
+            p {
+                (checked_in) " of " (total) " checked in, " (skipped) " skipped, "
+                (away) " away."
+            }
+            @if page.viewer_is_facilitator {
+                ul.standing {
+                    @for (label, answer) in [
+                        ("Checked in", Answer::CheckedIn),
+                        ("Skipped", Answer::Skipped),
+                        ("Away", Answer::Away),
+                        ("Not heard from yet", Answer::NotYet),
+                    ] {
+                        @let names = standing.names(answer);
+                        @if !names.is_empty() {
+                            li { (label) ": " (names.join(", ")) }
+                        }
+                    }
+                }
+            }
+        }
+    }
 }
 
 /// Says why the latest round opened late and which slots got no round, in
@@ -271,6 +328,9 @@ pub fn circle(page: &CirclePage<'_>) -> Markup {
                 p.notice role="status" { (notice) }
             }
             h1 { (page.name) }
+            @if let Some(now) = &page.round_now {
+                (round_now(page, now))
+            }
             @if page.status != "active" {
                 p.notice {
                     "This circle is " (page.status) "."
