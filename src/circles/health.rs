@@ -16,6 +16,9 @@
 //!   round was deleted still counts. A member's notes to themselves do not
 //!   count. Members who joined after that window began are left out: they
 //!   have barely had the chance.
+//! - **Members not heard from.** Active members with no check-in, no skip
+//!   and no away days in any of the latest [`UNHEARD_ROUNDS`] closed rounds.
+//!   Members who joined after the oldest of those opened are left out.
 //! - **Emails that did not arrive**, from the outbox.
 //!
 //! Members of the circle who are not facilitators never see this.
@@ -24,16 +27,21 @@ use chrono::NaiveDateTime;
 use diesel::prelude::*;
 
 use super::store::STATUS_ACTIVE;
-use crate::db::schema::{commitments, memberships, people, rounds, support_messages};
+use crate::db::schema::{
+    away_periods, check_ins, commitments, memberships, people, round_skips, rounds,
+    support_messages,
+};
 use crate::db::{DbConnection, DbError};
 use crate::mail::outbox::{self, FailedDelivery};
-use crate::rounds::support;
+use crate::rounds::{SLOT_FORMAT, support};
 
 /// A commitment made this many rounds before the latest one, and still
 /// open, is "carried a while".
 pub const CARRIED_ROUNDS: i32 = 3;
 /// "Lately" means since the oldest of this many latest rounds opened.
 pub const QUIET_ROUNDS: i64 = 3;
+/// "Not heard from" looks at this many of the latest closed rounds.
+pub const UNHEARD_ROUNDS: i64 = 2;
 /// Delivery failures shown, newest first.
 pub const FAILURES_SHOWN: i64 = 20;
 
@@ -66,6 +74,8 @@ pub struct Health {
     pub carried: Vec<Carried>,
     /// By name: this is a list of people to reach out to, not a ranking.
     pub quiet: Vec<Quiet>,
+    /// By name, as `quiet`: members not heard from lately.
+    pub unheard: Vec<Quiet>,
     pub failures: Vec<FailedDelivery>,
 }
 
@@ -85,6 +95,7 @@ pub fn for_circle(conn: &mut DbConnection, circle_id: i64) -> Result<Health, DbE
             latest_round: None,
             carried: Vec::new(),
             quiet: Vec::new(),
+            unheard: Vec::new(),
             failures,
         });
     };
@@ -92,8 +103,70 @@ pub fn for_circle(conn: &mut DbConnection, circle_id: i64) -> Result<Health, DbE
         latest_round: Some(latest_round),
         carried: list_carried(conn, circle_id, latest_round)?,
         quiet: list_quiet(conn, circle_id, window_start)?,
+        unheard: list_unheard(conn, circle_id)?,
         failures,
     })
+}
+
+/// Members with no check-in, skip or away day in any of the latest
+/// [`UNHEARD_ROUNDS`] closed rounds; none until that many have closed.
+fn list_unheard(conn: &mut DbConnection, circle_id: i64) -> Result<Vec<Quiet>, DbError> {
+    let closed: Vec<(i64, String, NaiveDateTime)> = rounds::table
+        .filter(rounds::circle_id.eq(circle_id))
+        .filter(rounds::closed_at.is_not_null())
+        .order(rounds::number.desc())
+        .limit(UNHEARD_ROUNDS)
+        .select((rounds::id, rounds::slot, rounds::opened_at))
+        .load(conn)?;
+    let Some(&(_, _, since)) = closed
+        .last()
+        .filter(|_| closed.len() as i64 == UNHEARD_ROUNDS)
+    else {
+        return Ok(Vec::new());
+    };
+    let ids: Vec<i64> = closed.iter().map(|r| r.0).collect();
+    let days: Vec<chrono::NaiveDate> = closed
+        .iter()
+        .filter_map(|r| NaiveDateTime::parse_from_str(&r.1, SLOT_FORMAT).ok())
+        .map(|slot| slot.date())
+        .collect();
+    let mut heard: Vec<i64> = check_ins::table
+        .filter(check_ins::round_id.eq_any(&ids))
+        .select(check_ins::membership_id)
+        .load(conn)?;
+    heard.extend(
+        round_skips::table
+            .filter(round_skips::round_id.eq_any(&ids))
+            .select(round_skips::membership_id)
+            .load::<i64>(conn)?,
+    );
+    for day in days {
+        heard.extend(
+            away_periods::table
+                .inner_join(memberships::table)
+                .filter(memberships::circle_id.eq(circle_id))
+                .filter(away_periods::starts_on.le(day))
+                .filter(away_periods::ends_on.ge(day))
+                .select(away_periods::membership_id)
+                .load::<i64>(conn)?,
+        );
+    }
+    let rows: Vec<(i64, String)> = memberships::table
+        .inner_join(people::table)
+        .filter(memberships::circle_id.eq(circle_id))
+        .filter(memberships::status.eq(STATUS_ACTIVE))
+        .filter(memberships::joined_at.le(since))
+        .filter(memberships::id.ne_all(&heard))
+        .order((people::display_name.asc(), memberships::id.asc()))
+        .select((memberships::id, people::display_name))
+        .load(conn)?;
+    Ok(rows
+        .into_iter()
+        .map(|(membership_id, name)| Quiet {
+            membership_id,
+            name,
+        })
+        .collect())
 }
 
 fn list_carried(

@@ -14,7 +14,7 @@ use super::views::circles::FailureLine;
 use super::views::health::{CarriedLine, HealthPage, QuietLine};
 use super::views::history::{CircleHistoryPage, MemberHistoryPage};
 use crate::app::AppState;
-use crate::circles::health::{self, CARRIED_ROUNDS, QUIET_ROUNDS};
+use crate::circles::health::{self, CARRIED_ROUNDS, QUIET_ROUNDS, UNHEARD_ROUNDS};
 use crate::circles::store;
 use crate::db::DbError;
 use crate::error::AppError;
@@ -129,6 +129,15 @@ pub async fn health(
             .collect(),
         quiet: health
             .quiet
+            .into_iter()
+            .map(|q| QuietLine {
+                membership_id: q.membership_id,
+                name: q.name,
+            })
+            .collect(),
+        unheard_rounds: UNHEARD_ROUNDS,
+        unheard: health
+            .unheard
             .into_iter()
             .map(|q| QuietLine {
                 membership_id: q.membership_id,

@@ -123,3 +123,35 @@ on_both_backends! {
         assert!(section(&later, "quiet").contains(&format!(r#"data-membership="{bea_membership}""#)));
     }
 }
+
+on_both_backends! {
+    /// "Not heard from" names the members with no check-in, no skip and no
+    /// days away in the last two closed rounds, and nobody before two
+    /// rounds have closed.
+    async fn members_not_heard_from_in_two_rounds_are_named(app) {
+        use crate::support::utc;
+        let id = weekly_circle(&app, "Night shift", &PEOPLE).await;
+        let ada = app.sign_in(PEOPLE[0].0, PEOPLE[0].1).await;
+        let bea = app.sign_in(PEOPLE[1].0, PEOPLE[1].1).await;
+        let cy = app.sign_in(PEOPLE[2].0, PEOPLE[2].1).await;
+        let health = format!("/circles/{id}/health");
+        open_week(&app, 1).await;
+        let saved = app.post_form_as(&bea, &format!("/circles/{id}/rounds/1"), &[("reflection", "Busy but here.")]).await;
+        assert_eq!(saved.status().as_u16(), 303);
+        app.clock.set(utc("2027-03-03T09:00:00Z"));
+        app.run_jobs().await;
+        let (_, one_closed) = page(&app, &ada, &health).await;
+        assert!(section(&one_closed, "unheard").contains("Everyone has been heard from lately."));
+
+        open_week(&app, 2).await;
+        let away = app.post_form_as(&cy, &format!("/circles/{id}/rounds/2/away"), &[("starts", "2027-03-08"), ("ends", "2027-03-09")]).await;
+        assert!(away.status().as_u16() < 400, "away saved: {}", away.status());
+        app.clock.set(utc("2027-03-10T09:00:00Z"));
+        app.run_jobs().await;
+        let (status, two_closed) = page(&app, &ada, &health).await;
+        assert_eq!(status, 200);
+        let unheard = section(&two_closed, "unheard");
+        assert!(unheard.contains("<li>Ada</li>"), "{unheard}");
+        assert!(!unheard.contains("Bea") && !unheard.contains("Cy"), "{unheard}");
+    }
+}

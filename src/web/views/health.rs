@@ -33,6 +33,9 @@ pub struct HealthPage<'a> {
     pub quiet_rounds: i64,
     pub carried: Vec<CarriedLine>,
     pub quiet: Vec<QuietLine>,
+    pub unheard_rounds: i64,
+    /// Members not heard from lately, by name.
+    pub unheard: Vec<QuietLine>,
     pub failures: Vec<FailureLine>,
 }
 
@@ -99,6 +102,25 @@ pub fn health(page: &HealthPage<'_>) -> Markup {
                                     " · "
                                     a href={ "/circles/" (id) "/members/" (member.membership_id) "/history" } { "history" }
                                 }
+                            }
+                        }
+                    }
+                }
+            }
+            @if page.latest_round.is_some() {
+                section.unheard {
+                    h2 { "Members not heard from" }
+                    p.muted {
+                        "No check-in, no skip and no days away in the last "
+                        (page.unheard_rounds) " closed rounds. A word from you may help. "
+                        "Members who joined more recently than that are not listed."
+                    }
+                    @if page.unheard.is_empty() {
+                        p.empty { "Everyone has been heard from lately." }
+                    } @else {
+                        ul {
+                            @for member in &page.unheard {
+                                li { (member.name) }
                             }
                         }
                     }
