@@ -335,7 +335,15 @@ on_both_backends! {
         let stored = query(&app, |conn| support_messages::table.select(support_messages::body).load::<String>(conn)).await;
         assert_eq!(stored, ["I can come with you to ask Sam."], "only the good one was kept");
         let page = app.get_as(&ada, &round1).await.text().await.expect("page");
-        assert!(page.contains("I can come with you to ask Sam.") && page.contains("could use help"));
+        assert!(page.contains("I can come with you to ask Sam.") && page.contains(r#"<span class="help">Could use help</span>"#));
+        assert!(!page.contains("Asking for help"), "one's own request is not gathered for oneself");
+        // Peers find the request gathered near the top, before the check-in
+        // form, with a way to the support form further down.
+        let cy = app.sign_in("cy@example.org", "Cy").await;
+        let page = app.get_as(&cy, &round1).await.text().await.expect("page");
+        let asking = page.find("Asking for help").unwrap_or_else(|| panic!("gathered in {page}"));
+        assert!(asking < page.find("Your check-in").expect("the form"), "{page}");
+        assert!(page.contains(&format!(r##"href="#support-{adas}-body">Offer Ada a hand"##)), "{page}");
 
         // No extra emails: it all waits for the digest and the next check-in.
         let before = app.emails().len();
@@ -348,6 +356,8 @@ on_both_backends! {
         let digest = latest(&app, "cy@example.org", "how round 1 went").text_body();
         assert!(digest.contains("Ada: checked in") && digest.contains("Will: Ask Sam what support looks like"), "{digest}");
         assert!(digest.contains("Could use help with: Ask Sam what support looks like"), "{digest}");
+        let gathered = digest.find("Asking for help:\n  * Ada: Ask Sam what support looks like");
+        assert!(gathered.is_some_and(|at| at < digest.find("What each of us said").expect("the list")), "{digest}");
         assert!(digest.contains("Bea to Ada, on \"Ask Sam what support looks like\": I can come with you to ask Sam."), "{digest}");
         assert!(digest.contains("Cy: no check-in this round"), "{digest}");
 

@@ -153,6 +153,7 @@ pub fn round(page: &RoundPage<'_>) -> Markup {
             "Opened " (page.opened) ". "
             @if page.closed { "Closed " (page.closes) "." } @else { "Open until " (page.closes) "." }
         }
+        (asking_for_help(page))
         (shoulder_up(page))
         (check_in_form(page))
         (own_commitments(page))
@@ -250,7 +251,7 @@ fn supportable(page: &RoundPage<'_>, commitment: &CircleCommitment, show_name: b
                 @if show_name { strong { (commitment.name) } ": " }
                 (commitment.body)
                 " " span.muted { "(round " (commitment.made_in_round) ")" }
-                @if commitment.help_wanted { " " span.help { "could use help" } }
+                @if commitment.help_wanted { " " span.help { "Could use help" } }
             }
             (support_list(commitment))
             form.support method="post" action=(page.action("/support")) {
@@ -320,7 +321,7 @@ fn own_commitments(page: &RoundPage<'_>) -> Markup {
                         li.commitment data-commitment=(commitment.id) {
                             p {
                                 (commitment.body) " " span.muted { "(round " (commitment.made_in_round) ")" }
-                                @if commitment.help_wanted { " " span.help { "could use help" } }
+                                @if commitment.help_wanted { " " span.help { "Could use help" } }
                             }
                             (support_list(commitment))
                             form.inline method="post" action=(page.action("/help")) {
@@ -333,6 +334,34 @@ fn own_commitments(page: &RoundPage<'_>) -> Markup {
                                     input type="hidden" name="wanted" value="yes";
                                     button.secondary type="submit" { "I could use help" }
                                 }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// The peers' requests for help, gathered near the top of the page, each
+/// linking to its support form below.
+fn asking_for_help(page: &RoundPage<'_>) -> Markup {
+    let asking: Vec<&CircleCommitment> = page
+        .circle_open
+        .iter()
+        .filter(|c| c.help_wanted && c.membership_id != page.membership_id)
+        .collect();
+    html! {
+        @if !asking.is_empty() {
+            section.asking aria-labelledby="asking" {
+                h2 #asking { "Asking for help" }
+                ul {
+                    @for commitment in asking {
+                        li {
+                            strong { (commitment.name) } ": " (commitment.body) " "
+                            a href={ "#support-" (commitment.id) "-body" } {
+                                "Offer " (commitment.name) " a hand"
+                                span.sr-only { " with " (commitment.body) }
                             }
                         }
                     }
