@@ -210,7 +210,7 @@ pub struct RoundNow {
     pub standing: Standing,
     /// When it closes, in the circle's zone.
     pub closes: String,
-    /// The viewer's own answer; `None` for a member who joined since it opened.
+    /// The viewer's own answer; `None` when the viewer is not an active member.
     pub viewer: Option<Answer>,
 }
 
