@@ -151,22 +151,7 @@ fn list_unheard(conn: &mut DbConnection, circle_id: i64) -> Result<Vec<Quiet>, D
                 .load::<i64>(conn)?,
         );
     }
-    let rows: Vec<(i64, String)> = memberships::table
-        .inner_join(people::table)
-        .filter(memberships::circle_id.eq(circle_id))
-        .filter(memberships::status.eq(STATUS_ACTIVE))
-        .filter(memberships::joined_at.le(since))
-        .filter(memberships::id.ne_all(&heard))
-        .order((people::display_name.asc(), memberships::id.asc()))
-        .select((memberships::id, people::display_name))
-        .load(conn)?;
-    Ok(rows
-        .into_iter()
-        .map(|(membership_id, name)| Quiet {
-            membership_id,
-            name,
-        })
-        .collect())
+    members_besides(conn, circle_id, since, &heard)
 }
 
 fn list_carried(
@@ -204,12 +189,23 @@ fn list_quiet(
         .select(commitments::membership_id)
         .distinct()
         .load(conn)?;
+    members_besides(conn, circle_id, since, &encouraged)
+}
+
+/// The circle's active members who joined by `since`, other than those in
+/// `besides`, by name.
+fn members_besides(
+    conn: &mut DbConnection,
+    circle_id: i64,
+    since: NaiveDateTime,
+    besides: &[i64],
+) -> Result<Vec<Quiet>, DbError> {
     let rows: Vec<(i64, String)> = memberships::table
         .inner_join(people::table)
         .filter(memberships::circle_id.eq(circle_id))
         .filter(memberships::status.eq(STATUS_ACTIVE))
         .filter(memberships::joined_at.le(since))
-        .filter(memberships::id.ne_all(&encouraged))
+        .filter(memberships::id.ne_all(besides))
         .order((people::display_name.asc(), memberships::id.asc()))
         .select((memberships::id, people::display_name))
         .load(conn)?;
