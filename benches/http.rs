@@ -986,6 +986,8 @@ fn member_check_in(
     let commitment = COMMITMENTS[(index + number) % COMMITMENTS.len()];
     Ok(CheckIn {
         reflection: REFLECTIONS[(index + number) % REFLECTIONS.len()].into(),
+        // Most share with the circle, as the form starts out; some keep it.
+        shared: Some(index % 4 != 3),
         commitments: [Some(commitment.into()), None, None],
         follow,
     })

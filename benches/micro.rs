@@ -14,6 +14,8 @@ use shoulder::auth::Token;
 use shoulder::circles::cadence::{Cadence, parse_time_zone};
 use shoulder::rounds::away::AwayPeriod;
 use shoulder::rounds::check_in::{CheckInForm, MAX_COMMITMENTS, OpenCommitment, Outcome};
+use shoulder::rounds::notes::Note;
+use shoulder::rounds::reflections::Shared;
 use shoulder::rounds::support::{CircleCommitment, Support};
 use shoulder::web::views::rounds::{Drafts, Notice, RoundPage, round};
 
@@ -143,6 +145,9 @@ struct RoundFixture {
     open: Vec<OpenCommitment>,
     form: CheckInForm,
     circle_open: Vec<CircleCommitment>,
+    shared: Vec<Shared>,
+    notes: Vec<Note>,
+    others: Vec<(i64, String)>,
     away: Vec<AwayPeriod>,
     drafts: Drafts,
 }
@@ -159,8 +164,10 @@ impl RoundFixture {
                 let id = 1001 + i64::try_from(n).expect("forty commitments fit in an i64");
                 let support = (0..1 + n % 2)
                     .map(|k| Support {
+                        id: id * 10 + i64::try_from(k).expect("small"),
                         author: MEMBERS[(owner + 1 + 3 * k) % MEMBERS.len()].to_string(),
                         body: SUPPORT_BODIES[(n + k) % SUPPORT_BODIES.len()].to_string(),
+                        answer: (k == 1).then(|| "Thank you, that helps.".to_string()),
                     })
                     .collect();
                 CircleCommitment {
@@ -211,6 +218,7 @@ impl RoundFixture {
             "Ask the landlord about the heating in writing, not by phone".to_string(),
         ];
         let form = CheckInForm {
+            audience: "circle".to_string(),
             reflection: "A slower week than I hoped. The deadline moved, which took the \
                          pressure off, and I noticed I only work on the grant when someone \
                          is waiting for it. Telling this circle helps with exactly that. \
@@ -228,10 +236,47 @@ impl RoundFixture {
             ends_on: date("2027-04-11"),
         }];
 
+        // Half the circle shared a reflection; two notes, one answered.
+        let shared = (0..MEMBERS.len())
+            .step_by(2)
+            .map(|member| Shared {
+                membership_id: membership_id(member),
+                name: MEMBERS[member].to_string(),
+                body: SUPPORT_BODIES[member % SUPPORT_BODIES.len()].repeat(3),
+            })
+            .collect();
+        let notes = vec![
+            Note {
+                id: 1,
+                from_id: membership_id(PARTNER),
+                from: MEMBERS[PARTNER].to_string(),
+                to_id: membership_id(VIEWER),
+                to: MEMBERS[VIEWER].to_string(),
+                body: SUPPORT_BODIES[0].to_string(),
+                answer: None,
+            },
+            Note {
+                id: 2,
+                from_id: membership_id(VIEWER),
+                from: MEMBERS[VIEWER].to_string(),
+                to_id: membership_id(PARTNER),
+                to: MEMBERS[PARTNER].to_string(),
+                body: SUPPORT_BODIES[1].to_string(),
+                answer: Some("Yes, let's talk on Thursday.".to_string()),
+            },
+        ];
+        let others = (0..MEMBERS.len())
+            .filter(|&member| member != VIEWER)
+            .map(|member| (membership_id(member), MEMBERS[member].to_string()))
+            .collect();
+
         RoundFixture {
             open,
             form,
             circle_open,
+            shared,
+            notes,
+            others,
             away,
             drafts: Drafts::default(),
         }
@@ -256,6 +301,9 @@ impl RoundFixture {
             checked_in: true,
             partner: Some((membership_id(PARTNER), MEMBERS[PARTNER])),
             circle_open: &self.circle_open,
+            shared: &self.shared,
+            notes: &self.notes,
+            others: &self.others,
             skipping: false,
             away: &self.away,
             today: date("2027-03-15"),

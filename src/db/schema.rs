@@ -64,6 +64,8 @@ diesel::table! {
         unsubscribe_token_hash -> Text,
         joined_at -> Timestamp,
         left_at -> Nullable<Timestamp>,
+        /// The audience the member's next reflection starts from.
+        shares_reflections -> Bool,
     }
 }
 
@@ -165,6 +167,8 @@ diesel::table! {
         late -> Bool,
         created_at -> Timestamp,
         updated_at -> Timestamp,
+        /// Read by the circle's members; false: by its author alone.
+        shared -> Bool,
     }
 }
 
@@ -255,6 +259,24 @@ diesel::table! {
         round_id -> Nullable<BigInt>,
         body -> Text,
         created_at -> Timestamp,
+        /// The commitment owner's one answer.
+        answer -> Nullable<Text>,
+        answered_at -> Nullable<Timestamp>,
+    }
+}
+
+diesel::table! {
+    /// A word from one member to another during a round, and the
+    /// recipient's one answer.
+    peer_notes (id) {
+        id -> BigInt,
+        round_id -> BigInt,
+        author_membership_id -> BigInt,
+        recipient_membership_id -> BigInt,
+        body -> Text,
+        created_at -> Timestamp,
+        answer -> Nullable<Text>,
+        answered_at -> Nullable<Timestamp>,
     }
 }
 
@@ -390,6 +412,8 @@ diesel::joinable!(skipped_rounds -> circles (circle_id));
 diesel::joinable!(support_messages -> commitments (commitment_id));
 diesel::joinable!(support_messages -> memberships (author_membership_id));
 diesel::joinable!(support_messages -> rounds (round_id));
+// peer_notes has two foreign keys to memberships: join with `.on(...)`.
+diesel::joinable!(peer_notes -> rounds (round_id));
 diesel::joinable!(circle_prompts -> circles (circle_id));
 diesel::joinable!(prompt_usage -> circles (circle_id));
 diesel::joinable!(prompt_usage -> rounds (round_id));
@@ -407,6 +431,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     round_links,
     round_link_uses,
     check_ins,
+    peer_notes,
     round_skips,
     away_periods,
     commitments,

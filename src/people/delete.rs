@@ -9,7 +9,8 @@
 //!   empty, with its status and outcomes), every follow-through note (the
 //!   outcome stays), every support message they wrote, and every support
 //!   message written to them on their commitments (addressed to someone who
-//!   is no longer there, and not the writer's to keep in their name). Also
+//!   is no longer there, and not the writer's to keep in their name), with
+//!   the answers to them; likewise every note they wrote or received. Also
 //!   deleted: away periods, skipped rounds, one-click links, round links,
 //!   sessions (they are signed out everywhere), sign-in links, invitations
 //!   addressed to them, and every email to them in the outbox, sent or not.
@@ -36,7 +37,7 @@ use super::FORMER_MEMBER;
 use crate::circles::store::{self, CircleStatus, ROLE_FACILITATOR, STATUS_ACTIVE};
 use crate::db::schema::{
     action_tokens, away_periods, check_ins, circles, commitments, deliveries, follow_throughs,
-    invites, memberships, people, round_links, round_skips, sessions, sign_in_tokens,
+    invites, memberships, peer_notes, people, round_links, round_skips, sessions, sign_in_tokens,
     support_messages,
 };
 use crate::db::{DbConnection, DbError, write_transaction};
@@ -173,6 +174,14 @@ pub fn delete(
                 support_messages::author_membership_id
                     .eq_any(&mine)
                     .or(support_messages::commitment_id.eq_any(&their_commitments)),
+            ),
+        )
+        .execute(conn)?;
+        diesel::delete(
+            peer_notes::table.filter(
+                peer_notes::author_membership_id
+                    .eq_any(&mine)
+                    .or(peer_notes::recipient_membership_id.eq_any(&mine)),
             ),
         )
         .execute(conn)?;

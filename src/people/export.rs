@@ -5,12 +5,16 @@
 //! in circles they left), and per circle their check-ins, commitments,
 //! follow-throughs, the support they wrote (with the commitment it was about,
 //! which its owner shared with the circle), the support written to them,
-//! their away periods and skipped rounds. Nobody else's reflections are in it.
+//! the notes they wrote and received, with their answers, their away
+//! periods and skipped rounds. Each reflection says who reads it (`audience`:
+//! `the circle` or `only me`). Nobody else's reflections are in it.
 //!
 //! A circle's copy holds its settings, everyone who has been a member (name,
 //! role, status, dates), every round with its prompt, and all the check-ins,
-//! commitments, follow-throughs, support messages, away periods and skipped
-//! rounds in it: what the circle shared among itself. It holds no email
+//! commitments, follow-throughs, support messages, notes, away periods and
+//! skipped rounds in it: what the circle shared among itself. A reflection
+//! its author kept for "only me" is not in it: such a check-in's `reflection`
+//! is empty, whatever was written. It holds no email
 //! addresses: an export is a file that travels, and an address is for
 //! reaching a person, not part of what the circle did together; the
 //! facilitator can reach members through the circle. People who deleted
@@ -30,8 +34,8 @@ use serde::Serialize;
 use super::{day, shown_name, stamp};
 use crate::circles::store::{self, Circle};
 use crate::db::schema::{
-    away_periods, check_ins, circles, commitments, follow_throughs, memberships, people,
-    round_skips, rounds, support_messages,
+    away_periods, check_ins, circles, commitments, follow_throughs, memberships, peer_notes,
+    people, round_skips, rounds, support_messages,
 };
 use crate::db::{DbConnection, DbError};
 
@@ -72,6 +76,8 @@ pub struct MyCircle {
     pub follow_throughs: Vec<FollowThroughRecord>,
     pub support_given: Vec<SupportRecord>,
     pub support_received: Vec<SupportRecord>,
+    pub notes_written: Vec<NoteRecord>,
+    pub notes_received: Vec<NoteRecord>,
     pub away: Vec<AwayRecord>,
     pub skipped_rounds: Vec<SkipRecord>,
 }
@@ -81,6 +87,8 @@ pub struct CheckInRecord {
     pub round: i32,
     pub prompt: String,
     pub reflection: String,
+    /// Who reads the reflection: [`THE_CIRCLE`] or [`ONLY_ME`].
+    pub audience: &'static str,
     pub late: bool,
     pub created_at: String,
     pub updated_at: String,
@@ -122,7 +130,24 @@ pub struct SupportRecord {
     pub commitment: String,
     pub message: String,
     pub written_at: String,
+    /// The commitment owner's answer.
+    pub answer: Option<String>,
 }
+
+/// A note from one member to another, and its answer.
+#[derive(Debug, Clone, Serialize)]
+pub struct NoteRecord {
+    pub round: i32,
+    pub from: String,
+    pub to: String,
+    pub message: String,
+    pub written_at: String,
+    pub answer: Option<String>,
+}
+
+/// The audiences of a reflection, as exports name them.
+pub const THE_CIRCLE: &str = "the circle";
+pub const ONLY_ME: &str = "only me";
 
 #[derive(Debug, Clone, Serialize)]
 pub struct AwayRecord {
@@ -149,6 +174,7 @@ pub struct CircleExport {
     pub commitments: Vec<Attributed<CommitmentRecord>>,
     pub follow_throughs: Vec<Attributed<FollowThroughRecord>>,
     pub support_messages: Vec<SupportRecord>,
+    pub notes: Vec<NoteRecord>,
     pub away: Vec<Attributed<AwayRecord>>,
     pub skipped_rounds: Vec<Attributed<SkipRecord>>,
 }
@@ -231,6 +257,7 @@ struct CheckInRow {
     round_id: i64,
     membership_id: i64,
     reflection: String,
+    shared: bool,
     late: bool,
     created_at: NaiveDateTime,
     updated_at: NaiveDateTime,
@@ -268,6 +295,18 @@ struct SupportRow {
     round_id: Option<i64>,
     body: String,
     created_at: NaiveDateTime,
+    answer: Option<String>,
+}
+
+#[derive(Debug, Clone, Queryable, Selectable)]
+#[diesel(table_name = peer_notes)]
+struct NoteRow {
+    round_id: i64,
+    author_membership_id: i64,
+    recipient_membership_id: i64,
+    body: String,
+    created_at: NaiveDateTime,
+    answer: Option<String>,
 }
 
 #[derive(Debug, Clone, Queryable, Selectable)]
@@ -297,6 +336,8 @@ struct Gathered {
     follow_throughs: Vec<FollowThroughRow>,
     support_written: Vec<SupportRow>,
     support_received: Vec<SupportRow>,
+    /// Notes written or received under the memberships.
+    notes: Vec<NoteRow>,
     away: Vec<AwayRow>,
     skips: Vec<SkipRow>,
     /// Membership id -> the name to show, for everyone referred to.
@@ -335,6 +376,18 @@ impl Gathered {
             commitment: self.commitment_body(row.commitment_id),
             message: row.body.clone(),
             written_at: stamp(row.created_at),
+            answer: row.answer.clone(),
+        }
+    }
+
+    fn note(&self, row: &NoteRow) -> NoteRecord {
+        NoteRecord {
+            round: self.round_number(row.round_id),
+            from: self.name(row.author_membership_id),
+            to: self.name(row.recipient_membership_id),
+            message: row.body.clone(),
+            written_at: stamp(row.created_at),
+            answer: row.answer.clone(),
         }
     }
 
@@ -344,6 +397,7 @@ impl Gathered {
             round: round.map_or(0, |r| r.number),
             prompt: round.map(|r| r.prompt_question.clone()).unwrap_or_default(),
             reflection: row.reflection.clone(),
+            audience: if row.shared { THE_CIRCLE } else { ONLY_ME },
             late: row.late,
             created_at: stamp(row.created_at),
             updated_at: stamp(row.updated_at),
@@ -463,6 +517,15 @@ fn gather(
             .load(conn)?;
         commitment_by_id.extend(rows.into_iter().map(|c| (c.id, c)));
     }
+    let notes: Vec<NoteRow> = peer_notes::table
+        .filter(
+            peer_notes::author_membership_id
+                .eq_any(membership_ids)
+                .or(peer_notes::recipient_membership_id.eq_any(membership_ids)),
+        )
+        .order(peer_notes::id.asc())
+        .select(NoteRow::as_select())
+        .load(conn)?;
     let away: Vec<AwayRow> = away_periods::table
         .filter(away_periods::membership_id.eq_any(membership_ids))
         .order((away_periods::starts_on.asc(), away_periods::id.asc()))
@@ -477,6 +540,11 @@ fn gather(
     let mut named: BTreeSet<i64> = membership_ids.iter().copied().collect();
     named.extend(commitment_by_id.values().map(|c| c.membership_id));
     named.extend(support_received.iter().map(|s| s.author_membership_id));
+    named.extend(
+        notes
+            .iter()
+            .flat_map(|n| [n.author_membership_id, n.recipient_membership_id]),
+    );
     let named: Vec<i64> = named.into_iter().collect();
     let names = memberships::table
         .inner_join(people::table)
@@ -495,6 +563,7 @@ fn gather(
         follow_throughs,
         support_written,
         support_received,
+        notes,
         away,
         skips,
         names,
@@ -589,6 +658,18 @@ fn my_circle(
         .filter(|s| data.commitment_owner(s.commitment_id) == Some(id))
         .map(|s| data.support(s))
         .collect();
+    let notes_written = data
+        .notes
+        .iter()
+        .filter(|n| n.author_membership_id == id)
+        .map(|n| data.note(n))
+        .collect();
+    let notes_received = data
+        .notes
+        .iter()
+        .filter(|n| n.recipient_membership_id == id)
+        .map(|n| data.note(n))
+        .collect();
     let away = data
         .away
         .iter()
@@ -617,6 +698,8 @@ fn my_circle(
         follow_throughs,
         support_given,
         support_received,
+        notes_written,
+        notes_received,
         away,
         skipped_rounds,
     }
@@ -681,10 +764,17 @@ fn circle_export(
             closed_at: r.closed_at.map(stamp),
         })
         .collect();
+    // A reflection kept for "only me" stays with its author.
     let mut check_ins: Vec<Attributed<CheckInRecord>> = data
         .check_ins
         .iter()
-        .map(|c| data.attributed(c.membership_id, data.check_in(c)))
+        .map(|c| {
+            let mut record = data.check_in(c);
+            if !c.shared {
+                record.reflection.clear();
+            }
+            data.attributed(c.membership_id, record)
+        })
         .collect();
     check_ins.sort_by_key(|c| (c.record.round, c.member_id));
     let mut commitments: Vec<Attributed<CommitmentRecord>> = data
@@ -708,6 +798,14 @@ fn circle_export(
         .support_received
         .iter()
         .map(|s| data.support(s))
+        .collect();
+    // Notes between the circle's members are all the notes in it, each
+    // read once (as written).
+    let notes = data
+        .notes
+        .iter()
+        .filter(|n| membership_ids.contains(&n.author_membership_id))
+        .map(|n| data.note(n))
         .collect();
     let away = data
         .away
@@ -741,6 +839,7 @@ fn circle_export(
         commitments,
         follow_throughs,
         support_messages,
+        notes,
         away,
         skipped_rounds,
     })
@@ -768,6 +867,7 @@ pub const PERSON_CSV_COLUMNS: &[&str] = &[
     "status",
     "prompt",
     "text",
+    "audience",
     "commitment_id",
     "commitment",
     "outcome",
@@ -791,6 +891,7 @@ pub const CIRCLE_CSV_COLUMNS: &[&str] = &[
     "status",
     "prompt",
     "text",
+    "audience",
     "commitment_id",
     "commitment",
     "outcome",
@@ -855,6 +956,7 @@ fn check_in_row(record: &CheckInRecord) -> Row {
         .with("date", &record.created_at)
         .with("prompt", &record.prompt)
         .with("text", &record.reflection)
+        .with("audience", record.audience)
         .with("late", record.late)
 }
 
@@ -888,6 +990,18 @@ fn support_row(kind: &str, record: &SupportRecord) -> Row {
         .with("commitment_id", record.commitment_id)
         .with("commitment", &record.commitment)
         .with("text", &record.message)
+        .with_some("note", record.answer.as_ref())
+}
+
+/// A note's row; its answer is in `note`, as a support message's is.
+fn note_row(kind: &str, record: &NoteRecord) -> Row {
+    Row::new(kind)
+        .with("round", record.round)
+        .with("date", &record.written_at)
+        .with("person", &record.from)
+        .with("for_person", &record.to)
+        .with("text", &record.message)
+        .with_some("note", record.answer.as_ref())
 }
 
 fn away_row(record: &AwayRecord) -> Row {
@@ -904,7 +1018,8 @@ fn skip_row(record: &SkipRecord) -> Row {
 
 /// A person's copy as one CSV file: a `profile` row, then per circle a
 /// `membership` row and its `check_in`, `commitment`, `follow_through`,
-/// `support_given`, `support_received`, `away` and `skip` rows.
+/// `support_given`, `support_received`, `note_written`, `note_received`,
+/// `away` and `skip` rows.
 pub fn person_csv(export: &PersonExport) -> Result<String, FormatError> {
     let mut rows = vec![
         Row::new("profile")
@@ -935,6 +1050,18 @@ pub fn person_csv(export: &PersonExport) -> Result<String, FormatError> {
                 .iter()
                 .map(|s| support_row("support_received", s)),
         );
+        mine.extend(
+            circle
+                .notes_written
+                .iter()
+                .map(|n| note_row("note_written", n)),
+        );
+        mine.extend(
+            circle
+                .notes_received
+                .iter()
+                .map(|n| note_row("note_received", n)),
+        );
         mine.extend(circle.away.iter().map(away_row));
         mine.extend(circle.skipped_rounds.iter().map(skip_row));
         rows.extend(
@@ -946,8 +1073,8 @@ pub fn person_csv(export: &PersonExport) -> Result<String, FormatError> {
 }
 
 /// A circle's copy as one CSV file: `setting` rows, `member` and `round`
-/// rows, then `check_in`, `commitment`, `follow_through`, `support`, `away`
-/// and `skip` rows, each naming its member.
+/// rows, then `check_in`, `commitment`, `follow_through`, `support`, `note`,
+/// `away` and `skip` rows, each naming its member.
 pub fn circle_csv(export: &CircleExport) -> Result<String, FormatError> {
     let settings = &export.circle;
     let setting = |key: &str, value: &dyn ToString| {
@@ -1019,6 +1146,7 @@ pub fn circle_csv(export: &CircleExport) -> Result<String, FormatError> {
             .iter()
             .map(|s| support_row("support", s)),
     );
+    rows.extend(export.notes.iter().map(|n| note_row("note", n)));
     rows.extend(export.away.iter().map(|a| by(a, away_row(&a.record))));
     rows.extend(
         export
@@ -1069,6 +1197,7 @@ mod tests {
                     round: 1,
                     prompt: "Who are we leaving behind?".into(),
                     reflection: "Line one\nline two, with a comma".into(),
+                    audience: THE_CIRCLE,
                     late: false,
                     created_at: "2027-03-01T10:00:00Z".into(),
                     updated_at: "2027-03-01T10:00:00Z".into(),
@@ -1085,6 +1214,8 @@ mod tests {
                 }],
                 follow_throughs: Vec::new(),
                 support_given: Vec::new(),
+                notes_written: Vec::new(),
+                notes_received: Vec::new(),
                 support_received: Vec::new(),
                 away: vec![AwayRecord {
                     starts_on: "2027-04-01".into(),

@@ -68,10 +68,20 @@ pub const NOTHING_IN_IT: &str = "Write a reflection, say how an earlier commitme
      a commitment for the next round: a check-in needs one of them. To sit this round out, \
      skip it instead.";
 
+/// Who reads a reflection, as a form value: the circle's members, or its
+/// author alone.
+pub const FOR_THE_CIRCLE: &str = "circle";
+pub const FOR_ME: &str = "me";
+
+/// Why an audience that is neither is refused.
+pub const WHICH_AUDIENCE: &str = "Choose who reads your reflection: the circle, or only you.";
+
 /// The check-in form as typed: a missing or blank commitment slot is "".
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct CheckInForm {
     pub reflection: String,
+    /// [`FOR_THE_CIRCLE`], [`FOR_ME`], or "" when the form did not say.
+    pub audience: String,
     pub commitments: [String; MAX_COMMITMENTS],
     /// Commitments sent beyond the third, which are refused, not dropped.
     pub extra_commitments: Vec<String>,
@@ -83,6 +93,9 @@ pub struct CheckInForm {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CheckIn {
     pub reflection: String,
+    /// Whether the circle reads the reflection; `None` keeps what was
+    /// chosen before (the saved check-in's, else the member's default).
+    pub shared: Option<bool>,
     /// Up to three, each in the slot it was typed in (slot 1 is index 0),
     /// so that editing one never moves another's text or support.
     pub commitments: [Option<String>; MAX_COMMITMENTS],
@@ -100,6 +113,15 @@ impl CheckIn {
             Err(error) => {
                 errors.insert("reflection".into(), sentence(&error.to_string()));
                 String::new()
+            }
+        };
+        let shared = match form.audience.as_str() {
+            "" => None,
+            FOR_THE_CIRCLE => Some(true),
+            FOR_ME => Some(false),
+            _ => {
+                errors.insert("audience".into(), WHICH_AUDIENCE.into());
+                None
             }
         };
         let mut commitments: [Option<String>; MAX_COMMITMENTS] = Default::default();
@@ -158,6 +180,7 @@ impl CheckIn {
         if errors.is_empty() {
             Ok(CheckIn {
                 reflection,
+                shared,
                 commitments,
                 follow,
             })
@@ -219,17 +242,18 @@ pub fn saved_form(
     membership_id: i64,
 ) -> Result<Option<CheckInForm>, DbError> {
     use crate::db::schema::check_ins;
-    let reflection: Option<String> = check_ins::table
+    let saved: Option<(String, bool)> = check_ins::table
         .filter(check_ins::round_id.eq(round_id))
         .filter(check_ins::membership_id.eq(membership_id))
-        .select(check_ins::reflection)
+        .select((check_ins::reflection, check_ins::shared))
         .first(conn)
         .optional()?;
-    let Some(reflection) = reflection else {
+    let Some((reflection, shared)) = saved else {
         return Ok(None);
     };
     let mut form = reported_form(conn, round_id, membership_id)?;
     form.reflection = reflection;
+    form.audience = audience(shared).into();
     let made: Vec<(i32, String)> = commitments::table
         .filter(commitments::round_id.eq(round_id))
         .filter(commitments::membership_id.eq(membership_id))
@@ -247,14 +271,28 @@ pub fn saved_form(
     Ok(Some(form))
 }
 
+/// The form value of an audience.
+pub fn audience(shared: bool) -> &'static str {
+    if shared { FOR_THE_CIRCLE } else { FOR_ME }
+}
+
 /// A form holding only the follow-through reported in this round, which
-/// one-click choices from the email record before any check-in.
+/// one-click choices from the email record before any check-in, and the
+/// audience the member chose last in this circle.
 pub fn reported_form(
     conn: &mut DbConnection,
     round_id: i64,
     membership_id: i64,
 ) -> Result<CheckInForm, DbError> {
-    let mut form = CheckInForm::default();
+    use crate::db::schema::memberships;
+    let shares: bool = memberships::table
+        .find(membership_id)
+        .select(memberships::shares_reflections)
+        .first(conn)?;
+    let mut form = CheckInForm {
+        audience: audience(shares).into(),
+        ..CheckInForm::default()
+    };
     let reported: Vec<(i64, String, Option<String>)> = follow_throughs::table
         .inner_join(commitments::table)
         .filter(follow_throughs::round_id.eq(round_id))
@@ -323,6 +361,7 @@ pub fn save(
             round_id,
             membership_id,
             &check_in.reflection,
+            check_in.shared,
             closed,
             at,
         )?;
@@ -399,23 +438,39 @@ fn upsert_check_in(
     round_id: i64,
     membership_id: i64,
     reflection: &str,
+    shared: Option<bool>,
     late: bool,
     now: NaiveDateTime,
 ) -> Result<(), DbError> {
     // A check-in first made after the close stays marked late; editing an
-    // on-time one after the close does not make it late.
+    // on-time one after the close does not make it late. Without a choice
+    // of audience, a new check-in takes the member's default and an edited
+    // one keeps its own.
     let query = diesel::sql_query(
-        "INSERT INTO check_ins (round_id, membership_id, reflection, late, created_at, updated_at) \
-         VALUES ($1, $2, $3, $4, $5, $5) \
+        "INSERT INTO check_ins (round_id, membership_id, reflection, late, created_at, updated_at, shared) \
+         VALUES ($1, $2, $3, $4, $5, $5, \
+                 COALESCE($6, (SELECT shares_reflections FROM memberships WHERE id = $2))) \
          ON CONFLICT (round_id, membership_id) DO UPDATE \
-         SET reflection = excluded.reflection, updated_at = excluded.updated_at",
+         SET reflection = excluded.reflection, updated_at = excluded.updated_at, \
+             shared = COALESCE($6, check_ins.shared)",
     )
     .bind::<BigInt, _>(round_id)
     .bind::<BigInt, _>(membership_id)
     .bind::<Text, _>(reflection)
     .bind::<Bool, _>(late)
-    .bind::<Timestamp, _>(now);
+    .bind::<Timestamp, _>(now)
+    .bind::<Nullable<Bool>, _>(shared);
     on_inner!(conn, query)?;
+    if let Some(shared) = shared {
+        use crate::db::schema::memberships;
+        diesel::update(
+            memberships::table
+                .find(membership_id)
+                .filter(memberships::shares_reflections.ne(shared)),
+        )
+        .set(memberships::shares_reflections.eq(shared))
+        .execute(conn)?;
+    }
     Ok(())
 }
 

@@ -14,7 +14,7 @@ use serde_json::{Value, json};
 use super::actions::{self, Named};
 use super::check_in::{self, Outcome};
 use super::support::{self, CircleCommitment};
-use super::{away, links};
+use super::{away, links, notes, reflections};
 use crate::auth::Token;
 use crate::circles::store::STATUS_ACTIVE;
 use crate::db::schema::{
@@ -75,6 +75,8 @@ pub struct CheckInMember<'a> {
     pub partner: Option<(i64, &'a str)>,
     /// Support received on their commitments since the previous round opened.
     pub received: Vec<Received>,
+    /// Notes received, and answers to what they wrote, since then.
+    pub notes: Vec<notes::Received>,
 }
 
 /// What every check-in email of a round says alike.
@@ -98,6 +100,8 @@ pub struct CheckIn<'a> {
     partner: Option<Partner<'a>>,
     help_asked: Vec<PeerLine<'a>>,
     support_received: Vec<Received>,
+    notes_received: Vec<notes::Received>,
+    answers_received: Vec<notes::Received>,
     skip_url: String,
     away_url: String,
 }
@@ -151,6 +155,17 @@ pub fn check_in<'a>(
         partner,
         help_asked,
         support_received: member.received,
+        notes_received: member
+            .notes
+            .iter()
+            .filter(|line| line.note.is_none())
+            .cloned()
+            .collect(),
+        answers_received: member
+            .notes
+            .into_iter()
+            .filter(|line| line.note.is_some())
+            .collect(),
         skip_url: actions::url(public_base, key, Named::Skip),
         away_url: actions::url(public_base, key, Named::Away),
     }
@@ -322,6 +337,8 @@ pub fn digest(conn: &mut DbConnection, round: &RoundFacts) -> Result<Value, DbEr
     }
     Ok(json!({
         "members": lines,
+        "said": reflections::shared_in_round(conn, round.id)?,
+        "notes": notes::in_round(conn, round.id)?,
         "support": support::offered_in_round(conn, round.id)?,
         "away": away_names,
     }))

@@ -31,7 +31,7 @@ use super::content::{self, RoundFacts};
 use super::lifecycle::{Writer, mail_member};
 use super::uptime::Uptime;
 use super::writes::Writes;
-use super::{RoundReport, RoundSettings, SLOT_FORMAT, pairing, support};
+use super::{RoundReport, RoundSettings, SLOT_FORMAT, notes, pairing, support};
 use crate::circles::cadence::Occurrence;
 use crate::circles::store::{self, Circle, CircleStatus};
 use crate::clock;
@@ -705,9 +705,16 @@ fn queue_check_ins(
     let mut members = recipients_in(conn, &days)?;
     let open = support::open_in_circles(conn, &ids)?;
     let mut received: HashMap<i64, Vec<support::ReceivedSupport>> = HashMap::new();
+    let mut words_for: HashMap<i64, Vec<notes::ForEmail>> = HashMap::new();
     if let Some(since) = planned.iter().filter_map(|r| r.support_since).min() {
         for row in support::received_in_circles(conn, &ids, since)? {
             received.entry(row.membership_id).or_default().push(row);
+        }
+        let mut lines = notes::for_emails(conn, &ids, since)?;
+        lines.extend(support::answers_for_emails(conn, &ids, since)?);
+        lines.sort_by_key(|line| line.at);
+        for line in lines {
+            words_for.entry(line.membership_id).or_default().push(line);
         }
     }
     let writer = Writer::of(context.settings);
@@ -747,10 +754,19 @@ fn queue_check_ins(
                     .collect(),
                 _ => Vec::new(),
             };
+            let notes = match (round.support_since, words_for.get(&member.membership_id)) {
+                (Some(since), Some(lines)) => lines
+                    .iter()
+                    .filter(|line| line.at >= since)
+                    .map(|line| line.line.clone())
+                    .collect(),
+                _ => Vec::new(),
+            };
             let member_part = content::CheckInMember {
                 membership_id: member.membership_id,
                 partner,
                 received: support,
+                notes,
             };
             mail_member(
                 &mut writes,

@@ -8,7 +8,7 @@ use std::collections::{BTreeMap, HashMap};
 
 use chrono::NaiveDateTime;
 use diesel::prelude::*;
-use diesel::sql_types::{BigInt, Text};
+use diesel::sql_types::{BigInt, Nullable, Text};
 
 use crate::circles::store::STATUS_ACTIVE;
 use crate::db::binds::one_of;
@@ -16,13 +16,18 @@ use crate::db::schema::{commitments, memberships, people, rounds, support_messag
 use crate::db::{DbConnection, DbError};
 use crate::text::{self, sentence};
 
+use super::notes::{self, Answered};
+
 pub const MAX_SUPPORT_LEN: usize = 500;
 
 /// A support message as people read it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Support {
+    pub id: i64,
     pub author: String,
     pub body: String,
+    /// The commitment owner's one answer.
+    pub answer: Option<String>,
 }
 
 /// A commitment still open in the circle, with the support it has had.
@@ -171,16 +176,23 @@ fn support_on(
         .order(support_messages::id.asc())
         .select((
             support_messages::commitment_id,
+            support_messages::id,
             people::display_name,
             support_messages::body,
+            support_messages::answer,
         ))
-        .load::<(i64, String, String)>(conn)?;
+        .load::<(i64, i64, String, String, Option<String>)>(conn)?;
     let mut by_commitment: BTreeMap<i64, Vec<Support>> = BTreeMap::new();
-    for (commitment_id, author, body) in rows {
+    for (commitment_id, id, author, body, answer) in rows {
         by_commitment
             .entry(commitment_id)
             .or_default()
-            .push(Support { author, body });
+            .push(Support {
+                id,
+                author,
+                body,
+                answer,
+            });
     }
     Ok(by_commitment)
 }
@@ -254,6 +266,78 @@ pub fn set_help_wanted(
     Ok(changed == 1)
 }
 
+/// Sets the answer of the commitment's owner to support on it, once.
+pub fn answer(
+    conn: &mut DbConnection,
+    support_id: i64,
+    owner: i64,
+    answer: &str,
+    now: NaiveDateTime,
+) -> Result<Answered, DbError> {
+    let on_theirs = support_messages::table
+        .filter(support_messages::id.eq(support_id))
+        .filter(
+            support_messages::commitment_id.eq_any(
+                commitments::table
+                    .filter(commitments::membership_id.eq(owner))
+                    .select(commitments::id),
+            ),
+        );
+    let changed = diesel::update(on_theirs.filter(support_messages::answer.is_null()))
+        .set((
+            support_messages::answer.eq(answer),
+            support_messages::answered_at.eq(now),
+        ))
+        .execute(conn)?;
+    if changed == 1 {
+        return Ok(Answered::Saved);
+    }
+    let exists: bool = diesel::select(diesel::dsl::exists(on_theirs)).get_result(conn)?;
+    Ok(if exists {
+        Answered::Already
+    } else {
+        Answered::NotYours
+    })
+}
+
+/// The answers given since `since` to support written by the members of
+/// `circle_ids`, for the writers' next check-in emails, oldest first.
+pub fn answers_for_emails(
+    conn: &mut DbConnection,
+    circle_ids: &[i64],
+    since: NaiveDateTime,
+) -> Result<Vec<notes::ForEmail>, DbError> {
+    let rows = support_messages::table
+        .inner_join(
+            commitments::table
+                .inner_join(rounds::table)
+                .inner_join(memberships::table.inner_join(people::table)),
+        )
+        .filter(one_of(rounds::circle_id, circle_ids))
+        .filter(support_messages::answered_at.ge(since))
+        .order(support_messages::answered_at.asc())
+        .select((
+            support_messages::author_membership_id,
+            support_messages::answered_at.assume_not_null(),
+            people::display_name,
+            support_messages::body,
+            support_messages::answer.assume_not_null(),
+        ))
+        .load::<(i64, NaiveDateTime, String, String, String)>(conn)?;
+    Ok(rows
+        .into_iter()
+        .map(|(membership_id, at, from, note, body)| notes::ForEmail {
+            membership_id,
+            at,
+            line: notes::Received {
+                from,
+                note: Some(note),
+                body,
+            },
+        })
+        .collect())
+}
+
 /// Support offered during a round, for its digest.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct Offering {
@@ -261,12 +345,13 @@ pub struct Offering {
     pub to: String,
     pub commitment: String,
     pub body: String,
+    pub answer: Option<String>,
 }
 
 pub fn offered_in_round(conn: &mut DbConnection, round_id: i64) -> Result<Vec<Offering>, DbError> {
     let query = diesel::sql_query(
         "SELECT author.display_name AS from_name, owner.display_name AS to_name, \
-                c.body AS commitment, s.body AS body \
+                c.body AS commitment, s.body AS body, s.answer AS answer \
          FROM support_messages s \
          JOIN memberships am ON am.id = s.author_membership_id \
          JOIN people author ON author.id = am.person_id \
@@ -288,6 +373,7 @@ pub fn offered_in_round(conn: &mut DbConnection, round_id: i64) -> Result<Vec<Of
             to: row.to_name,
             commitment: row.commitment,
             body: row.body,
+            answer: row.answer,
         })
         .collect())
 }
@@ -302,4 +388,6 @@ struct OfferingRow {
     commitment: String,
     #[diesel(sql_type = Text)]
     body: String,
+    #[diesel(sql_type = Nullable<Text>)]
+    answer: Option<String>,
 }

@@ -111,6 +111,8 @@ pub fn router(state: AppState) -> Router {
             post(rounds::support),
         )
         .route("/circles/{id}/rounds/{number}/help", post(rounds::help))
+        .route("/circles/{id}/rounds/{number}/note", post(rounds::note))
+        .route("/circles/{id}/rounds/{number}/answer", post(rounds::answer))
         .route("/circles/{id}/rounds/{number}/skip", post(rounds::skip))
         .route("/circles/{id}/rounds/{number}/away", post(rounds::away))
         .route(

@@ -29,8 +29,9 @@ use crate::rounds::check_in::{
     self, CheckIn, CheckInForm, FieldErrors, MAX_COMMITMENTS, OpenCommitment, Saved,
 };
 use crate::rounds::links::{self, Refusal};
+use crate::rounds::notes::{self, Answered, Left, Note};
 use crate::rounds::support::{self, CircleCommitment, Offered};
-use crate::rounds::{self, Round, pairing};
+use crate::rounds::{self, Round, pairing, reflections};
 
 /// Who is acting on the page.
 #[derive(Debug, Clone)]
@@ -142,6 +143,11 @@ struct Loaded {
     start: CheckInForm,
     partner: Option<(i64, String)>,
     circle_open: Vec<CircleCommitment>,
+    /// The round's reflections their authors shared with the circle.
+    shared: Vec<reflections::Shared>,
+    notes: Vec<Note>,
+    /// The other active members, whom a note can be for.
+    others: Vec<(i64, String)>,
     skipping: bool,
     away: Vec<AwayPeriod>,
     today: NaiveDate,
@@ -178,6 +184,13 @@ fn load(
     };
     let partner = pairing::partner_of(conn, round.id, membership.id)?;
     let circle_open = support::open_in_circle(conn, circle_id, round.number)?;
+    let shared = reflections::shared_in_round(conn, round.id)?;
+    let notes = notes::in_round(conn, round.id)?;
+    let others = store::list_members(conn, circle_id)?
+        .into_iter()
+        .filter(|member| member.membership_id != membership.id)
+        .map(|member| (member.membership_id, member.display_name))
+        .collect();
     let skipping = away::skipping(conn, round.id)?.contains(&membership.id);
     let away = away::upcoming(conn, membership.id, today)?;
     Ok(Loaded {
@@ -189,6 +202,9 @@ fn load(
         start,
         partner,
         circle_open,
+        shared,
+        notes,
+        others,
         skipping,
         away,
         today,
@@ -263,6 +279,9 @@ fn render(actor: &Actor, loaded: &Loaded, drafts: &Drafts, notice: Option<Notice
             .as_ref()
             .map(|(id, name)| (*id, name.as_str())),
         circle_open: &loaded.circle_open,
+        shared: &loaded.shared,
+        notes: &loaded.notes,
+        others: &loaded.others,
         skipping: loaded.skipping,
         away: &loaded.away,
         today: loaded.today,
@@ -324,6 +343,7 @@ async fn for_post(
 fn form_from(data: &FormData, open: &[OpenCommitment]) -> CheckInForm {
     let mut form = CheckInForm {
         reflection: data.get("reflection").to_string(),
+        audience: data.get("audience").to_string(),
         commitments: [
             data.get("commitment-1").to_string(),
             data.get("commitment-2").to_string(),
@@ -545,6 +565,122 @@ pub async fn support(
     };
     drafts.errors.insert("support".into(), problem.into());
     Ok(refused(&actor, &loaded, &drafts))
+}
+
+pub async fn note(
+    State(state): State<AppState>,
+    session: SessionToken,
+    Path((circle_id, number)): Path<(i64, i32)>,
+    data: FormData,
+) -> Result<Response, Denied> {
+    let (actor, loaded) = for_post(&state, session, circle_id, number, &data).await?;
+    let recipient: i64 = data.get("for").trim().parse().unwrap_or(-1);
+    let typed = data.get("body").to_string();
+    let mut drafts = Drafts {
+        note: Some((recipient, typed.clone())),
+        ..Drafts::default()
+    };
+    let body = match notes::parse_note(&typed) {
+        Ok(body) => body,
+        Err(message) => {
+            drafts.errors.insert("note".into(), message);
+            return Ok(refused(&actor, &loaded, &drafts));
+        }
+    };
+    let (round_id, membership_id) = (loaded.round.id, loaded.membership.id);
+    let now = state.clock.now().naive_utc();
+    let left = state
+        .db
+        .run(move |conn| {
+            notes::leave(
+                conn,
+                circle_id,
+                round_id,
+                membership_id,
+                recipient,
+                &body,
+                now,
+            )
+        })
+        .await
+        .map_err(AppError::from)?;
+    let problem = match left {
+        Left::Saved => {
+            return Ok(back(
+                circle_id,
+                number,
+                actor.key.as_deref(),
+                Notice::NoteLeft,
+            ));
+        }
+        Left::ToOneself => "A note is for someone else in the circle; nothing was saved.",
+        Left::NotInCircle => "Choose someone in this circle; nothing was saved.",
+    };
+    drafts.errors.insert("note-for".into(), problem.into());
+    Ok(refused(&actor, &loaded, &drafts))
+}
+
+/// The one answer to a note or to support, by the one who received it.
+pub async fn answer(
+    State(state): State<AppState>,
+    session: SessionToken,
+    Path((circle_id, number)): Path<(i64, i32)>,
+    data: FormData,
+) -> Result<Response, Denied> {
+    let (actor, loaded) = for_post(&state, session, circle_id, number, &data).await?;
+    let on_note = data.get("to") == "note";
+    let id: i64 = data.get("id").trim().parse().unwrap_or(-1);
+    let typed = data.get("answer").to_string();
+    let field = answer_field(on_note, id);
+    let mut drafts = Drafts {
+        answer: Some((field.clone(), typed.clone())),
+        ..Drafts::default()
+    };
+    let text = match notes::parse_answer(&typed) {
+        Ok(text) => text,
+        Err(message) => {
+            drafts.errors.insert(field, message);
+            return Ok(refused(&actor, &loaded, &drafts));
+        }
+    };
+    let membership_id = loaded.membership.id;
+    let now = state.clock.now().naive_utc();
+    let answered = state
+        .db
+        .run(move |conn| {
+            if on_note {
+                notes::answer(conn, id, membership_id, &text, now)
+            } else {
+                support::answer(conn, id, membership_id, &text, now)
+            }
+        })
+        .await
+        .map_err(AppError::from)?;
+    let problem = match answered {
+        Answered::Saved => {
+            return Ok(back(
+                circle_id,
+                number,
+                actor.key.as_deref(),
+                Notice::Answered,
+            ));
+        }
+        Answered::Already => {
+            "It has your answer already: one is all it takes. Nothing was changed."
+        }
+        Answered::NotYours => "Only the one it was written to can answer it; nothing was saved.",
+    };
+    drafts.errors.insert("answer".into(), problem.into());
+    Ok(refused(&actor, &loaded, &drafts))
+}
+
+/// The form field of an answer, which its problem is shown by.
+pub fn answer_field(on_note: bool, id: i64) -> String {
+    if on_note {
+        format!("answer-note-{id}")
+    } else {
+        format!("answer-support-{id}")
+    }
 }
 
 pub async fn help(

@@ -336,9 +336,13 @@ proptest! {
         extra in proptest::collection::vec(any_text(10), 0..2),
         follow in proptest::collection::btree_map(any_text(4), (any_text(8), any_text(20)), 0..3),
         support in any_text(60),
+        audience in any_text(8),
+        note in any_text(60),
+        answer in any_text(30),
     ) {
         let form = CheckInForm {
             reflection,
+            audience,
             commitments,
             extra_commitments: extra,
             follow: follow.into_iter().collect::<BTreeMap<_, _>>(),
@@ -355,6 +359,12 @@ proptest! {
         }
         if let Ok(message) = shoulder::rounds::support::parse_message(&support) {
             prop_assert!(no_forbidden_characters(&message));
+        }
+        if let Ok(note) = shoulder::rounds::notes::parse_note(&note) {
+            prop_assert!(no_forbidden_characters(&note) && !note.is_empty());
+        }
+        if let Ok(answer) = shoulder::rounds::notes::parse_answer(&answer) {
+            prop_assert!(no_forbidden_characters(&answer) && !answer.contains('\n'));
         }
     }
 }

@@ -357,7 +357,7 @@ on_both_backends! {
         assert!(digest.contains("Ada: checked in") && digest.contains("Will: Ask Sam what support looks like"), "{digest}");
         assert!(digest.contains("Could use help with: Ask Sam what support looks like"), "{digest}");
         let gathered = digest.find("Asking for help:\n  * Ada: Ask Sam what support looks like");
-        assert!(gathered.is_some_and(|at| at < digest.find("What each of us said").expect("the list")), "{digest}");
+        assert!(gathered.is_some_and(|at| at < digest.find("Where each of us stands").expect("the list")), "{digest}");
         assert!(digest.contains("Bea to Ada, on \"Ask Sam what support looks like\": I can come with you to ask Sam."), "{digest}");
         assert!(digest.contains("Cy: no check-in this round"), "{digest}");
 

@@ -7,10 +7,13 @@ use maud::{Markup, html};
 use super::layout::{page, page_for};
 use crate::rounds::away::{AwayForm, AwayPeriod};
 use crate::rounds::check_in::{
-    CheckInForm, FieldErrors, MAX_COMMITMENT_LEN, MAX_COMMITMENTS, MAX_NOTE_LEN, OpenCommitment,
-    Outcome,
+    CheckInForm, FOR_ME, FOR_THE_CIRCLE, FieldErrors, MAX_COMMITMENT_LEN, MAX_COMMITMENTS,
+    MAX_NOTE_LEN, OpenCommitment, Outcome,
 };
-use crate::rounds::support::{CircleCommitment, MAX_SUPPORT_LEN};
+use crate::rounds::notes::{MAX_ANSWER_LEN, MAX_NOTE_LEN as MAX_PEER_NOTE_LEN, Note};
+use crate::rounds::reflections::Shared;
+use crate::rounds::support::{CircleCommitment, MAX_SUPPORT_LEN, Support};
+use crate::web::rounds::answer_field;
 
 /// What a change just did, said once at the top of the page.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -23,10 +26,12 @@ pub enum Notice {
     Unskipped,
     AwaySet,
     AwayCancelled,
+    NoteLeft,
+    Answered,
 }
 
 impl Notice {
-    const ALL: [Notice; 8] = [
+    const ALL: [Notice; 10] = [
         Notice::CheckedIn,
         Notice::Supported,
         Notice::HelpAsked,
@@ -35,6 +40,8 @@ impl Notice {
         Notice::Unskipped,
         Notice::AwaySet,
         Notice::AwayCancelled,
+        Notice::NoteLeft,
+        Notice::Answered,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -47,6 +54,8 @@ impl Notice {
             Notice::Unskipped => "unskip",
             Notice::AwaySet => "away",
             Notice::AwayCancelled => "back",
+            Notice::NoteLeft => "note",
+            Notice::Answered => "answer",
         }
     }
 
@@ -70,6 +79,10 @@ impl Notice {
                 "Your away dates are saved. No check-ins or reminders will come on those days."
             }
             Notice::AwayCancelled => "Those away dates are removed.",
+            Notice::NoteLeft => {
+                "Your note is left: they will find it here, in their next email and in the digest."
+            }
+            Notice::Answered => "Your answer is under it now.",
         }
     }
 }
@@ -80,6 +93,10 @@ pub struct Drafts {
     pub check_in: Option<CheckInForm>,
     /// (commitment id, text) of a support message.
     pub support: Option<(i64, String)>,
+    /// (recipient's membership id, text) of a note.
+    pub note: Option<(i64, String)>,
+    /// (field, text) of an answer to a note or to support.
+    pub answer: Option<(String, String)>,
     pub away: Option<AwayForm>,
     pub errors: FieldErrors,
 }
@@ -102,6 +119,10 @@ pub struct RoundPage<'a> {
     pub checked_in: bool,
     pub partner: Option<(i64, &'a str)>,
     pub circle_open: &'a [CircleCommitment],
+    pub shared: &'a [Shared],
+    pub notes: &'a [Note],
+    /// The other active members: (membership id, name).
+    pub others: &'a [(i64, String)],
     pub skipping: bool,
     pub away: &'a [AwayPeriod],
     pub today: NaiveDate,
@@ -156,6 +177,8 @@ pub fn round(page: &RoundPage<'_>) -> Markup {
         (asking_for_help(page))
         (shoulder_up(page))
         (check_in_form(page))
+        (what_the_circle_said(page))
+        (notes(page))
         (own_commitments(page))
         (circle_commitments(page))
         (stepping_back(page))
@@ -170,9 +193,12 @@ pub fn round(page: &RoundPage<'_>) -> Markup {
 fn check_in_form(page: &RoundPage<'_>) -> Markup {
     let form = page.form;
     let errors = &page.drafts.errors;
-    let check_in_errors = errors
-        .keys()
-        .any(|k| k == "reflection" || k.starts_with("commitment-") || k.starts_with("follow-"));
+    let check_in_errors = errors.keys().any(|k| {
+        k == "reflection"
+            || k == "audience"
+            || k.starts_with("commitment-")
+            || k.starts_with("follow-")
+    });
     html! {
         @if check_in_errors {
             p.error role="alert" { "Some answers need another look; each is marked below. Nothing was saved yet." }
@@ -219,8 +245,23 @@ fn check_in_form(page: &RoundPage<'_>) -> Markup {
                 }
             }
             label for="reflection" { "Your reflection (optional)" }
-            textarea #reflection name="reflection" rows="5" { (form.reflection) }
+            textarea #reflection name="reflection" rows="5" aria-describedby="audience-said" { (form.reflection) }
             (problem(errors, "reflection"))
+            fieldset.audience {
+                legend { "Who reads your reflection" }
+                label.inline {
+                    input type="radio" name="audience" value=(FOR_THE_CIRCLE) checked[form.audience != FOR_ME];
+                    " The circle: "
+                    span.muted { "everyone in it reads it with your name, on this page and in the round's digest" }
+                }
+                label.inline {
+                    input type="radio" name="audience" value=(FOR_ME) checked[form.audience == FOR_ME];
+                    " Only me: "
+                    span.muted { "no one else, not the facilitator either; it is in nobody else's page, email or export" }
+                }
+                p.muted #audience-said { "Your choice is kept for your next reflection in this circle." }
+                (problem(errors, "audience"))
+            }
             h3 { "Before the next round, I will…" }
             p.muted { "Up to three commitments, each up to " (MAX_COMMITMENT_LEN) " characters. None is fine too: a round without new promises is still a check-in." }
             @for index in 0..MAX_COMMITMENTS {
@@ -253,7 +294,7 @@ fn supportable(page: &RoundPage<'_>, commitment: &CircleCommitment, show_name: b
                 " " span.muted { "(round " (commitment.made_in_round) ")" }
                 @if commitment.help_wanted { " " span.help { "Could use help" } }
             }
-            (support_list(commitment))
+            (support_list(page, commitment, false))
             form.support method="post" action=(page.action("/support")) {
                 (page.key_field())
                 input type="hidden" name="commitment" value=(commitment.id);
@@ -267,12 +308,143 @@ fn supportable(page: &RoundPage<'_>, commitment: &CircleCommitment, show_name: b
     }
 }
 
-fn support_list(commitment: &CircleCommitment) -> Markup {
+/// The support on a commitment, each with its answer; `own` when the
+/// viewer owns the commitment, and so may answer what has none yet.
+fn support_list(page: &RoundPage<'_>, commitment: &CircleCommitment, own: bool) -> Markup {
     html! {
         @if !commitment.support.is_empty() {
             ul.support {
                 @for support in &commitment.support {
-                    li { strong { (support.author) } ": " (support.body) }
+                    li {
+                        strong { (support.author) } ": " (support.body)
+                        (support_answer(page, support, own, &commitment.name))
+                    }
+                }
+            }
+        }
+    }
+}
+
+fn support_answer(page: &RoundPage<'_>, support: &Support, own: bool, owner: &str) -> Markup {
+    html! {
+        @if let Some(answer) = &support.answer {
+            p.answer { strong { (owner) } " answered: " (answer) }
+        } @else if own {
+            (answer_form(page, false, support.id, &support.author, &support.body))
+        }
+    }
+}
+
+/// One brief answer to a note or to support, by the one it was written to.
+fn answer_form(page: &RoundPage<'_>, on_note: bool, id: i64, author: &str, body: &str) -> Markup {
+    let field = answer_field(on_note, id);
+    let typed = page
+        .drafts
+        .answer
+        .as_ref()
+        .filter(|(draft, _)| *draft == field)
+        .map(|(_, text)| text.as_str())
+        .unwrap_or("");
+    let about: String = body.chars().take(40).collect();
+    html! {
+        form.answer method="post" action=(page.action("/answer")) {
+            (page.key_field())
+            input type="hidden" name="to" value=(if on_note { "note" } else { "support" });
+            input type="hidden" name="id" value=(id);
+            label for=(field) {
+                "Answer " (author) " once "
+                span.muted { "(\"thank you\", \"yes, let's talk\")" }
+                span.sr-only { ", about: " (about) }
+            }
+            input id=(field) type="text" name="answer" value=(typed) maxlength=(MAX_ANSWER_LEN);
+            (problem(&page.drafts.errors, &field))
+            button.secondary type="submit" { "Send the answer" span.sr-only { " to " (author) ", about: " (about) } }
+        }
+    }
+}
+
+/// The reflections shared with the circle this round.
+fn what_the_circle_said(page: &RoundPage<'_>) -> Markup {
+    html! {
+        section #said aria-labelledby="said-heading" {
+            h2 #said-heading { "What the circle said" }
+            @if page.shared.is_empty() {
+                p.muted { "No one has shared a reflection this round yet." }
+            } @else {
+                ul.said {
+                    @for reflection in page.shared {
+                        li {
+                            p.author {
+                                strong { (reflection.name) }
+                                @if reflection.membership_id == page.membership_id { " (you)" }
+                            }
+                            @for paragraph in reflection.body.split("\n\n") {
+                                p { (paragraph) }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// The round's notes, their answers, and a form to leave one.
+fn notes(page: &RoundPage<'_>) -> Markup {
+    let errors = &page.drafts.errors;
+    let (typed_for, typed) = page
+        .drafts
+        .note
+        .clone()
+        .unwrap_or_else(|| (page.partner.map_or(-1, |p| p.0), String::new()));
+    let name_of = |id: i64, name: &str| -> String {
+        if id == page.membership_id {
+            "you".to_string()
+        } else {
+            name.to_string()
+        }
+    };
+    html! {
+        section #notes aria-labelledby="notes-heading" {
+            h2 #notes-heading { "Notes this round" }
+            (problem(errors, "answer"))
+            @if !page.notes.is_empty() {
+                ul.notes {
+                    @for note in page.notes {
+                        li {
+                            p {
+                                strong { (name_of(note.from_id, &note.from)) }
+                                " to "
+                                strong { (name_of(note.to_id, &note.to)) }
+                                ": " (note.body)
+                            }
+                            @if let Some(answer) = &note.answer {
+                                p.answer { strong { (name_of(note.to_id, &note.to)) } " answered: " (answer) }
+                            } @else if note.to_id == page.membership_id {
+                                (answer_form(page, true, note.id, &note.from, &note.body))
+                            }
+                        }
+                    }
+                }
+            }
+            @if !page.others.is_empty() {
+                form #note method="post" action=(page.action("/note")) {
+                    (page.key_field())
+                    p.muted { "A word for your peer, or anyone in the circle: what you noticed in them, a thank-you, an offer. The circle reads it here and in the digest; they also find it in their next email." }
+                    label for="note-for" { "Note for" }
+                    select #note-for name="for" {
+                        @for (id, name) in page.others {
+                            option value=(id) selected[*id == typed_for] {
+                                (name)
+                                @if page.partner.is_some_and(|p| p.0 == *id) { " (your shoulder-up peer)" }
+                            }
+                        }
+                    }
+                    (problem(errors, "note-for"))
+                    label for="note-body" { "Your note, up to " (MAX_PEER_NOTE_LEN) " characters" }
+                    textarea #note-body name="body" rows="3" maxlength=(MAX_PEER_NOTE_LEN) { (typed) }
+                    (problem(errors, "note"))
+                    p { button.secondary type="submit" { "Leave the note" } }
                 }
             }
         }
@@ -291,7 +463,7 @@ fn shoulder_up(page: &RoundPage<'_>) -> Markup {
     html! {
         section.shoulder-up #shoulder-up {
             h2 { "Shoulder up " (partner_name) }
-            p { "This round you are paired with " strong { (partner_name) } ". A word of encouragement on what they carry goes a long way." }
+            p { "This round you are paired with " strong { (partner_name) } ". A word of encouragement on what they carry goes a long way, or " a href="#note" { "leave them a note" } "." }
             @if theirs.is_empty() {
                 p.muted { "They have no open commitments yet; check back once they have checked in." }
             } @else {
@@ -323,7 +495,7 @@ fn own_commitments(page: &RoundPage<'_>) -> Markup {
                                 (commitment.body) " " span.muted { "(round " (commitment.made_in_round) ")" }
                                 @if commitment.help_wanted { " " span.help { "Could use help" } }
                             }
-                            (support_list(commitment))
+                            (support_list(page, commitment, true))
                             form.inline method="post" action=(page.action("/help")) {
                                 (page.key_field())
                                 input type="hidden" name="commitment" value=(commitment.id);
