@@ -15,6 +15,7 @@ mod deploy;
 mod dev_mail;
 mod dkim;
 mod health;
+mod hearing;
 mod history;
 mod hostile;
 mod http;

@@ -30,7 +30,7 @@ pub async fn circle_of(app: &TestApp, people: &[(&str, &str)]) -> i64 {
 }
 
 /// The latest email to `to` whose subject contains `subject`.
-fn latest(app: &TestApp, to: &str, subject: &str) -> ReceivedEmail {
+pub fn latest(app: &TestApp, to: &str, subject: &str) -> ReceivedEmail {
     app.emails()
         .into_iter()
         .rev()
@@ -86,7 +86,7 @@ pub async fn query<T: Send + 'static>(
         .expect("query")
 }
 
-async fn body_of(response: reqwest::Response) -> (u16, String) {
+pub async fn body_of(response: reqwest::Response) -> (u16, String) {
     let status = response.status().as_u16();
     (status, response.text().await.expect("body"))
 }
