@@ -2,7 +2,9 @@
 //! emailed round link without signing in, marking a commitment done from
 //! the next round's email, shouldering up a peer on the round page, and the
 //! follow-through chart on the member's history page after signing in.
-//! Every email is read from the real SMTP server.
+//! Every email is read from the real SMTP server. And reflections shared or
+//! kept, as three members find them on the round page and in the digest at
+//! `/dev/mail`, reached from their emails there.
 
 use diesel::prelude::*;
 use fantoccini::{Client, Locator};
@@ -264,4 +266,135 @@ async fn a_round_in_the_browser_check_in_follow_through_support_and_history() {
         Some("1"),
         "round 2's bar counts Ada's one Done"
     );
+}
+
+/// The id `/dev/mail` lists for the newest email to `to` whose subject
+/// holds `subject`.
+async fn kept_message(app: &TestApp, to: &str, subject: &str) -> String {
+    let (status, list) = app.get_text("/dev/mail").await;
+    assert_eq!(status, 200);
+    list.split("<tr>")
+        .find(|row| row.contains(to) && row.contains(subject))
+        .and_then(|row| row.split("href=\"/dev/mail/").nth(1))
+        .and_then(|rest| rest.split('"').next())
+        .unwrap_or_else(|| panic!("no email to {to} about {subject:?} in {list}"))
+        .to_string()
+}
+
+/// Opens the member's round 1 email at `/dev/mail` and follows its round
+/// link, as someone trying Shoulder on their own machine would.
+async fn round_from_dev_mail(app: &TestApp, client: &Client, to: &str) {
+    let id = kept_message(app, to, "round 1").await;
+    client
+        .goto(&app.url(&format!("/dev/mail/{id}")))
+        .await
+        .expect("the message page loads");
+    click(client, "pre a[href*='/rounds/1?key=']").await;
+}
+
+/// Text under "What the circle said" on the page in `client`.
+async fn said_on_page(client: &Client) -> String {
+    client
+        .find(Locator::Css("section#said"))
+        .await
+        .expect("the shared reflections section")
+        .text()
+        .await
+        .expect("its text")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_shares_one_keeps_private_and_each_sees_what_they_should_on_the_page_and_in_the_digest()
+{
+    let app = TestApp::builder(Backend::Sqlite)
+        .config(|config| config.mail.transport = shoulder::config::MailTransportKind::Memory)
+        .start()
+        .await
+        .expect("SQLite");
+    let Some(browser) = Browser::start().await else {
+        return;
+    };
+    let client = browser.client();
+    circle_of(&app, &PEOPLE).await;
+    let shared = "Being asked made it easier to say yes.";
+    let private = "I am tired in a way I cannot explain yet.";
+
+    // Ada shares with the circle; the form starts there for someone new.
+    round_from_dev_mail(&app, client, "ada@example.org").await;
+    wait_for(client, "Checking in as Ada").await;
+    let circle = client
+        .find(Locator::Css("input[name=audience][value=circle]"))
+        .await
+        .expect("the circle choice");
+    assert_eq!(
+        circle.prop("checked").await.expect("checked"),
+        Some("true".into())
+    );
+    fill(client, "textarea#reflection", shared).await;
+    click(client, "form#check-in button[type=submit]").await;
+    wait_for(client, "Your check-in is saved.").await;
+    assert!(said_on_page(client).await.contains(shared));
+
+    // Bea keeps hers for herself: her page shows it in her form only.
+    round_from_dev_mail(&app, client, "bea@example.org").await;
+    wait_for(client, "Checking in as Bea").await;
+    fill(client, "textarea#reflection", private).await;
+    click(client, "input[name=audience][value=me]").await;
+    click(client, "form#check-in button[type=submit]").await;
+    wait_for(client, "Your check-in is saved.").await;
+    let said = said_on_page(client).await;
+    assert!(said.contains(shared) && !said.contains(private), "{said}");
+    assert_eq!(value_of(client, "textarea#reflection").await, private);
+    let only_me = client
+        .find(Locator::Css("input[name=audience][value=me]"))
+        .await
+        .expect("the only-me choice");
+    assert_eq!(
+        only_me.prop("checked").await.expect("checked"),
+        Some("true".into())
+    );
+
+    // Ada, and Cy who has not checked in, read Ada's and never Bea's.
+    for who in ["ada@example.org", "cy@example.org"] {
+        round_from_dev_mail(&app, client, who).await;
+        wait_for(client, "What the circle said").await;
+        let said = said_on_page(client).await;
+        assert!(said.contains("Ada") && said.contains(shared), "{said}");
+        let main = client
+            .find(Locator::Css("main"))
+            .await
+            .expect("main")
+            .text()
+            .await
+            .expect("text");
+        assert!(!main.contains(private), "{main}");
+    }
+
+    // The round closes; the digest at /dev/mail says what was shared, in
+    // its text and in its HTML, and not what was kept.
+    app.clock.set(utc("2027-03-03T09:00:00Z"));
+    app.run_jobs().await;
+    for who in ["ada@example.org", "bea@example.org", "cy@example.org"] {
+        let id = kept_message(&app, who, "how round 1 went").await;
+        client
+            .goto(&app.url(&format!("/dev/mail/{id}")))
+            .await
+            .expect("the digest loads");
+        let text = wait_for(client, "What the circle said").await;
+        assert!(text.contains(shared) && !text.contains(private), "{text}");
+        client.enter_frame(0).await.expect("the HTML version");
+        let html = client
+            .find(Locator::Css("body"))
+            .await
+            .expect("its body")
+            .text()
+            .await
+            .expect("its text");
+        assert!(
+            html.contains("What the circle said") && html.contains(shared),
+            "{html}"
+        );
+        assert!(!html.contains(private), "{html}");
+        client.enter_parent_frame().await.expect("back out");
+    }
 }
