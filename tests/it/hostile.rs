@@ -112,6 +112,31 @@ on_both_backends! {
         let page = app.get_as(&ada, &round1).await.text().await.expect("page");
         assert!(page.contains("You can &lt;script&gt;"), "the support message, escaped:\n{page}");
         assert_page_escapes("round page with support", &page);
+        // A note, and answers to it and to the support, with markup in each.
+        let ada_member = crate::shoulder::query(&app, |conn| {
+            shoulder::db::schema::memberships::table
+                .inner_join(shoulder::db::schema::people::table)
+                .filter(shoulder::db::schema::people::email.eq("ada@example.org"))
+                .select(shoulder::db::schema::memberships::id)
+                .first::<i64>(conn)
+        })
+        .await
+        .to_string();
+        let response = app.post_form_as(&bea, &format!("{round1}/note"), &[("for", &ada_member), ("body", &format!("Noticed {SCRIPT}"))]).await;
+        assert_eq!(response.status().as_u16(), 303);
+        let (note, support) = crate::shoulder::query(&app, |conn| {
+            let note = shoulder::db::schema::peer_notes::table.select(shoulder::db::schema::peer_notes::id).first::<i64>(conn)?;
+            let support = shoulder::db::schema::support_messages::table.select(shoulder::db::schema::support_messages::id).first::<i64>(conn)?;
+            Ok((note.to_string(), support.to_string()))
+        })
+        .await;
+        for (to, id) in [("note", &note), ("support", &support)] {
+            let response = app.post_form_as(&ada, &format!("{round1}/answer"), &[("to", to), ("id", id), ("answer", &format!("Thanks {SCRIPT}"))]).await;
+            assert_eq!(response.status().as_u16(), 303);
+        }
+        let page = app.get_as(&bea, &round1).await.text().await.expect("page");
+        assert!(page.contains("Noticed &lt;script&gt;") && page.contains("Thanks &lt;script&gt;"), "{page}");
+        assert_page_escapes("round page with a note and answers", &page);
         for path in [format!("/circles/{id}"), format!("/circles/{id}/history"), "/me".into()] {
             let page = app.get_as(&ada, &path).await.text().await.expect("page");
             assert_page_escapes(&path, &page);
@@ -199,6 +224,20 @@ on_both_backends! {
         open_week(&app, 2).await;
         let round2 = format!("/circles/{id}/rounds/2");
         let commitment = commitment_of(&app, "Call Bea").await;
+        let supported = app.post_form_as(&bea, &format!("{round2}/support"), &[("commitment", &commitment.to_string()), ("body", "Go for it")]).await;
+        assert_eq!(supported.status().as_u16(), 303);
+        let (bea_member, support) = crate::shoulder::query(&app, |conn| {
+            let bea = shoulder::db::schema::memberships::table
+                .inner_join(shoulder::db::schema::people::table)
+                .filter(shoulder::db::schema::people::email.eq("bea@example.org"))
+                .select(shoulder::db::schema::memberships::id)
+                .first::<i64>(conn)?;
+            let support = shoulder::db::schema::support_messages::table
+                .select(shoulder::db::schema::support_messages::id)
+                .first::<i64>(conn)?;
+            Ok((bea.to_string(), support.to_string()))
+        })
+        .await;
         let link = app.post_form_as(&ada, &format!("/circles/{id}/invites/link"), &[]).await;
         assert_eq!(link.status().as_u16(), 200);
         let join = link_path(&link.text().await.expect("page"), app.public_base(), "/join/");
@@ -232,6 +271,8 @@ on_both_backends! {
             (ada, round2.clone(), vec![], "commitment-1", true),
             (ada, round2.clone(), vec![(outcome, "partly")], note, false),
             (bea, format!("{round2}/support"), vec![("commitment", commitment)], "body", false),
+            (ada, format!("{round2}/note"), vec![("for", &bea_member)], "body", false),
+            (ada, format!("{round2}/answer"), vec![("to", "support"), ("id", &support)], "answer", true),
             (ada, format!("/circles/{id}/edit"), settings("name"), "name", true),
             (ada, format!("/circles/{id}/edit"), settings("purpose"), "purpose", false),
             (ada, format!("/circles/{id}/edit"), settings("agreements"), "agreements", false),
