@@ -97,6 +97,8 @@ pub struct Membership {
     pub role: String,
     /// Whether they asked for no more round emails from this circle.
     pub muted: bool,
+    /// Whether their next reflection starts out shared with the circle.
+    pub shares_reflections: bool,
 }
 
 impl Membership {
@@ -341,10 +343,21 @@ pub fn find_for_member(
             memberships::id,
             memberships::role,
             memberships::muted,
+            memberships::shares_reflections,
         ))
-        .first::<(Circle, i64, String, bool)>(conn)
+        .first::<(Circle, i64, String, bool, bool)>(conn)
         .optional())?;
-    Ok(found.map(|(circle, id, role, muted)| (circle, Membership { id, role, muted })))
+    Ok(found.map(|(circle, id, role, muted, shares_reflections)| {
+        (
+            circle,
+            Membership {
+                id,
+                role,
+                muted,
+                shares_reflections,
+            },
+        )
+    }))
 }
 
 pub fn find(conn: &mut DbConnection, circle_id: i64) -> Result<Option<Circle>, DbError> {

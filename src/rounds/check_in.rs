@@ -234,26 +234,20 @@ pub fn open_before(
         .collect())
 }
 
-/// What the member has saved for this round so far, as a form; `None`
-/// until they have checked in.
+/// What the member has saved for this round so far, as a form, given
+/// their check-in's reflection and audience (see
+/// [`super::reflections::in_round`]); `None` until they have checked in.
 pub fn saved_form(
     conn: &mut DbConnection,
     round_id: i64,
     membership_id: i64,
+    saved: Option<&Own>,
 ) -> Result<Option<CheckInForm>, DbError> {
-    use crate::db::schema::check_ins;
-    let saved: Option<(String, bool)> = check_ins::table
-        .filter(check_ins::round_id.eq(round_id))
-        .filter(check_ins::membership_id.eq(membership_id))
-        .select((check_ins::reflection, check_ins::shared))
-        .first(conn)
-        .optional()?;
-    let Some((reflection, shared)) = saved else {
+    let Some(Own { reflection, shared }) = saved.cloned() else {
         return Ok(None);
     };
-    let mut form = reported_form(conn, round_id, membership_id)?;
+    let mut form = reported_form(conn, round_id, membership_id, shared)?;
     form.reflection = reflection;
-    form.audience = audience(shared).into();
     let made: Vec<(i32, String)> = commitments::table
         .filter(commitments::round_id.eq(round_id))
         .filter(commitments::membership_id.eq(membership_id))
@@ -271,6 +265,13 @@ pub fn saved_form(
     Ok(Some(form))
 }
 
+/// A member's own saved reflection and its audience.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Own {
+    pub reflection: String,
+    pub shared: bool,
+}
+
 /// The form value of an audience.
 pub fn audience(shared: bool) -> &'static str {
     if shared { FOR_THE_CIRCLE } else { FOR_ME }
@@ -278,17 +279,13 @@ pub fn audience(shared: bool) -> &'static str {
 
 /// A form holding only the follow-through reported in this round, which
 /// one-click choices from the email record before any check-in, and the
-/// audience the member chose last in this circle.
+/// audience the member chose last in this circle (`shares`).
 pub fn reported_form(
     conn: &mut DbConnection,
     round_id: i64,
     membership_id: i64,
+    shares: bool,
 ) -> Result<CheckInForm, DbError> {
-    use crate::db::schema::memberships;
-    let shares: bool = memberships::table
-        .find(membership_id)
-        .select(memberships::shares_reflections)
-        .first(conn)?;
     let mut form = CheckInForm {
         audience: audience(shares).into(),
         ..CheckInForm::default()

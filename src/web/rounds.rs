@@ -18,7 +18,7 @@ use serde::Deserialize;
 use super::form::FormData;
 use super::session::{SessionToken, SignInFirst, sign_in_to};
 use super::views;
-use super::views::rounds::{Drafts, Notice, RoundPage};
+use super::views::rounds::{Drafts, Notice, RoundPage, answer_field};
 use crate::app::AppState;
 use crate::circles::store::{self, Circle, Membership};
 use crate::clock::{local_text, zone_or_utc};
@@ -177,14 +177,16 @@ fn load(
     let (circle, membership, round) = target(conn, actor, circle_id, number)?;
     let today = now.with_timezone(&zone_of(&circle)).date_naive();
     let open = check_in::open_before(conn, membership.id, round.id, round.number)?;
-    let saved = check_in::saved_form(conn, round.id, membership.id)?;
+    let (own, shared) = reflections::in_round(conn, round.id, Some(membership.id))?;
+    let saved = check_in::saved_form(conn, round.id, membership.id, own.as_ref())?;
     let start = match &saved {
         Some(form) => form.clone(),
-        None => check_in::reported_form(conn, round.id, membership.id)?,
+        None => {
+            check_in::reported_form(conn, round.id, membership.id, membership.shares_reflections)?
+        }
     };
     let partner = pairing::partner_of(conn, round.id, membership.id)?;
     let circle_open = support::open_in_circle(conn, circle_id, round.number)?;
-    let shared = reflections::shared_in_round(conn, round.id)?;
     let notes = notes::in_round(conn, round.id)?;
     let others = store::list_members(conn, circle_id)?
         .into_iter()
@@ -672,15 +674,6 @@ pub async fn answer(
     };
     drafts.errors.insert("answer".into(), problem.into());
     Ok(refused(&actor, &loaded, &drafts))
-}
-
-/// The form field of an answer, which its problem is shown by.
-pub fn answer_field(on_note: bool, id: i64) -> String {
-    if on_note {
-        format!("answer-note-{id}")
-    } else {
-        format!("answer-support-{id}")
-    }
 }
 
 pub async fn help(

@@ -13,7 +13,6 @@ use crate::rounds::check_in::{
 use crate::rounds::notes::{MAX_ANSWER_LEN, MAX_NOTE_LEN as MAX_PEER_NOTE_LEN, Note};
 use crate::rounds::reflections::Shared;
 use crate::rounds::support::{CircleCommitment, MAX_SUPPORT_LEN, Support};
-use crate::web::rounds::answer_field;
 
 /// What a change just did, said once at the top of the page.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -245,7 +244,7 @@ fn check_in_form(page: &RoundPage<'_>) -> Markup {
                 }
             }
             label for="reflection" { "Your reflection (optional)" }
-            textarea #reflection name="reflection" rows="5" aria-describedby="audience-said" { (form.reflection) }
+            textarea #reflection name="reflection" rows="5" { (form.reflection) }
             (problem(errors, "reflection"))
             fieldset.audience {
                 legend { "Who reads your reflection" }
@@ -259,7 +258,7 @@ fn check_in_form(page: &RoundPage<'_>) -> Markup {
                     " Only me: "
                     span.muted { "no one else, not the facilitator either; it is in nobody else's page, email or export" }
                 }
-                p.muted #audience-said { "Your choice is kept for your next reflection in this circle." }
+                p.muted { "Your choice is kept for your next reflection in this circle." }
                 (problem(errors, "audience"))
             }
             h3 { "Before the next round, I will…" }
@@ -335,6 +334,15 @@ fn support_answer(page: &RoundPage<'_>, support: &Support, own: bool, owner: &st
     }
 }
 
+/// The form field of an answer, which its problem is shown by.
+pub fn answer_field(on_note: bool, id: i64) -> String {
+    if on_note {
+        format!("answer-note-{id}")
+    } else {
+        format!("answer-support-{id}")
+    }
+}
+
 /// One brief answer to a note or to support, by the one it was written to.
 fn answer_form(page: &RoundPage<'_>, on_note: bool, id: i64, author: &str, body: &str) -> Markup {
     let field = answer_field(on_note, id);
@@ -378,9 +386,7 @@ fn what_the_circle_said(page: &RoundPage<'_>) -> Markup {
                                 strong { (reflection.name) }
                                 @if reflection.membership_id == page.membership_id { " (you)" }
                             }
-                            @for paragraph in reflection.body.split("\n\n") {
-                                p { (paragraph) }
-                            }
+                            p.written { (reflection.body) }
                         }
                     }
                 }
@@ -404,6 +410,9 @@ fn notes(page: &RoundPage<'_>) -> Markup {
             name.to_string()
         }
     };
+    if page.notes.is_empty() && page.others.is_empty() {
+        return html! {};
+    }
     html! {
         section #notes aria-labelledby="notes-heading" {
             h2 #notes-heading { "Notes this round" }
