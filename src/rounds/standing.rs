@@ -9,9 +9,10 @@ use diesel::prelude::*;
 
 use super::SLOT_FORMAT;
 use crate::circles::store::Member;
-use crate::db::binds::one_of;
-use crate::db::schema::{away_periods, check_ins, round_skips, rounds};
-use crate::db::{DbConnection, DbError};
+use diesel::sql_types::Bool;
+
+use crate::db::schema::{away_periods, check_ins, memberships, round_skips, rounds};
+use crate::db::{DbConnection, DbError, natively};
 
 /// What a member has done in the open round.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -62,31 +63,32 @@ pub fn of_circle(
     circle_id: i64,
     members: &[Member],
 ) -> Result<Option<Standing>, DbError> {
-    let open: Option<(i64, i32, String, NaiveDateTime)> = rounds::table
+    // On every page of a circle with an open round: each read runs on the
+    // backend's own connection, in statements it keeps prepared.
+    let open: Option<(i64, i32, String, NaiveDateTime)> = natively!(conn, |conn| rounds::table
         .filter(rounds::circle_id.eq(circle_id))
         .filter(rounds::closed_at.is_null())
         .order(rounds::number.desc())
         .select((rounds::id, rounds::number, rounds::slot, rounds::closes_at))
         .first(conn)
-        .optional()?;
+        .optional())?;
     let Some((round_id, number, slot, closes_at)) = open else {
         return Ok(None);
     };
-    let ids: Vec<i64> = members.iter().map(|m| m.membership_id).collect();
-    let checked_in: HashSet<i64> = check_ins::table
+    // Who checked in (true) and who skipped (false), in one read.
+    let answered: Vec<(i64, bool)> = natively!(conn, |conn| check_ins::table
         .filter(check_ins::round_id.eq(round_id))
-        .select(check_ins::membership_id)
-        .load::<i64>(conn)?
-        .into_iter()
-        .collect();
-    let skipped: HashSet<i64> = round_skips::table
-        .filter(round_skips::round_id.eq(round_id))
-        .select(round_skips::membership_id)
-        .load::<i64>(conn)?
-        .into_iter()
-        .collect();
+        .select((check_ins::membership_id, true.into_sql::<Bool>()))
+        .union_all(
+            round_skips::table
+                .filter(round_skips::round_id.eq(round_id))
+                .select((round_skips::membership_id, false.into_sql::<Bool>())),
+        )
+        .load(conn))?;
+    let checked_in: HashSet<i64> = answered.iter().filter(|a| a.1).map(|a| a.0).collect();
+    let skipped: HashSet<i64> = answered.iter().filter(|a| !a.1).map(|a| a.0).collect();
     let away: HashSet<i64> = match NaiveDateTime::parse_from_str(&slot, SLOT_FORMAT) {
-        Ok(slot) => away_on(conn, &ids, slot.date())?,
+        Ok(slot) => away_on(conn, circle_id, slot.date())?,
         Err(_) => HashSet::new(),
     };
     let members = members
@@ -114,15 +116,15 @@ pub fn of_circle(
 
 fn away_on(
     conn: &mut DbConnection,
-    membership_ids: &[i64],
+    circle_id: i64,
     day: NaiveDate,
 ) -> Result<HashSet<i64>, DbError> {
-    Ok(away_periods::table
-        .filter(one_of(away_periods::membership_id, membership_ids))
+    let away: Vec<i64> = natively!(conn, |conn| away_periods::table
+        .inner_join(memberships::table)
+        .filter(memberships::circle_id.eq(circle_id))
         .filter(away_periods::starts_on.le(day))
         .filter(away_periods::ends_on.ge(day))
         .select(away_periods::membership_id)
-        .load::<i64>(conn)?
-        .into_iter()
-        .collect())
+        .load::<i64>(conn))?;
+    Ok(away.into_iter().collect())
 }
