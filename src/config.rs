@@ -65,6 +65,7 @@ pub struct Config {
     pub mail: MailConfig,
     pub scheduler: SchedulerConfig,
     pub rounds: RoundsConfig,
+    pub inbound: InboundConfig,
     pub circles: CirclesConfig,
     pub limits: LimitsConfig,
     pub log: LogConfig,
@@ -148,6 +149,27 @@ pub struct RoundsConfig {
     pub reminder_before_close_hours: u32,
     pub prompts_dir: String,
 }
+
+/// Mail coming back: replies to round emails (README: replying by email).
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct InboundConfig {
+    /// The Reply-To of check-ins and reminders, with `{key}` where each
+    /// email's own key goes; empty: replying by email is off.
+    pub reply_address: String,
+    /// What `POST /inbound/email` must be sent with as a bearer token;
+    /// empty: the route answers 404.
+    pub secret: String,
+    /// The largest message taken, in bytes.
+    pub max_bytes: usize,
+    /// Replies taken from one member about one round in a day.
+    pub replies_per_round_per_day: u32,
+}
+
+/// The longest a reply address's local part may be (RFC 5321), with the
+/// key in it.
+const MAX_LOCAL_PART: usize = 64;
+const MIN_INBOUND_SECRET_LEN: usize = 16;
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
@@ -396,6 +418,8 @@ impl Config {
                 ));
             }
         }
+
+        self.validate_inbound()?;
 
         DatabaseUrl::parse(&self.database.url)
             .map_err(|reason| ConfigError::new("database.url", reason))?;
@@ -679,6 +703,62 @@ fn parse_network(raw: &str) -> Result<IpNet, String> {
     raw.parse::<IpNet>()
         .map(|network| network.trunc())
         .map_err(|_| "expected an address like 10.0.0.5 or a network like 10.0.0.0/8".into())
+}
+
+impl Config {
+    fn validate_inbound(&self) -> Result<(), ConfigError> {
+        let inbound = &self.inbound;
+        let address = &inbound.reply_address;
+        if !address.is_empty() {
+            let wrong = |reason: &str| Err(ConfigError::new("inbound.reply_address", reason));
+            if address.matches("{key}").count() != 1 {
+                return wrong("must hold {key} once, where each email's key goes");
+            }
+            let example = address.replace("{key}", &"0".repeat(crate::auth::Token::ORDERED_LEN));
+            let Some((local, _)) = example.rsplit_once('@') else {
+                return wrong("must be an address, such as reply+{key}@circles.example.org");
+            };
+            if !address
+                .rsplit_once('@')
+                .is_some_and(|(local, _)| local.contains("{key}"))
+            {
+                return wrong("must hold {key} before the @");
+            }
+            if local.len() > MAX_LOCAL_PART {
+                return wrong(
+                    "is too long: with a key in it, the part before the @ passes 64 characters",
+                );
+            }
+            if crate::mail::EmailAddress::parse(&example).is_err() {
+                return wrong("must be an address, such as reply+{key}@circles.example.org");
+            }
+        }
+        let secret = &inbound.secret;
+        if !secret.is_empty()
+            && (secret.len() < MIN_INBOUND_SECRET_LEN
+                || !secret.bytes().all(|b| b.is_ascii_graphic()))
+        {
+            return Err(ConfigError::new(
+                "inbound.secret",
+                format!(
+                    "must be at least {MIN_INBOUND_SECRET_LEN} printable ASCII characters, without spaces"
+                ),
+            ));
+        }
+        if !(1024..=25 * 1024 * 1024).contains(&inbound.max_bytes) {
+            return Err(ConfigError::new(
+                "inbound.max_bytes",
+                "must be between 1024 and 26214400 (25 MB)",
+            ));
+        }
+        if !(1..=1000).contains(&inbound.replies_per_round_per_day) {
+            return Err(ConfigError::new(
+                "inbound.replies_per_round_per_day",
+                "must be between 1 and 1000",
+            ));
+        }
+        Ok(())
+    }
 }
 
 fn is_secret_name(key: &str) -> bool {

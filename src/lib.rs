@@ -12,6 +12,7 @@
 //! - [`mail`]: addresses, email templates, and the transports that send.
 //! - [`prompts`]: prompt decks, and which prompt a circle's next round asks.
 //! - [`rounds`]: opening rounds on schedule, reminders, closing, digests.
+//! - [`inbound`]: mail coming back: replies read and recorded.
 //! - [`people`]: a person's own data: export and delete; a circle's export.
 //! - [`jobs`]: the background scheduler and what it runs.
 //! - [`web`]: router, middleware, thin handlers and maud views.
@@ -30,6 +31,7 @@ pub mod clock;
 pub mod config;
 pub mod db;
 pub mod error;
+pub mod inbound;
 pub mod jobs;
 pub mod mail;
 pub mod people;

@@ -34,6 +34,9 @@ pub struct Token(String);
 pub struct TokenHash(String);
 
 impl Token {
+    /// The length of an ordered token's text.
+    pub const ORDERED_LEN: usize = ORDERED_HEX_LEN;
+
     pub fn generate() -> Token {
         let mut bytes = [0u8; TOKEN_BYTES];
         rand::rng().fill_bytes(&mut bytes);

@@ -145,6 +145,20 @@ diesel::table! {
         round_id -> BigInt,
         membership_id -> BigInt,
         token_hash -> Text,
+        /// The key of the email's Reply-To, stored as `token_hash` is.
+        reply_token_hash -> Nullable<Text>,
+    }
+}
+
+diesel::table! {
+    /// Mail that came back, once per Message-ID, and what became of it.
+    inbound_messages (id) {
+        id -> BigInt,
+        message_id -> Text,
+        membership_id -> Nullable<BigInt>,
+        round_id -> Nullable<BigInt>,
+        outcome -> Text,
+        received_at -> Timestamp,
     }
 }
 
@@ -431,6 +445,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     round_links,
     round_link_uses,
     check_ins,
+    inbound_messages,
     peer_notes,
     round_skips,
     away_periods,

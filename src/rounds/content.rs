@@ -41,6 +41,9 @@ struct Link {
 
 #[derive(Serialize)]
 struct OpenLine<'a> {
+    /// As a reply by email names it: the order of the member's open
+    /// commitments, from 1.
+    number: usize,
     body: &'a str,
     made_in_round: i32,
     choices: Vec<Link>,
@@ -122,7 +125,9 @@ pub fn check_in<'a>(
     let open = circle_open
         .iter()
         .filter(|commitment| commitment.membership_id == membership_id)
-        .map(|commitment| OpenLine {
+        .enumerate()
+        .map(|(index, commitment)| OpenLine {
+            number: index + 1,
             body: &commitment.body,
             made_in_round: commitment.made_in_round,
             choices: Outcome::ALL
@@ -215,11 +220,16 @@ pub fn reminder(
     membership_id: i64,
     public_base: &str,
 ) -> Result<Value, DbError> {
+    // Numbered among all the member's open commitments, reported or not,
+    // as a reply by email names them.
     let still_open: Vec<Value> =
         check_in::open_before(conn, membership_id, round.id, round.number)?
             .into_iter()
-            .filter(|c| !reported.contains(&c.id))
-            .map(|c| json!({ "body": c.body, "made_in_round": c.made_in_round }))
+            .enumerate()
+            .filter(|(_, c)| !reported.contains(&c.id))
+            .map(|(index, c)| {
+                json!({ "number": index + 1, "body": c.body, "made_in_round": c.made_in_round })
+            })
             .collect();
     Ok(json!({
         "round_url": links::url(public_base, round.circle_id, round.number, key),

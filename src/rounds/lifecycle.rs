@@ -85,6 +85,8 @@ fn checked_in(conn: &mut DbConnection, round_id: i64) -> Result<Vec<i64>, DbErro
 struct Addressed<'a, C> {
     name: &'a str,
     unsubscribe_url: &'a str,
+    /// Whether a reply to this email is read (see [`crate::inbound`]).
+    reply: bool,
     #[serde(flatten)]
     content: C,
 }
@@ -93,6 +95,8 @@ struct Addressed<'a, C> {
 pub(super) struct Writer<'a> {
     pub public_base: &'a str,
     pub list_namespace: &'a str,
+    /// See [`RoundSettings::reply_address`]; `None` when replies are off.
+    pub reply_address: Option<&'a str>,
 }
 
 impl<'a> Writer<'a> {
@@ -100,6 +104,7 @@ impl<'a> Writer<'a> {
         Writer {
             public_base: &settings.public_base,
             list_namespace: &settings.list_namespace,
+            reply_address: Some(settings.reply_address.as_str()).filter(|a| !a.is_empty()),
         }
     }
 
@@ -129,11 +134,18 @@ pub(super) fn mail_member<C: Serialize>(
         );
         return Ok(());
     };
-    let key = writes.round_link(round_id, member.membership_id);
+    // Check-ins and reminders can be answered by replying; a digest
+    // closes its round and asks nothing.
+    let reply_address = writer
+        .reply_address
+        .filter(|_| kind == "check_in" || kind == "reminder");
+    let (key, reply_key) =
+        writes.round_link(round_id, member.membership_id, reply_address.is_some());
     let unsubscribe_url = unsubscribe::link(writer.public_base, &key);
     let context = EmailContext::of(&Addressed {
         name: &member.name,
         unsubscribe_url: &unsubscribe_url,
+        reply: reply_key.is_some(),
         content: content(&key)?,
     })?;
     writes.email(NewEmail {
@@ -146,6 +158,12 @@ pub(super) fn mail_member<C: Serialize>(
         headers: {
             let mut headers = unsubscribe::headers(&unsubscribe_url);
             headers.push((headers::LIST_ID.to_string(), list_id.to_string()));
+            if let (Some(address), Some(key)) = (reply_address, &reply_key) {
+                headers.push((
+                    "Reply-To".to_string(),
+                    address.replace("{key}", key.as_str()),
+                ));
+            }
             headers
         },
     });

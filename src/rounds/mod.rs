@@ -41,6 +41,9 @@ pub struct RoundSettings {
     pub public_base: String,
     /// Where circles' `List-Id`s live (see `mail::headers::list_namespace`).
     pub list_namespace: String,
+    /// `inbound.reply_address`: check-ins and reminders get a Reply-To with
+    /// a key of their own in place of `{key}`; empty, none.
+    pub reply_address: String,
 }
 
 impl RoundSettings {
@@ -53,6 +56,7 @@ impl RoundSettings {
             batch_size: i64::from(config.scheduler.batch_size),
             public_base: config.public_base().to_string(),
             list_namespace: crate::mail::headers::list_namespace(&config.server.public_url),
+            reply_address: config.inbound.reply_address.clone(),
         }
     }
 }

@@ -23,6 +23,7 @@ struct NewRoundLink {
     round_id: i64,
     membership_id: i64,
     token_hash: String,
+    reply_token_hash: Option<String>,
 }
 
 #[derive(Insertable)]
@@ -68,15 +69,23 @@ macro_rules! insert_all {
 impl Writes {
     /// A new key for one member's email about a round: its round link
     /// ([`super::links`]), which also names the email's one-click choices
-    /// and its unsubscribe link.
-    pub fn round_link(&mut self, round_id: i64, membership_id: i64) -> Token {
+    /// and its unsubscribe link; and, when `reply` is asked for, a key of
+    /// its own for the email's Reply-To ([`crate::inbound`]).
+    pub fn round_link(
+        &mut self,
+        round_id: i64,
+        membership_id: i64,
+        reply: bool,
+    ) -> (Token, Option<Token>) {
         let token = Token::generate_ordered();
+        let reply = reply.then(Token::generate_ordered);
         self.round_links.push(NewRoundLink {
             round_id,
             membership_id,
             token_hash: token.hash().as_str().to_string(),
+            reply_token_hash: reply.as_ref().map(|t| t.hash().as_str().to_string()),
         });
-        token
+        (token, reply)
     }
 
     /// A round's shoulder-up pairs, (giver, receiver).

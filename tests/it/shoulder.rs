@@ -471,7 +471,7 @@ on_both_backends! {
         app.clock.set(utc("2027-03-09T09:00:00Z"));
         app.run_jobs().await;
         let reminder = latest(&app, "bea@example.org", "closes").text_body();
-        assert!(reminder.contains("Still open from earlier rounds:\n  * Bring the zine to the meeting (round 1)"), "{reminder}");
+        assert!(reminder.contains("Still open from earlier rounds:\n  1. Bring the zine to the meeting (round 1)"), "{reminder}");
         let link = round_link(&app, &reminder, id, 2);
         assert_eq!(app.get(&link).await.status().as_u16(), 200, "the reminder's own round link works");
     }
