@@ -4,6 +4,7 @@
 //! configuration or the environment stops us from starting.
 
 use std::io::IsTerminal;
+use std::io::Read;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -56,6 +57,14 @@ enum Command {
         /// Leave the emails queued instead of sending them.
         #[arg(long)]
         no_deliver: bool,
+    },
+    /// Take one email on stdin (or in FILE) that came back: a reply to a
+    /// round email. For a mail server's pipe transport: exits 0 when the
+    /// message was taken or dropped on purpose, 65 when it is no message,
+    /// 67 when it is for no reply address of ours, 75 to try again later.
+    Inbound {
+        /// The message, instead of stdin.
+        file: Option<PathBuf>,
     },
     /// Start a small demo circle whose first round opens at once.
     Demo,
@@ -121,10 +130,24 @@ enum Failure {
     Setup(String),
     /// The command ran and what it tried failed: exit 1.
     Work(String),
+    /// `inbound`'s answer to the mail server, in its terms (sysexits).
+    Mail(u8, String),
 }
+
+/// The exit codes mail servers read (sysexits.h).
+const EX_DATAERR: u8 = 65;
+const EX_NOUSER: u8 = 67;
+const EX_TEMPFAIL: u8 = 75;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    // A mail server bounces a reply on most exit codes; a configuration
+    // that cannot be read is ours to fix, so it asks for the mail again.
+    let setup_failed = if matches!(cli.command, Command::Inbound { .. }) {
+        EX_TEMPFAIL
+    } else {
+        2
+    };
     let config = match Config::load(&ConfigSources::from_env(cli.config.clone())) {
         Ok(config) => config,
         Err(error) => {
@@ -132,7 +155,7 @@ fn main() -> ExitCode {
                 "shoulder: configuration error: {}",
                 one_line(&error.to_string())
             );
-            return ExitCode::from(2);
+            return ExitCode::from(setup_failed);
         }
     };
     init_logging(&config);
@@ -158,7 +181,11 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(Failure::Setup(message)) => {
             eprintln!("shoulder: {}", one_line(&message));
-            ExitCode::from(2)
+            ExitCode::from(setup_failed)
+        }
+        Err(Failure::Mail(code, message)) => {
+            eprintln!("shoulder: {}", one_line(&message));
+            ExitCode::from(code)
         }
         Err(Failure::Work(message)) => {
             eprintln!("shoulder: {}", one_line(&message));
@@ -175,7 +202,48 @@ async fn run(command: Command, config: Config) -> Result<(), Failure> {
         Command::SendTestEmail { address } => send_test_email(config, &address).await,
         Command::Circle { command } => circle_command(command, config).await,
         Command::Tick { at, no_deliver } => tick(config, at, !no_deliver).await,
+        Command::Inbound { file } => inbound(config, file).await,
         Command::Demo => demo(config).await,
+    }
+}
+
+async fn inbound(config: Config, file: Option<PathBuf>) -> Result<(), Failure> {
+    use shoulder::inbound::receive::{self, Received};
+    let settings = receive::Settings::from_config(&config);
+    // One byte more than is taken, to tell a message that is too big.
+    let limit = u64::try_from(settings.max_bytes).unwrap_or(u64::MAX) + 1;
+    let mut raw = Vec::new();
+    let read = match &file {
+        Some(path) => std::fs::File::open(path).and_then(|f| f.take(limit).read_to_end(&mut raw)),
+        None => std::io::stdin().lock().take(limit).read_to_end(&mut raw),
+    };
+    if let Err(error) = read {
+        return Err(Failure::Mail(
+            EX_TEMPFAIL,
+            format!("cannot read the message: {error}"),
+        ));
+    }
+    let state = AppState::build(config, Clock::system(), false)
+        .await
+        .map_err(|e| Failure::Mail(EX_TEMPFAIL, e.0))?;
+    let now = state.clock.now().naive_utc();
+    let received = state
+        .db
+        .run(move |conn| receive::receive(conn, &settings, &raw, now))
+        .await
+        .map_err(|e| Failure::Mail(EX_TEMPFAIL, format!("try again later: {e}")))?;
+    println!("{}", received.as_str());
+    match received {
+        Received::Unreadable => Err(Failure::Mail(
+            EX_DATAERR,
+            "this is not an email message".into(),
+        )),
+        Received::TooBig => Err(Failure::Mail(EX_DATAERR, "the message is too big".into())),
+        Received::Unknown => Err(Failure::Mail(
+            EX_NOUSER,
+            "no reply address or email of ours matches this message".into(),
+        )),
+        _ => Ok(()),
     }
 }
 

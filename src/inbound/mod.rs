@@ -4,7 +4,9 @@
 //! - [`message`]: what a message says, read with mail-parser.
 //! - [`trim`]: the member's own words, without the quoted email.
 //! - [`reply`]: what those words ask for, line by line.
+//! - [`receive`]: the one pipeline every message goes through.
 
 pub mod message;
+pub mod receive;
 pub mod reply;
 pub mod trim;

@@ -125,6 +125,18 @@ const BUILT_IN: &[(&str, &str)] = &[
         "digest/body.html",
         include_str!("../../templates/email/digest/body.html"),
     ),
+    (
+        "receipt/subject.txt",
+        include_str!("../../templates/email/receipt/subject.txt"),
+    ),
+    (
+        "receipt/body.txt",
+        include_str!("../../templates/email/receipt/body.txt"),
+    ),
+    (
+        "receipt/body.html",
+        include_str!("../../templates/email/receipt/body.html"),
+    ),
 ];
 
 /// The kinds of email we send; each names its template folder.
@@ -138,6 +150,7 @@ pub const KINDS: &[&str] = &[
     "check_in",
     "reminder",
     "digest",
+    "receipt",
 ];
 
 /// One email's words, ready for the transport.

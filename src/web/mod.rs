@@ -10,6 +10,7 @@ mod dev_mail;
 pub mod form;
 mod health;
 mod history;
+mod inbound;
 mod invites;
 pub mod limits;
 pub mod metrics;
@@ -62,6 +63,7 @@ fn dev_mailbox(config: &crate::config::Config) -> Router<AppState> {
 }
 
 pub fn router(state: AppState) -> Router {
+    let state_for_inbound = state.clone();
     let config = &state.config;
     let timeout = Duration::from_secs(config.server.request_timeout_secs);
     let max_body = config.server.max_body_bytes;
@@ -207,7 +209,7 @@ pub fn router(state: AppState) -> Router {
             https.then(|| HeaderValue::from_static("max-age=31536000")),
         ));
 
-    routes.layer(
+    let routes = routes.layer(
         ServiceBuilder::new()
             .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
             .layer(TraceLayer::new_for_http().make_span_with(request_span))
@@ -225,7 +227,35 @@ pub fn router(state: AppState) -> Router {
                 timeout,
             ))
             .layer(RequestBodyLimitLayer::new(max_body)),
-    )
+    );
+    routes.merge(inbound_route(&state_for_inbound))
+}
+
+/// `POST /inbound/email`, only when `inbound.secret` is set. Mail is
+/// larger than any form, so the route has a body limit of its own,
+/// `inbound.max_bytes`, outside the pages' one; a message over it is
+/// answered 413 before it is read.
+fn inbound_route(state: &AppState) -> Router {
+    let config = &state.config;
+    if config.inbound.secret.is_empty() {
+        return Router::new();
+    }
+    let timeout = Duration::from_secs(config.server.request_timeout_secs);
+    Router::new()
+        .route("/inbound/email", post(inbound::email))
+        .layer(
+            ServiceBuilder::new()
+                .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
+                .layer(TraceLayer::new_for_http().make_span_with(request_span))
+                .layer(CatchPanicLayer::custom(panic_page))
+                .layer(TimeoutLayer::with_status_code(
+                    StatusCode::REQUEST_TIMEOUT,
+                    timeout,
+                ))
+                .layer(axum::extract::DefaultBodyLimit::disable())
+                .layer(RequestBodyLimitLayer::new(config.inbound.max_bytes)),
+        )
+        .with_state(state.clone())
 }
 
 /// The span names the route pattern, never the raw path: paths carry tokens.

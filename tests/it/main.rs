@@ -19,6 +19,7 @@ mod hearing;
 mod history;
 mod hostile;
 mod http;
+mod inbound;
 mod invites;
 mod jobs;
 mod limits;

@@ -1,0 +1,439 @@
+//! Replying by email: messages shaped as mail clients write them (fixtures
+//! in `tests/fixtures/replies/`) posted to `POST /inbound/email`, and
+//! passed to `shoulder inbound` as a mail server's pipe would. Each asserts
+//! what was recorded and which receipt the real SMTP test server received.
+
+use base64::Engine;
+use diesel::prelude::*;
+use shoulder::db::schema::{
+    check_ins, commitments, follow_throughs, inbound_messages, round_skips,
+};
+
+use crate::shoulder::{circle_of, query};
+use crate::support::{Backend, ReceivedEmail, TestApp, utc};
+
+const PEOPLE: [(&str, &str); 3] = [
+    ("ada@example.org", "Ada"),
+    ("bea@example.org", "Bea"),
+    ("cy@example.org", "Cy"),
+];
+
+const SECRET: &str = "inbound-secret-for-tests-0123";
+const REPLY_ADDRESS: &str = "reply+{key}@circles.example.org";
+
+/// An app whose emails invite replies, with the HTTP way in open.
+async fn start(backend: Backend) -> Option<TestApp> {
+    TestApp::builder(backend)
+        .config(|config| {
+            config.inbound.reply_address = REPLY_ADDRESS.into();
+            config.inbound.secret = SECRET.into();
+        })
+        .start()
+        .await
+}
+
+/// The latest email to `to` whose subject holds `subject`, once the outbox
+/// has delivered what it holds.
+async fn latest(app: &TestApp, to: &str, subject: &str) -> ReceivedEmail {
+    app.run_jobs().await;
+    app.emails()
+        .into_iter()
+        .rev()
+        .find(|m| m.to.iter().any(|t| t == to) && m.subject().is_some_and(|s| s.contains(subject)))
+        .unwrap_or_else(|| panic!("no email to {to} about {subject:?}"))
+}
+
+fn count_to(app: &TestApp, to: &str) -> usize {
+    app.emails()
+        .iter()
+        .filter(|m| m.to.iter().any(|t| t == to))
+        .count()
+}
+
+/// What a reply is sent in answer to.
+struct Answering {
+    reply_to: String,
+    message_id: String,
+    subject: String,
+}
+
+fn answering(email: &ReceivedEmail) -> Answering {
+    Answering {
+        reply_to: email.header("Reply-To").expect("the email offers a reply"),
+        message_id: email
+            .header("Message-ID")
+            .expect("a Message-ID")
+            .trim_matches(['<', '>'])
+            .to_string(),
+        subject: email.subject().expect("a subject"),
+    }
+}
+
+/// Quoted-printable, as clients write it, of `text` in `latin1` or UTF-8.
+fn quoted_printable(text: &str, latin1: bool) -> String {
+    let bytes: Vec<u8> = if latin1 {
+        text.chars()
+            .map(|c| u8::try_from(u32::from(c)).expect("Latin-1"))
+            .collect()
+    } else {
+        text.as_bytes().to_vec()
+    };
+    let mut out = String::new();
+    for byte in bytes {
+        match byte {
+            b'\n' => out.push_str("\r\n"),
+            b'=' => out.push_str("=3D"),
+            32..=126 => out.push(char::from(byte)),
+            _ => out.push_str(&format!("={byte:02X}")),
+        }
+    }
+    out
+}
+
+/// The fixture `name` filled in: from `from`, to `to`, answering `what`,
+/// with `body` as the member's words.
+fn fixture(name: &str, from: &str, to: &str, what: &Answering, id: &str, body: &str) -> Vec<u8> {
+    let path = format!(
+        "{}/tests/fixtures/replies/{name}",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    let template = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
+    let html = body
+        .lines()
+        .map(|line| line.replace('&', "&amp;").replace('<', "&lt;"))
+        .collect::<Vec<_>>()
+        .join("<br>");
+    template
+        .replace("{FROM}", from)
+        .replace("{TO}", to)
+        .replace("{SUBJECT}", &what.subject)
+        .replace("{MESSAGE_ID}", id)
+        .replace("{IN_REPLY_TO}", &what.message_id)
+        .replace(
+            "{BODY_QP}",
+            &quoted_printable(body, name.contains("latin1")),
+        )
+        .replace("{BODY_HTML}", &quoted_printable(&html, false))
+        .replace(
+            "{BODY_BASE64}",
+            &base64::engine::general_purpose::STANDARD.encode(body.replace('\n', "\r\n")),
+        )
+        .into_bytes()
+}
+
+async fn post(app: &TestApp, secret: &str, raw: Vec<u8>) -> (u16, String) {
+    let response = app
+        .client
+        .post(app.url("/inbound/email"))
+        .header("Authorization", format!("Bearer {secret}"))
+        .header("Content-Type", "message/rfc822")
+        .body(raw)
+        .send()
+        .await
+        .expect("the server answers");
+    let status = response.status().as_u16();
+    (status, response.text().await.expect("a body"))
+}
+
+async fn reflections(app: &TestApp) -> Vec<String> {
+    query(app, |conn| {
+        check_ins::table
+            .order(check_ins::id.asc())
+            .select(check_ins::reflection)
+            .load::<String>(conn)
+    })
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reply_is_a_check_in_and_gets_a_receipt_on_sqlite() {
+    a_reply_is_a_check_in_and_gets_a_receipt(Backend::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reply_is_a_check_in_and_gets_a_receipt_on_postgres() {
+    a_reply_is_a_check_in_and_gets_a_receipt(Backend::Postgres).await;
+}
+
+async fn a_reply_is_a_check_in_and_gets_a_receipt(backend: Backend) {
+    let Some(app) = start(backend).await else {
+        return;
+    };
+    let id = circle_of(&app, &PEOPLE).await;
+    let check_in = latest(&app, "ada@example.org", "round 1").await;
+    let text = check_in.text_body();
+    assert!(
+        text.starts_with("Reply above this line to check in by email."),
+        "{text}"
+    );
+    let what = answering(&check_in);
+    assert!(
+        what.reply_to.starts_with("reply+") && what.reply_to.ends_with("@circles.example.org"),
+        "{}",
+        what.reply_to
+    );
+
+    // Gmail's shape: multipart, quoted-printable, the quote below "On … wrote:".
+    let words =
+        "+ Call the housing office\n+ Read the tenants’ brief\nA quieter week; I listened more.";
+    let raw = fixture(
+        "gmail.eml",
+        "ada@example.org",
+        &what.reply_to,
+        &what,
+        "r1@mail.example.org",
+        words,
+    );
+    assert_eq!(
+        post(&app, SECRET, raw.clone()).await,
+        (202, "recorded\n".into())
+    );
+    assert_eq!(
+        reflections(&app).await,
+        ["A quieter week; I listened more."]
+    );
+    let made = query(&app, |conn| {
+        commitments::table
+            .order(commitments::position.asc())
+            .select(commitments::body)
+            .load::<String>(conn)
+    })
+    .await;
+    assert_eq!(made, ["Call the housing office", "Read the tenants’ brief"]);
+    let receipt = latest(&app, "ada@example.org", "your reply is recorded").await;
+    assert_eq!(
+        receipt.header("Auto-Submitted").as_deref(),
+        Some("auto-replied")
+    );
+    assert_eq!(
+        receipt.header("In-Reply-To").as_deref(),
+        Some("<r1@mail.example.org>")
+    );
+    let said = receipt.text_body();
+    assert!(
+        said.contains("New commitment: Call the housing office")
+            && said.contains("Your reflection: A quieter week;"),
+        "{said}"
+    );
+    assert!(
+        said.contains(&format!("/circles/{id}/rounds/1?key=")),
+        "{said}"
+    );
+
+    // The same message again is taken once: no second receipt.
+    let before = app.emails().len();
+    assert_eq!(post(&app, SECRET, raw).await, (202, "repeat\n".into()));
+    app.run_jobs().await;
+    assert_eq!(app.emails().len(), before);
+
+    // Someone else writing to Ada's reply address records nothing and
+    // hears nothing back.
+    let raw = fixture(
+        "gmail.eml",
+        "mallory@example.net",
+        &what.reply_to,
+        &what,
+        "r2@evil.example.net",
+        "Skip",
+    );
+    assert_eq!(post(&app, SECRET, raw).await, (202, "stranger\n".into()));
+    app.run_jobs().await;
+    assert_eq!(count_to(&app, "mallory@example.net"), 0);
+    let skips = query(&app, |conn| {
+        round_skips::table.count().get_result::<i64>(conn)
+    })
+    .await;
+    assert_eq!(skips, 0);
+
+    // An out-of-office answer records nothing and gets no receipt.
+    let raw = fixture(
+        "out-of-office.eml",
+        "ada@example.org",
+        &what.reply_to,
+        &what,
+        "r3@mail.example.org",
+        "",
+    );
+    assert_eq!(post(&app, SECRET, raw).await, (202, "automatic\n".into()));
+    app.run_jobs().await;
+    assert_eq!(app.emails().len(), before);
+
+    // The wrong secret, no message, no such address.
+    assert_eq!(
+        post(&app, "not-the-secret-at-all", b"x".to_vec()).await.0,
+        401
+    );
+    assert_eq!(post(&app, SECRET, b"\r\n\r\n".to_vec()).await.0, 422);
+    let stranger = Answering {
+        reply_to: "reply+00000000000000000000000000000000@circles.example.org".into(),
+        message_id: "nobody@nowhere".into(),
+        subject: what.subject.clone(),
+    };
+    let raw = fixture(
+        "gmail.eml",
+        "ada@example.org",
+        &stranger.reply_to,
+        &stranger,
+        "r4@mail.example.org",
+        "Hello",
+    );
+    assert_eq!(post(&app, SECRET, raw).await.0, 422);
+
+    // Round 2: follow-through by number, sent to our From address
+    // instead (found through In-Reply-To), in Outlook on the web's
+    // Latin-1 shape; a report on a commitment that is not there is named.
+    app.clock.set(utc("2027-03-03T09:00:00Z"));
+    app.run_jobs().await;
+    app.clock.set(utc("2027-03-08T09:00:00Z"));
+    app.run_jobs().await;
+    let check_in = latest(&app, "ada@example.org", "round 2").await;
+    let text = check_in.text_body();
+    assert!(
+        text.contains("1. Call the housing office (round 1)")
+            && text.contains("2. Read the tenants’ brief (round 1)"),
+        "{text}"
+    );
+    let what = answering(&check_in);
+    let words = "1 done: they called back\n2 not yet\n4 partly\nCafé with Sam helped.";
+    let raw = fixture(
+        "outlook-web-latin1.eml",
+        "Ada@Example.org",
+        "shoulder@localhost",
+        &what,
+        "r5@mail.example.org",
+        words,
+    );
+    assert_eq!(post(&app, SECRET, raw).await, (202, "recorded\n".into()));
+    let reported = query(&app, |conn| {
+        follow_throughs::table
+            .order(follow_throughs::id.asc())
+            .select((follow_throughs::outcome, follow_throughs::note))
+            .load::<(String, Option<String>)>(conn)
+    })
+    .await;
+    assert_eq!(
+        reported,
+        [
+            ("done".to_string(), Some("they called back".to_string())),
+            ("not_yet".to_string(), None)
+        ]
+    );
+    assert_eq!(
+        reflections(&app).await.last().map(String::as_str),
+        Some("Café with Sam helped.")
+    );
+    let said = latest(&app, "ada@example.org", "round 2: your reply is recorded")
+        .await
+        .text_body();
+    assert!(
+        said.contains("Done: Call the housing office (they called back)"),
+        "{said}"
+    );
+    assert!(
+        said.contains("line 3 (\"4 partly\"): There is no commitment 4: yours are 1 to 2."),
+        "{said}"
+    );
+
+    // A later reply wins field by field: the reflection changes, the
+    // follow-through already given stays.
+    let raw = fixture(
+        "iphone-base64.eml",
+        "ada@example.org",
+        &what.reply_to,
+        &what,
+        "r6@mail.example.org",
+        "Second thoughts, kinder ones.\n\nSent from my iPhone\n\nOn 8 Mar 2027, at 09:00, Shoulder <shoulder@localhost> wrote:\n> Round 2",
+    );
+    assert_eq!(post(&app, SECRET, raw).await, (202, "recorded\n".into()));
+    assert_eq!(
+        reflections(&app).await.last().map(String::as_str),
+        Some("Second thoughts, kinder ones.")
+    );
+    let reported = query(&app, |conn| {
+        follow_throughs::table.count().get_result::<i64>(conn)
+    })
+    .await;
+    assert_eq!(reported, 2);
+
+    // Bea skips by replying "skip"; an HTML-only reply in German shape
+    // from Cy is read as text.
+    let bea = answering(&latest(&app, "bea@example.org", "round 2").await);
+    let raw = fixture(
+        "gmail.eml",
+        "bea@example.org",
+        &bea.reply_to,
+        &bea,
+        "r7@mail.example.org",
+        "Skip",
+    );
+    assert_eq!(post(&app, SECRET, raw).await, (202, "skipped\n".into()));
+    let skips = query(&app, |conn| {
+        round_skips::table.count().get_result::<i64>(conn)
+    })
+    .await;
+    assert_eq!(skips, 1);
+    assert!(
+        latest(&app, "bea@example.org", "you are skipping this round")
+            .await
+            .text_body()
+            .contains("You are skipping round 2")
+    );
+    let cy = answering(&latest(&app, "cy@example.org", "round 2").await);
+    let raw = fixture(
+        "html-only-german.eml",
+        "cy@example.org",
+        &cy.reply_to,
+        &cy,
+        "r8@mail.example.org",
+        "Eine gute Woche.\n+ Lisa anrufen",
+    );
+    assert_eq!(post(&app, SECRET, raw).await, (202, "recorded\n".into()));
+    let made = query(&app, |conn| {
+        commitments::table
+            .select(commitments::body)
+            .load::<String>(conn)
+    })
+    .await;
+    assert!(made.contains(&"Lisa anrufen".to_string()), "{made:?}");
+
+    // After the close, a reply is recorded late.
+    app.clock.set(utc("2027-03-10T10:00:00Z"));
+    app.run_jobs().await;
+    let raw = fixture(
+        "gmail.eml",
+        "bea@example.org",
+        &bea.reply_to,
+        &bea,
+        "r9@mail.example.org",
+        "Late, but here.",
+    );
+    assert_eq!(post(&app, SECRET, raw).await, (202, "recorded\n".into()));
+    let late = query(&app, |conn| {
+        check_ins::table
+            .filter(check_ins::reflection.eq("Late, but here."))
+            .select(check_ins::late)
+            .first::<bool>(conn)
+    })
+    .await;
+    assert!(late);
+    let outcomes = query(&app, |conn| {
+        inbound_messages::table
+            .order(inbound_messages::id.asc())
+            .select(inbound_messages::outcome)
+            .load::<String>(conn)
+    })
+    .await;
+    assert_eq!(
+        outcomes,
+        [
+            "recorded",
+            "stranger",
+            "automatic",
+            "recorded",
+            "recorded",
+            "skipped",
+            "recorded",
+            "recorded"
+        ]
+    );
+}
