@@ -437,3 +437,110 @@ async fn a_reply_is_a_check_in_and_gets_a_receipt(backend: Backend) {
         ]
     );
 }
+
+/// Runs `shoulder inbound` on the app's own database with `message` on
+/// stdin, as a mail server's pipe transport would; its exit code and
+/// what it printed.
+fn pipe(app: &TestApp, database_url: &str, message: &[u8]) -> (i32, String) {
+    use std::io::Write;
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut command = crate::support::process::shoulder(dir.path());
+    command
+        .arg("inbound")
+        .env("SHOULDER_DATABASE__URL", database_url)
+        .env("SHOULDER_INBOUND__REPLY_ADDRESS", REPLY_ADDRESS)
+        .env("SHOULDER_SERVER__PUBLIC_URL", app.public_base())
+        .env("SHOULDER_MAIL__FILE_DIR", dir.path().join("mail"))
+        .env("SHOULDER_LOG__FILTER", "warn")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    let mut child = command.spawn().expect("shoulder inbound starts");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(message)
+        .expect("the message is written");
+    let output = child.wait_with_output().expect("shoulder inbound ends");
+    let said = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    (output.status.code().unwrap_or(-1), said)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_pipe_command_answers_mail_servers_in_their_exit_codes_on_sqlite() {
+    the_pipe_command_answers_mail_servers_in_their_exit_codes(Backend::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_pipe_command_answers_mail_servers_in_their_exit_codes_on_postgres() {
+    the_pipe_command_answers_mail_servers_in_their_exit_codes(Backend::Postgres).await;
+}
+
+async fn the_pipe_command_answers_mail_servers_in_their_exit_codes(backend: Backend) {
+    let Some(app) = start(backend).await else {
+        return;
+    };
+    circle_of(&app, &PEOPLE).await;
+    let url = app.state.config.database.url.clone();
+    let what = answering(&latest(&app, "ada@example.org", "round 1").await);
+    let reply = fixture(
+        "gmail.eml",
+        "ada@example.org",
+        &what.reply_to,
+        &what,
+        "p1@mail.example.org",
+        "+ Bring soup on Thursday",
+    );
+
+    // Taken: 0, and the receipt is queued for the server to send.
+    let (code, said) = pipe(&app, &url, &reply);
+    assert_eq!(code, 0, "{said}");
+    assert!(said.contains("recorded"), "{said}");
+    let made = query(&app, |conn| {
+        commitments::table
+            .select(commitments::body)
+            .load::<String>(conn)
+    })
+    .await;
+    assert_eq!(made, ["Bring soup on Thursday"]);
+    assert!(
+        latest(&app, "ada@example.org", "your reply is recorded")
+            .await
+            .text_body()
+            .contains("New commitment: Bring soup on Thursday")
+    );
+    // Taken before, or dropped on purpose: 0 too, so the server does not bounce it.
+    assert_eq!(pipe(&app, &url, &reply).0, 0);
+
+    // No such reply address: 67; no message at all: 65.
+    let nobody = Answering {
+        reply_to: "reply+1111111111111111111111111111111111111111111111@circles.example.org".into(),
+        message_id: "none@nowhere".into(),
+        subject: what.subject.clone(),
+    };
+    let unknown = fixture(
+        "gmail.eml",
+        "ada@example.org",
+        &nobody.reply_to,
+        &nobody,
+        "p2@mail.example.org",
+        "Hello",
+    );
+    let (code, said) = pipe(&app, &url, &unknown);
+    assert_eq!(code, 67, "{said}");
+    let (code, said) = pipe(&app, &url, b"");
+    assert_eq!(code, 65, "{said}");
+
+    // A database that cannot be reached: 75, try again later; nothing lost.
+    let unreachable = match backend {
+        Backend::Sqlite => "/nonexistent-folder/shoulder.db".to_string(),
+        Backend::Postgres => "postgres://nobody@127.0.0.1:1/none".to_string(),
+    };
+    let (code, said) = pipe(&app, &unreachable, &reply);
+    assert_eq!(code, 75, "{said}");
+}
