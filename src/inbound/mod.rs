@@ -5,7 +5,9 @@
 //! - [`trim`]: the member's own words, without the quoted email.
 //! - [`reply`]: what those words ask for, line by line.
 //! - [`receive`]: the one pipeline every message goes through.
+//! - [`compose`]: the reply a mail client would write, for the dev mailbox.
 
+pub mod compose;
 pub mod message;
 pub mod receive;
 pub mod reply;

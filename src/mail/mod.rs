@@ -104,6 +104,11 @@ impl StoredEmail {
     pub fn parse(&self) -> mime::ParsedEmail {
         mime::parse(&self.raw)
     }
+
+    /// The header `name`, unfolded, when the message has one.
+    pub fn parse_header(&self, name: &str) -> Option<String> {
+        mime::headers(&self.raw).get(name).map(str::to_owned)
+    }
 }
 
 /// Most messages the dev mailbox lists; older files stay on disk, unlisted.

@@ -60,6 +60,7 @@ fn dev_mailbox(config: &crate::config::Config) -> Router<AppState> {
     routes
         .route("/dev/mail", get(dev_mail::list))
         .route("/dev/mail/{id}", get(dev_mail::message))
+        .route("/dev/mail/{id}/reply", post(dev_mail::reply))
 }
 
 pub fn router(state: AppState) -> Router {

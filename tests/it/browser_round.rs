@@ -398,3 +398,50 @@ async fn one_shares_one_keeps_private_and_each_sees_what_they_should_on_the_page
         client.enter_parent_frame().await.expect("back out");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reply_from_the_dev_mailbox_is_a_check_in_on_the_round_page() {
+    let app = TestApp::builder(Backend::Sqlite)
+        .config(|config| {
+            config.mail.transport = shoulder::config::MailTransportKind::Memory;
+            config.inbound.reply_address = "reply+{key}@circles.example.org".into();
+        })
+        .start()
+        .await
+        .expect("SQLite");
+    let Some(browser) = Browser::start().await else {
+        return;
+    };
+    let client = browser.client();
+    circle_of(&app, &PEOPLE).await;
+
+    // Ada opens her check-in at /dev/mail and replies in the box under it.
+    let id = kept_message(&app, "ada@example.org", "round 1").await;
+    client
+        .goto(&app.url(&format!("/dev/mail/{id}")))
+        .await
+        .expect("the message page loads");
+    wait_for(client, "Reply above this line").await;
+    fill(
+        client,
+        "textarea#reply-words",
+        "+ Call the housing office\nA week of listening.",
+    )
+    .await;
+    click(client, "section#reply button[type=submit]").await;
+    wait_for(client, "Your reply was recorded").await;
+
+    // The receipt arrives in the mailbox, and the round page has it all.
+    app.run_jobs().await;
+    kept_message(&app, "ada@example.org", "your reply is recorded").await;
+    round_from_dev_mail(&app, client, "ada@example.org").await;
+    wait_for(client, "You have checked in this round.").await;
+    assert_eq!(
+        value_of(client, "#commitment-1").await,
+        "Call the housing office"
+    );
+    assert_eq!(
+        value_of(client, "textarea#reflection").await,
+        "A week of listening."
+    );
+}

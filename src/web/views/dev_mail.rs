@@ -56,7 +56,33 @@ pub fn list(transport: &str, messages: &[KeptEmail<'_>]) -> Markup {
     )
 }
 
-pub fn message(email: &ParsedEmail) -> Markup {
+/// The Reply box under a round email: what the last reply came to, if
+/// one was just sent.
+#[derive(Debug, Clone, Copy)]
+pub struct ReplyBox<'a> {
+    pub id: &'a str,
+    pub outcome: Option<&'a str>,
+}
+
+impl ReplyBox<'_> {
+    fn said(&self) -> Option<&'static str> {
+        Some(match self.outcome? {
+            "recorded" => {
+                "Your reply was recorded on your round page; the receipt will be in this mailbox in a moment."
+            }
+            "skipped" => {
+                "Your reply skipped the round; the receipt will be in this mailbox in a moment."
+            }
+            "nothing" => "Your reply recorded nothing; the receipt, in a moment, says why.",
+            "repeat" => "That reply was taken before.",
+            "limited" => "Too many replies about this round today; this one was not read.",
+            "unknown" => "Nothing of ours matches this email any more, so the reply went nowhere.",
+            _ => "Your reply was not taken.",
+        })
+    }
+}
+
+pub fn message(email: &ParsedEmail, reply: Option<ReplyBox<'_>>) -> Markup {
     let subject = subject_of(email);
     page(
         &subject,
@@ -92,6 +118,23 @@ pub fn message(email: &ParsedEmail) -> Markup {
                     }
                 }
                 None => p.muted { "This message has no HTML version." },
+            }
+            @if let Some(reply) = reply {
+                section #reply aria-labelledby="reply-heading" {
+                    h2 #reply-heading { "Reply" }
+                    @if let Some(said) = reply.said() {
+                        p.notice role="status" { (said) }
+                    }
+                    p.muted {
+                        "Write as the recipient would in their mail client. The reply is sent from them, "
+                        "with this email quoted below it, through the same way in as real replies."
+                    }
+                    form method="post" action={ "/dev/mail/" (reply.id) "/reply" } {
+                        label for="reply-words" { "Your reply" }
+                        textarea #reply-words name="reply" rows="6" {}
+                        p { button type="submit" { "Send the reply" } }
+                    }
+                }
             }
         },
     )
@@ -230,7 +273,7 @@ mod tests {
             html: Some("<script>alert(3)</script><p title=\"x\">hi &amp; bye</p>".into()),
             ..ParsedEmail::default()
         };
-        let page = message(&email).into_string();
+        let page = message(&email, None).into_string();
         assert!(!page.contains("<script>"), "{page}");
         assert!(!page.contains("<img"), "{page}");
         assert!(
@@ -249,7 +292,7 @@ mod tests {
 
     #[test]
     fn missing_parts_are_said_plainly() {
-        let page = message(&ParsedEmail::default()).into_string();
+        let page = message(&ParsedEmail::default(), None).into_string();
         assert!(page.contains("(no subject)"));
         assert!(page.contains("This message has no text version."));
         assert!(page.contains("This message has no HTML version."));
