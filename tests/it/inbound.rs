@@ -544,3 +544,135 @@ async fn the_pipe_command_answers_mail_servers_in_their_exit_codes(backend: Back
     let (code, said) = pipe(&app, &unreachable, &reply);
     assert_eq!(code, 75, "{said}");
 }
+
+/// Each client's shape, in each language we read: only the member's own
+/// words are recorded, whatever the client put below them.
+async fn every_client_shape_yields_only_the_members_words(backend: Backend) {
+    let Some(app) = TestApp::builder(backend)
+        .config(|config| {
+            config.inbound.reply_address = REPLY_ADDRESS.into();
+            config.inbound.secret = SECRET.into();
+            config.inbound.replies_per_round_per_day = 12;
+        })
+        .start()
+        .await
+    else {
+        return;
+    };
+    circle_of(&app, &PEOPLE).await;
+    let what = answering(&latest(&app, "ada@example.org", "round 1").await);
+    let shapes = [
+        ("gmail.eml", "Gmail: a good week."),
+        ("gmail-spanish.eml", "Una semana tranquila."),
+        ("outlook-desktop.eml", "Outlook on the desktop."),
+        ("outlook-web-latin1.eml", "Outlook sur le web, déjà."),
+        ("outlook-dutch.eml", "Een goede week."),
+        ("apple-mail.eml", "Apple Mail, at last."),
+        ("thunderbird-french.eml", "Une semaine délicate."),
+        ("android-portuguese.eml", "Uma semana boa."),
+        ("iphone-base64.eml", "From my phone.\n\nSent from my iPhone"),
+        ("html-only-german.eml", "Eine gute Woche."),
+    ];
+    for (n, (shape, words)) in shapes.iter().enumerate() {
+        let id = format!("shape-{n}@mail.example.org");
+        let raw = fixture(shape, "ada@example.org", &what.reply_to, &what, &id, words);
+        assert_eq!(
+            post(&app, SECRET, raw).await,
+            (202, "recorded\n".into()),
+            "{shape}"
+        );
+        let expected = words.split("\n\nSent from").next().unwrap_or(words);
+        assert_eq!(reflections(&app).await, [expected], "{shape}");
+    }
+    // Two more are taken today; beyond that, nothing is read or answered.
+    for n in 0..3 {
+        let raw = fixture(
+            "gmail.eml",
+            "ada@example.org",
+            &what.reply_to,
+            &what,
+            &format!("more-{n}@mail.example.org"),
+            &format!("Reply {n}"),
+        );
+        let expected = if n < 2 { "recorded\n" } else { "limited\n" };
+        assert_eq!(
+            post(&app, SECRET, raw).await,
+            (202, expected.into()),
+            "reply {n}"
+        );
+    }
+    assert_eq!(reflections(&app).await, ["Reply 1"]);
+
+    // An over-long commitment is refused by the page's own limit and named
+    // in the receipt; the rest of the reply is recorded.
+    let bea = answering(&latest(&app, "bea@example.org", "round 1").await);
+    let long = "x".repeat(281);
+    let raw = fixture(
+        "gmail.eml",
+        "bea@example.org",
+        &bea.reply_to,
+        &bea,
+        "long@mail.example.org",
+        &format!("+ {long}\n+ Short and sweet"),
+    );
+    assert_eq!(post(&app, SECRET, raw).await, (202, "recorded\n".into()));
+    let made = query(&app, |conn| {
+        commitments::table
+            .select(commitments::body)
+            .load::<String>(conn)
+    })
+    .await;
+    assert_eq!(made, ["Short and sweet"]);
+    let receipt = latest(&app, "bea@example.org", "your reply is recorded")
+        .await
+        .text_body();
+    assert!(
+        receipt.contains("line 1") && receipt.contains("limited to 280 characters"),
+        "{receipt}"
+    );
+
+    // A key is for its own round: round 1's, used once round 2 is open,
+    // records in round 1, late.
+    app.clock.set(utc("2027-03-03T09:00:00Z"));
+    app.run_jobs().await;
+    app.clock.set(utc("2027-03-08T09:00:00Z"));
+    app.run_jobs().await;
+    let cy = answering(
+        &app.emails()
+            .into_iter()
+            .find(|m| {
+                m.to == ["cy@example.org"]
+                    && m.subject()
+                        .is_some_and(|s| s.contains("round 1") && !s.contains("went"))
+            })
+            .expect("Cy's round 1 email"),
+    );
+    let raw = fixture(
+        "gmail.eml",
+        "cy@example.org",
+        &cy.reply_to,
+        &cy,
+        "cy-late@mail.example.org",
+        "Better late.",
+    );
+    assert_eq!(post(&app, SECRET, raw).await, (202, "recorded\n".into()));
+    let (number, late) = query(&app, |conn| {
+        check_ins::table
+            .inner_join(shoulder::db::schema::rounds::table)
+            .filter(check_ins::reflection.eq("Better late."))
+            .select((shoulder::db::schema::rounds::number, check_ins::late))
+            .first::<(i32, bool)>(conn)
+    })
+    .await;
+    assert_eq!((number, late), (1, true));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_client_shape_yields_only_the_members_words_on_sqlite() {
+    every_client_shape_yields_only_the_members_words(Backend::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_client_shape_yields_only_the_members_words_on_postgres() {
+    every_client_shape_yields_only_the_members_words(Backend::Postgres).await;
+}
