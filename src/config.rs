@@ -164,6 +164,9 @@ pub struct InboundConfig {
     pub max_bytes: usize,
     /// Replies taken from one member about one round in a day.
     pub replies_per_round_per_day: u32,
+    /// The envelope sender of every email, with `{key}` where the email's
+    /// own key goes, so bounces name it; empty: the From address.
+    pub bounce_address: String,
 }
 
 /// The longest a reply address's local part may be (RFC 5321), with the
@@ -708,31 +711,8 @@ fn parse_network(raw: &str) -> Result<IpNet, String> {
 impl Config {
     fn validate_inbound(&self) -> Result<(), ConfigError> {
         let inbound = &self.inbound;
-        let address = &inbound.reply_address;
-        if !address.is_empty() {
-            let wrong = |reason: &str| Err(ConfigError::new("inbound.reply_address", reason));
-            if address.matches("{key}").count() != 1 {
-                return wrong("must hold {key} once, where each email's key goes");
-            }
-            let example = address.replace("{key}", &"0".repeat(crate::auth::Token::ORDERED_LEN));
-            let Some((local, _)) = example.rsplit_once('@') else {
-                return wrong("must be an address, such as reply+{key}@circles.example.org");
-            };
-            if !address
-                .rsplit_once('@')
-                .is_some_and(|(local, _)| local.contains("{key}"))
-            {
-                return wrong("must hold {key} before the @");
-            }
-            if local.len() > MAX_LOCAL_PART {
-                return wrong(
-                    "is too long: with a key in it, the part before the @ passes 64 characters",
-                );
-            }
-            if crate::mail::EmailAddress::parse(&example).is_err() {
-                return wrong("must be an address, such as reply+{key}@circles.example.org");
-            }
-        }
+        check_key_address("inbound.reply_address", &inbound.reply_address)?;
+        check_key_address("inbound.bounce_address", &inbound.bounce_address)?;
         let secret = &inbound.secret;
         if !secret.is_empty()
             && (secret.len() < MIN_INBOUND_SECRET_LEN
@@ -759,6 +739,34 @@ impl Config {
         }
         Ok(())
     }
+}
+
+/// An address with `{key}` in its local part, as `inbound.reply_address`
+/// and `inbound.bounce_address` are; empty is allowed (off).
+fn check_key_address(key: &str, address: &str) -> Result<(), ConfigError> {
+    if address.is_empty() {
+        return Ok(());
+    }
+    let wrong = |reason: &str| Err(ConfigError::new(key, reason));
+    if address.matches("{key}").count() != 1 {
+        return wrong("must hold {key} once, where each email's key goes");
+    }
+    if !address
+        .rsplit_once('@')
+        .is_some_and(|(local, _)| local.contains("{key}"))
+    {
+        return wrong("must hold {key} before the @, as in reply+{key}@circles.example.org");
+    }
+    // The longest key put there: an email's own ("d-" and an ordered key).
+    let example = address.replace("{key}", &"0".repeat(crate::auth::Token::ORDERED_LEN + 2));
+    let local = example.rsplit_once('@').map_or("", |(local, _)| local);
+    if local.len() > MAX_LOCAL_PART {
+        return wrong("is too long: with a key in it, the part before the @ passes 64 characters");
+    }
+    if crate::mail::EmailAddress::parse(&example).is_err() {
+        return wrong("must be an address, such as reply+{key}@circles.example.org");
+    }
+    Ok(())
 }
 
 fn is_secret_name(key: &str) -> bool {

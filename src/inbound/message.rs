@@ -3,6 +3,8 @@
 
 use mail_parser::{Address, HeaderValue, MessageParser};
 
+use super::report::{self, Report};
+
 /// What the pipeline needs of a message.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Incoming {
@@ -21,6 +23,8 @@ pub struct Incoming {
     pub subject: String,
     /// The first text body, an HTML-only message's turned into text.
     pub text: String,
+    /// A bounce or complaint, with the Message-IDs of the email it quotes.
+    pub report: Option<(Report, Vec<String>)>,
 }
 
 /// Headers that carry the envelope recipient, as delivery agents add them.
@@ -81,6 +85,7 @@ pub fn read(raw: &[u8]) -> Option<Incoming> {
             .body_text(0)
             .map(|t| t.into_owned())
             .unwrap_or_default(),
+        report: report::read(&message),
         subject,
     })
 }

@@ -16,6 +16,7 @@ use sha2::{Digest, Sha256};
 
 use super::message::{self, Incoming};
 use super::reply::{self, Problem, Reply};
+use super::report::Report;
 use super::trim;
 use crate::auth::Token;
 use crate::db::schema::{
@@ -23,7 +24,7 @@ use crate::db::schema::{
 };
 use crate::db::{DbConnection, DbError};
 use crate::mail::EmailAddress;
-use crate::mail::outbox::{EmailContext, NewEmail};
+use crate::mail::outbox::{self, EmailContext, NewEmail};
 use crate::rounds::check_in::{self, CheckIn, Saved};
 use crate::rounds::writes::Writes;
 use crate::rounds::{away, links, reflections};
@@ -33,6 +34,8 @@ use crate::rounds::{away, links, reflections};
 pub struct Settings {
     /// `inbound.reply_address`, with `{key}`; empty when replies are off.
     pub reply_address: String,
+    /// `inbound.bounce_address`, with `{key}`; empty when unused.
+    pub bounce_address: String,
     pub max_bytes: usize,
     pub replies_per_round_per_day: u32,
     pub public_base: String,
@@ -42,6 +45,7 @@ impl Settings {
     pub fn from_config(config: &crate::config::Config) -> Settings {
         Settings {
             reply_address: config.inbound.reply_address.clone(),
+            bounce_address: config.inbound.bounce_address.clone(),
             max_bytes: config.inbound.max_bytes,
             replies_per_round_per_day: config.inbound.replies_per_round_per_day,
             public_base: config.public_base().to_string(),
@@ -70,6 +74,12 @@ pub enum Received {
     Limited,
     /// No reply address or answered email of ours matches.
     Unknown,
+    /// Taken: a bounce; the email failed and its address is suppressed.
+    Bounced,
+    /// Taken: a delay, or a report of nothing failed; nothing to do.
+    Delayed,
+    /// Taken: a complaint; the person gets no more of that circle's mail.
+    Complained,
     /// Not a message at all.
     Unreadable,
     /// Larger than `inbound.max_bytes`.
@@ -96,6 +106,9 @@ impl Received {
             Received::Automatic => "automatic",
             Received::Stranger => "stranger",
             Received::Limited => "limited",
+            Received::Bounced => "bounced",
+            Received::Delayed => "delayed",
+            Received::Complained => "complained",
             Received::Unknown => "unknown",
             Received::Unreadable => "unreadable",
             Received::TooBig => "too big",
@@ -125,6 +138,9 @@ pub fn receive(
     let Some(incoming) = message::read(raw) else {
         return Ok(Received::Unreadable);
     };
+    if let Some((report, quoted)) = &incoming.report {
+        return take_report(conn, settings, &incoming, report, quoted, raw, now);
+    }
     let Some(target) = target(conn, settings, &incoming)? else {
         tracing::info!(
             answers = incoming.answers.len(),
@@ -132,12 +148,8 @@ pub fn receive(
         );
         return Ok(Received::Unknown);
     };
-    // A message without an id of its own is known by its bytes.
-    let message_id = incoming
-        .message_id
-        .clone()
-        .unwrap_or_else(|| format!("sha256:{}", hex::encode(Sha256::digest(raw))));
-    if !claim(conn, &message_id, target, now)? {
+    let message_id = id_of(&incoming, raw);
+    if !claim(conn, &message_id, Some(target), now)? {
         return Ok(Received::Repeat);
     }
     let received = match take(conn, settings, &incoming, target, now) {
@@ -159,6 +171,90 @@ pub fn receive(
         round.id = target.round_id,
         outcome = received.as_str(),
         "inbound reply"
+    );
+    Ok(received)
+}
+
+/// A message's own id; one without an id of its own is known by its bytes.
+fn id_of(incoming: &Incoming, raw: &[u8]) -> String {
+    incoming
+        .message_id
+        .clone()
+        .unwrap_or_else(|| format!("sha256:{}", hex::encode(Sha256::digest(raw))))
+}
+
+/// A bounce or a complaint about an email of ours: found by the key in the
+/// address it came back to, else by the Message-ID it quotes.
+fn take_report(
+    conn: &mut DbConnection,
+    settings: &Settings,
+    incoming: &Incoming,
+    report: &Report,
+    quoted: &[String],
+    raw: &[u8],
+    now: NaiveDateTime,
+) -> Result<Received, DbError> {
+    let mut keys: Vec<String> = Vec::new();
+    if let Some((prefix, suffix)) = settings.bounce_address.split_once("{key}") {
+        let (prefix, suffix) = (prefix.to_lowercase(), suffix.to_lowercase());
+        keys.extend(incoming.recipients.iter().filter_map(|address| {
+            let address = address.to_lowercase();
+            address
+                .strip_prefix(&prefix)
+                .and_then(|rest| rest.strip_suffix(&suffix))
+                .map(str::to_string)
+        }));
+    }
+    keys.extend(
+        quoted
+            .iter()
+            .map(|id| id.split('@').next().unwrap_or_default().to_string()),
+    );
+    let mut delivery = None;
+    for key in keys.iter().filter(|k| !k.is_empty()) {
+        if let Some(found) = outbox::find_by_key(conn, key)? {
+            delivery = Some(found);
+            break;
+        }
+    }
+    let Some(delivery) = delivery else {
+        tracing::info!("a report about no email of ours");
+        return Ok(Received::Unknown);
+    };
+    let target = match (delivery.round_id, delivery.membership_id) {
+        (Some(round_id), Some(membership_id)) => Some(Target {
+            round_id,
+            membership_id,
+        }),
+        _ => None,
+    };
+    if !claim(conn, &id_of(incoming, raw), target, now)? {
+        return Ok(Received::Repeat);
+    }
+    let received = match report {
+        Report::Failed { status } => {
+            outbox::bounced(conn, &delivery, status, now)?;
+            Received::Bounced
+        }
+        Report::NotFailed => Received::Delayed,
+        Report::Complaint => {
+            if let Some(membership_id) = delivery.membership_id {
+                diesel::update(memberships::table.find(membership_id))
+                    .set(memberships::muted.eq(true))
+                    .execute(conn)?;
+            }
+            Received::Complained
+        }
+    };
+    diesel::update(
+        inbound_messages::table.filter(inbound_messages::message_id.eq(id_of(incoming, raw))),
+    )
+    .set(inbound_messages::outcome.eq(received.as_str()))
+    .execute(conn)?;
+    tracing::info!(
+        delivery.id = delivery.id,
+        outcome = received.as_str(),
+        "report about our mail"
     );
     Ok(received)
 }
@@ -237,14 +333,14 @@ fn latest_round_of(conn: &mut DbConnection, membership_id: i64) -> Result<Option
 fn claim(
     conn: &mut DbConnection,
     message_id: &str,
-    target: Target,
+    target: Option<Target>,
     now: NaiveDateTime,
 ) -> Result<bool, DbError> {
     let query = diesel::insert_into(inbound_messages::table)
         .values((
             inbound_messages::message_id.eq(message_id),
-            inbound_messages::membership_id.eq(target.membership_id),
-            inbound_messages::round_id.eq(target.round_id),
+            inbound_messages::membership_id.eq(target.map(|t| t.membership_id)),
+            inbound_messages::round_id.eq(target.map(|t| t.round_id)),
             inbound_messages::outcome.eq("taking"),
             inbound_messages::received_at.eq(now),
         ))
@@ -568,6 +664,9 @@ mod tests {
     fn only_messages_taken_or_dropped_on_purpose_are_settled() {
         for taken in [
             Received::Recorded,
+            Received::Bounced,
+            Received::Delayed,
+            Received::Complained,
             Received::Skipped,
             Received::Nothing,
             Received::Repeat,

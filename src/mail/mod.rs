@@ -131,6 +131,9 @@ pub struct Mailer {
     clock: Clock,
     /// Signs every message when `mail.dkim_*` are set.
     dkim: Option<dkim::DkimSigner>,
+    /// `inbound.bounce_address`: the envelope sender, with each email's
+    /// own key in place of `{key}`; `None` sends from the From address.
+    bounce_address: Option<String>,
 }
 
 impl std::fmt::Debug for Mailer {
@@ -197,6 +200,7 @@ impl Mailer {
             .and_then(|u| u.host_str().map(str::to_string))
             .unwrap_or_else(|| "shoulder.invalid".into());
         Ok(Mailer {
+            bounce_address: Some(config.inbound.bounce_address.clone()).filter(|a| !a.is_empty()),
             transport,
             from,
             message_domain,
@@ -312,7 +316,16 @@ impl Mailer {
             .map_err(|e| SendError::Message(format!("recipient: {e}")))?;
         // Given the envelope, lettre need not parse back the To and From
         // headers it has just written: about a tenth of building a message.
-        let envelope = Envelope::new(Some(self.from.email.clone()), vec![to_address.clone()])
+        // With a bounce address, a bounce names the email it is about in
+        // the address it comes back to.
+        let sender = match &self.bounce_address {
+            Some(template) => template
+                .replace("{key}", &email.message_key)
+                .parse()
+                .map_err(|e| SendError::Message(format!("bounce address: {e}")))?,
+            None => self.from.email.clone(),
+        };
+        let envelope = Envelope::new(Some(sender), vec![to_address.clone()])
             .map_err(|e| SendError::Message(format!("envelope: {e}")))?;
         // A display name is people's text: drop control characters so a
         // CRLF in a name can never become a header of its own.

@@ -679,6 +679,55 @@ fn claimed<'a>(claim: &'a Claim) -> _ {
         .filter(deliveries::claim_token.eq(token))
 }
 
+/// A delivery that bounced after it was sent: what it was, as a bounce
+/// or complaint needs it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Returned {
+    pub id: i64,
+    pub round_id: Option<i64>,
+    pub membership_id: Option<i64>,
+    pub to_address: String,
+}
+
+/// The delivery with the message key `key` (its Message-ID's local part).
+pub fn find_by_key(conn: &mut DbConnection, key: &str) -> Result<Option<Returned>, DbError> {
+    Ok(deliveries::table
+        .filter(deliveries::message_id.eq(key))
+        .select((
+            deliveries::id,
+            deliveries::round_id,
+            deliveries::membership_id,
+            deliveries::to_address,
+        ))
+        .first::<(i64, Option<i64>, Option<i64>, String)>(conn)
+        .optional()?
+        .map(|(id, round_id, membership_id, to_address)| Returned {
+            id,
+            round_id,
+            membership_id,
+            to_address,
+        }))
+}
+
+/// A delivery the receiving server refused for good after accepting it
+/// (a bounce): failed with `status`, and its address suppressed, as a 5xx
+/// while sending would have done.
+pub fn bounced(
+    conn: &mut DbConnection,
+    delivery: &Returned,
+    status: &str,
+    now: NaiveDateTime,
+) -> Result<(), DbError> {
+    let error = format!("bounced: {status}");
+    diesel::update(deliveries::table.find(delivery.id))
+        .set((
+            deliveries::status.eq(status::FAILED),
+            deliveries::last_error.eq(Some(error.as_str())),
+        ))
+        .execute(conn)?;
+    suppress(conn, &delivery.to_address, &error, now)
+}
+
 /// Adds an address to the suppression list; adding it twice changes nothing.
 fn suppress(
     conn: &mut DbConnection,

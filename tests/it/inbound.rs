@@ -676,3 +676,204 @@ async fn every_client_shape_yields_only_the_members_words_on_sqlite() {
 async fn every_client_shape_yields_only_the_members_words_on_postgres() {
     every_client_shape_yields_only_the_members_words(Backend::Postgres).await;
 }
+
+/// A report fixture (`dsn.eml`, `complaint.eml`) about `original`, the
+/// Message-ID (without brackets) of an email of ours to `recipient`.
+fn report(
+    name: &str,
+    to: &str,
+    id: &str,
+    recipient: &str,
+    original: &str,
+    action: &str,
+    status: &str,
+) -> Vec<u8> {
+    let path = format!(
+        "{}/tests/fixtures/replies/{name}",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    std::fs::read_to_string(&path)
+        .unwrap_or_else(|e| panic!("{path}: {e}"))
+        .replace("{TO}", to)
+        .replace("{MESSAGE_ID}", id)
+        .replace("{RECIPIENT}", recipient)
+        .replace("{ORIGINAL_ID}", original)
+        .replace("{ACTION}", action)
+        .replace("{STATUS}", status)
+        .into_bytes()
+}
+
+async fn bounces_and_complaints_reach_the_email_they_are_about(backend: Backend) {
+    use shoulder::db::schema::{deliveries, memberships, people, suppressed_addresses};
+    let Some(app) = TestApp::builder(backend)
+        .config(|config| {
+            config.inbound.secret = SECRET.into();
+            config.inbound.bounce_address = "bounce+{key}@circles.example.org".into();
+        })
+        .start()
+        .await
+    else {
+        return;
+    };
+    circle_of(&app, &PEOPLE).await;
+    let ada = latest(&app, "ada@example.org", "round 1").await;
+    let ada_id = ada
+        .header("Message-ID")
+        .expect("an id")
+        .trim_matches(['<', '>'])
+        .to_string();
+    let key = ada_id.split('@').next().expect("a key").to_string();
+    // The envelope sender names the email.
+    assert_eq!(ada.from, format!("bounce+{key}@circles.example.org"));
+    let status_of = |key: String| {
+        query(&app, move |conn| {
+            deliveries::table
+                .filter(deliveries::message_id.eq(key))
+                .select((deliveries::status, deliveries::last_error))
+                .first::<(String, Option<String>)>(conn)
+        })
+    };
+
+    // A delay changes nothing.
+    let delayed = report(
+        "dsn.eml",
+        &ada.from,
+        "dsn-1@mx.example.net",
+        "ada@example.org",
+        &ada_id,
+        "delayed",
+        "4.4.1",
+    );
+    assert_eq!(post(&app, SECRET, delayed).await, (202, "delayed\n".into()));
+    assert_eq!(status_of(key.clone()).await.0, "sent");
+
+    // A permanent failure, to the bounce address: the email failed, the
+    // address is suppressed, and no mail answers the bounce.
+    let before = app.emails().len();
+    let failed = report(
+        "dsn.eml",
+        &ada.from,
+        "dsn-2@mx.example.net",
+        "ada@example.org",
+        &ada_id,
+        "failed",
+        "5.1.1",
+    );
+    assert_eq!(
+        post(&app, SECRET, failed.clone()).await,
+        (202, "bounced\n".into())
+    );
+    assert_eq!(
+        status_of(key.clone()).await,
+        ("failed".to_string(), Some("bounced: 5.1.1".to_string()))
+    );
+    let suppressed = query(&app, |conn| {
+        suppressed_addresses::table
+            .select(suppressed_addresses::email)
+            .load::<String>(conn)
+    })
+    .await;
+    assert_eq!(suppressed, ["ada@example.org"]);
+    assert_eq!(post(&app, SECRET, failed).await, (202, "repeat\n".into()));
+    app.run_jobs().await;
+    assert_eq!(app.emails().len(), before);
+
+    // Without our key in the address, the quoted Message-ID finds it.
+    let bea = latest(&app, "bea@example.org", "round 1").await;
+    let bea_id = bea
+        .header("Message-ID")
+        .expect("an id")
+        .trim_matches(['<', '>'])
+        .to_string();
+    let failed = report(
+        "dsn.eml",
+        "postmaster@circles.example.org",
+        "dsn-3@mx.example.net",
+        "bea@example.org",
+        &bea_id,
+        "failed",
+        "5.2.1",
+    );
+    assert_eq!(post(&app, SECRET, failed).await, (202, "bounced\n".into()));
+    assert_eq!(
+        status_of(bea_id.split('@').next().expect("key").to_string())
+            .await
+            .0,
+        "failed"
+    );
+
+    // A complaint mutes the circle for that person, as the one-click link does.
+    let cy = latest(&app, "cy@example.org", "round 1").await;
+    let cy_id = cy
+        .header("Message-ID")
+        .expect("an id")
+        .trim_matches(['<', '>'])
+        .to_string();
+    let complaint = report(
+        "complaint.eml",
+        &cy.from,
+        "arf-1@isp.example.net",
+        "cy@example.org",
+        &cy_id,
+        "",
+        "",
+    );
+    assert_eq!(
+        post(&app, SECRET, complaint).await,
+        (202, "complained\n".into())
+    );
+    let muted = query(&app, |conn| {
+        memberships::table
+            .inner_join(people::table)
+            .filter(people::email.eq("cy@example.org"))
+            .select(memberships::muted)
+            .first::<bool>(conn)
+    })
+    .await;
+    assert!(muted);
+
+    // A report about nothing of ours is refused.
+    let stray = report(
+        "dsn.eml",
+        "postmaster@circles.example.org",
+        "dsn-4@mx.example.net",
+        "x@example.org",
+        "d-unknown@elsewhere",
+        "failed",
+        "5.1.1",
+    );
+    assert_eq!(post(&app, SECRET, stray).await.0, 422);
+
+    // The next round: Ada's address is not mailed, Cy's circle mail is off.
+    app.clock.set(utc("2027-03-03T09:00:00Z"));
+    app.run_jobs().await;
+    app.clock.set(utc("2027-03-08T09:00:00Z"));
+    app.run_jobs().await;
+    let round_two_to = |who: &str| {
+        app.emails()
+            .iter()
+            .filter(|m| {
+                m.to.iter().any(|t| t == who)
+                    && m.subject()
+                        .is_some_and(|s| s.contains("round 2") && !s.contains("went"))
+            })
+            .count()
+    };
+    assert_eq!(
+        (
+            round_two_to("ada@example.org"),
+            round_two_to("cy@example.org")
+        ),
+        (0, 0)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bounces_and_complaints_reach_the_email_they_are_about_on_sqlite() {
+    bounces_and_complaints_reach_the_email_they_are_about(Backend::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bounces_and_complaints_reach_the_email_they_are_about_on_postgres() {
+    bounces_and_complaints_reach_the_email_they_are_about(Backend::Postgres).await;
+}
