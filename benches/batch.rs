@@ -101,9 +101,14 @@ fn main() {
     };
     let circles = env_count("BENCH_CIRCLES", circles);
     let emails = env_count("BENCH_EMAILS", emails);
+    let replies = env_count("BENCH_REPLIES", if measuring { 10_000 } else { 80 });
     let runtime = tokio::runtime::Runtime::new().expect("a tokio runtime");
     let dir = tempfile::tempdir().expect("a temp folder");
     std::fs::create_dir_all(dir.path().join("data")).expect("a data folder");
+    if std::env::var("BENCH_ONLY").as_deref() == Ok("replies") {
+        print_replies(&replies_taken(&runtime, dir.path(), replies));
+        return;
+    }
     let mut rows = Vec::new();
 
     let sqlite = format!("{}/open.db", dir.path().display());
@@ -172,6 +177,7 @@ fn main() {
     let plan = ServePlan::new(measuring);
     let served = served_openings(&runtime, dir.path(), &plan);
     print_served(&plan, &served);
+    print_replies(&replies_taken(&runtime, dir.path(), replies));
 }
 
 /// How many rows an opening wrote, and the time each took on average.
@@ -812,7 +818,7 @@ fn served_opening(
     let rows_before = opening_rows(database_url);
     let slot = schedule_slot(database_url, circles, plan.lead_secs);
 
-    let mut server = ServeProcess::start(dir, database_url, plan.interval_secs);
+    let mut server = ServeProcess::start(dir, database_url, plan.interval_secs, &[]);
     let (last_seen, posts) = runtime.block_on(async {
         server.ready().await;
         let url = server.url(&check_ins.round_path);
@@ -1310,7 +1316,13 @@ struct ServeProcess {
 }
 
 impl ServeProcess {
-    fn start(dir: &Path, database_url: &str, interval_secs: Option<&str>) -> ServeProcess {
+    /// `settings` are more `SHOULDER_*` variables the run needs.
+    fn start(
+        dir: &Path,
+        database_url: &str,
+        interval_secs: Option<&str>,
+        settings: &[(&str, &str)],
+    ) -> ServeProcess {
         let port = std::net::TcpListener::bind(("127.0.0.1", 0))
             .and_then(|listener| listener.local_addr())
             .expect("a free port")
@@ -1342,6 +1354,7 @@ impl ServeProcess {
         if let Some(secs) = interval_secs {
             command.env("SHOULDER_SCHEDULER__INTERVAL_SECS", secs);
         }
+        command.envs(settings.iter().copied());
         let child = command.spawn().expect("shoulder serve starts");
         ServeProcess { child, port, log }
     }
@@ -1421,5 +1434,227 @@ impl ServeProcess {
 impl Drop for ServeProcess {
     fn drop(&mut self) {
         self.stop();
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Replies by email taken through the inbound pipeline.
+
+/// Clients posting replies to `POST /inbound/email` at once.
+const REPLY_CLIENTS: usize = 4;
+const REPLY_ADDRESS: &str = "reply+{key}@bench.example";
+const INBOUND_SECRET: &str = "bench-inbound-secret-0123456789";
+/// The product's budget for replies over HTTP on SQLite, per second.
+const REPLIES_BUDGET: f64 = 500.0;
+
+/// Replies per second on one backend: through the pipeline in process, as
+/// `shoulder inbound` runs it, and over `POST /inbound/email`.
+struct RepliesTaken {
+    backend: &'static str,
+    replies: usize,
+    in_process: f64,
+    over_http: f64,
+}
+
+fn replies_taken(
+    runtime: &tokio::runtime::Runtime,
+    dir: &Path,
+    replies: usize,
+) -> Vec<Result<RepliesTaken, &'static str>> {
+    let sqlite = format!("{}/replies.db", dir.display());
+    let mut taken = vec![Ok(take_replies(runtime, dir, &sqlite, "SQLite", replies))];
+    match postgres_database() {
+        Some(url) => {
+            on_postgres_server("CHECKPOINT");
+            taken.push(Ok(take_replies(runtime, dir, &url, "PostgreSQL", replies)));
+            on_postgres_server(&format!(
+                "DROP DATABASE IF EXISTS {}",
+                bench_database_name()
+            ));
+        }
+        None => taken.push(Err("PostgreSQL unreachable")),
+    }
+    taken
+}
+
+/// Opens a round for `replies` members (circles of 8) with replies on, then
+/// takes one reply from each through the pipeline in process and another
+/// over HTTP from a running `shoulder serve`; every one must be recorded.
+fn take_replies(
+    runtime: &tokio::runtime::Runtime,
+    dir: &Path,
+    database_url: &str,
+    backend: &'static str,
+    replies: usize,
+) -> RepliesTaken {
+    let mut migrate = shoulder(dir, database_url);
+    migrate.arg("migrate");
+    run(migrate, "migrate");
+    let circles = replies.div_ceil(8);
+    seed(database_url, circles, DUE);
+    let mut tick = shoulder(dir, database_url);
+    tick.args(["tick", "--at", TICK_AT, "--no-deliver"])
+        .env("SHOULDER_INBOUND__REPLY_ADDRESS", REPLY_ADDRESS);
+    run(tick, "tick");
+    // The check-ins count as sent: the server below has only receipts to send.
+    let mut conn = connection(database_url);
+    let addressed: Vec<(String, String)> = {
+        #[derive(QueryableByName)]
+        struct Row {
+            #[diesel(sql_type = Text)]
+            to_address: String,
+            #[diesel(sql_type = Text)]
+            headers_json: String,
+        }
+        let query = diesel::sql_query(
+            "SELECT to_address, headers_json FROM deliveries WHERE kind = 'check_in' ORDER BY id",
+        );
+        let rows: Vec<Row> = match &mut **conn {
+            DbConnection::Postgresql(conn) => query.load(conn),
+            DbConnection::Sqlite(conn) => query.load(conn),
+        }
+        .expect("the check-ins");
+        rows.into_iter()
+            .take(replies)
+            .map(|row| {
+                let headers: serde_json::Value =
+                    serde_json::from_str(&row.headers_json).expect("headers as JSON");
+                let reply_to = headers["headers"]
+                    .as_array()
+                    .and_then(|pairs| pairs.iter().find(|pair| pair[0] == "Reply-To"))
+                    .and_then(|pair| pair[1].as_str())
+                    .expect("a Reply-To")
+                    .to_string();
+                (row.to_address, reply_to)
+            })
+            .collect()
+    };
+    conn.batch_execute("UPDATE deliveries SET status = 'sent' WHERE kind = 'check_in'")
+        .expect("the check-ins marked sent");
+    drop(conn);
+    let message = |n: usize, (from, to): &(String, String), words: &str| -> Vec<u8> {
+        format!(
+            "From: {from}\r\nTo: {to}\r\nSubject: Re: Circle, round 1\r\n\
+             Message-ID: <bench-{n}@mail.example>\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n\
+             {words}\r\n\r\nOn Mon, 1 Mar 2027 at 09:00, Shoulder wrote:\r\n> Reply above this line\r\n"
+        )
+        .into_bytes()
+    };
+
+    // In process, one after another, as a mail server's pipe would hand
+    // them over (without the process start of each `shoulder inbound`).
+    let mut config = library_config(dir, database_url);
+    config.inbound.reply_address = REPLY_ADDRESS.into();
+    let settings = shoulder::inbound::receive::Settings::from_config(&config);
+    let state = runtime
+        .block_on(AppState::build(config, Clock::system(), false))
+        .expect("the app state");
+    let first: Vec<Vec<u8>> = addressed
+        .iter()
+        .enumerate()
+        .map(|(n, member)| message(n, member, "+ Call the housing office\nA good week."))
+        .collect();
+    let started = Instant::now();
+    for raw in first {
+        let settings = settings.clone();
+        let now = state.clock.now().naive_utc();
+        let received =
+            runtime
+                .block_on(state.db.run(move |conn| {
+                    shoulder::inbound::receive::receive(conn, &settings, &raw, now)
+                }))
+                .expect("the pipeline");
+        assert_eq!(received.as_str(), "recorded");
+    }
+    let in_process = addressed.len() as f64 / started.elapsed().as_secs_f64();
+    drop(state);
+
+    // Over HTTP, to the server as shipped with the route turned on.
+    let mut server = ServeProcess::start(
+        dir,
+        database_url,
+        None,
+        &[
+            ("SHOULDER_INBOUND__REPLY_ADDRESS", REPLY_ADDRESS),
+            ("SHOULDER_INBOUND__SECRET", INBOUND_SECRET),
+        ],
+    );
+    let second: Vec<Vec<u8>> = addressed
+        .iter()
+        .enumerate()
+        .map(|(n, member)| message(replies + n, member, "1 done: called\nA second thought."))
+        .collect();
+    let over_http = runtime.block_on(async {
+        server.ready().await;
+        let url = server.url("/inbound/email");
+        let messages = Arc::new(second);
+        let next = Arc::new(AtomicUsize::new(0));
+        let started = Instant::now();
+        let clients: Vec<_> = (0..REPLY_CLIENTS)
+            .map(|_| {
+                let (url, messages, next) = (url.clone(), Arc::clone(&messages), Arc::clone(&next));
+                tokio::spawn(async move {
+                    let client = http_client();
+                    loop {
+                        let n = next.fetch_add(1, Ordering::Relaxed);
+                        let Some(raw) = messages.get(n) else { return };
+                        let response = client
+                            .post(&url)
+                            .header("Authorization", format!("Bearer {INBOUND_SECRET}"))
+                            .header("Content-Type", "message/rfc822")
+                            .body(raw.clone())
+                            .send()
+                            .await
+                            .expect("the server answers");
+                        assert_eq!(response.status().as_u16(), 202, "reply {n}");
+                    }
+                })
+            })
+            .collect();
+        for client in clients {
+            client.await.expect("a posting client");
+        }
+        messages.len() as f64 / started.elapsed().as_secs_f64()
+    });
+    server.stop();
+    let recorded = count(
+        database_url,
+        "SELECT COUNT(*) AS n FROM inbound_messages WHERE outcome = 'recorded'",
+    );
+    assert_eq!(recorded, 2 * addressed.len(), "every reply recorded");
+    RepliesTaken {
+        backend,
+        replies: addressed.len(),
+        in_process,
+        over_http,
+    }
+}
+
+fn print_replies(taken: &[Result<RepliesTaken, &'static str>]) {
+    println!(
+        "\n| replies by email | in process | over POST /inbound/email ({REPLY_CLIENTS} clients) | budget | met |\n|---|---|---|---|---|"
+    );
+    for result in taken {
+        match result {
+            Ok(t) => {
+                let (budget, met) = if t.backend == "SQLite" {
+                    (
+                        format!("≥ {REPLIES_BUDGET:.0}/s over HTTP"),
+                        if t.over_http >= REPLIES_BUDGET {
+                            "yes"
+                        } else {
+                            "**no**"
+                        },
+                    )
+                } else {
+                    (String::new(), "")
+                };
+                println!(
+                    "| {} replies, {} | {:.0}/s | {:.0}/s | {budget} | {met} |",
+                    t.replies, t.backend, t.in_process, t.over_http
+                );
+            }
+            Err(why) => println!("| replies | not measured: {why} | | | |"),
+        }
     }
 }

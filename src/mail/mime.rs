@@ -84,9 +84,7 @@ fn part_of(message: &Message<'_>, mime_type: &str) -> Option<String> {
             format!("{}/{}", t.ctype(), subtype).eq_ignore_ascii_case(mime_type)
         });
         match (&part.body, type_is) {
-            (PartType::Text(text) | PartType::Html(text), true) => {
-                Some(text.replace("\r\n", "\n"))
-            }
+            (PartType::Text(text) | PartType::Html(text), true) => Some(text.replace("\r\n", "\n")),
             _ => None,
         }
     })
@@ -95,7 +93,11 @@ fn part_of(message: &Message<'_>, mime_type: &str) -> Option<String> {
 /// A header value with its line breaks unfolded (the blank that starts a
 /// continuation stays, as RFC 5322 says) and trimmed.
 fn unfold(value: &str) -> String {
-    value.replace("\r\n", "").replace('\n', "").trim().to_string()
+    value
+        .replace("\r\n", "")
+        .replace('\n', "")
+        .trim()
+        .to_string()
 }
 
 /// The fields of a header block, in order, each unfolded and trimmed but

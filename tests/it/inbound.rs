@@ -258,6 +258,18 @@ async fn a_reply_is_a_check_in_and_gets_a_receipt(backend: Backend) {
     app.run_jobs().await;
     assert_eq!(app.emails().len(), before);
 
+    // A message over inbound.max_bytes is refused before it is read.
+    let mut huge = fixture(
+        "gmail.eml",
+        "ada@example.org",
+        &what.reply_to,
+        &what,
+        "big@mail.example.org",
+        "Long",
+    );
+    huge.extend(std::iter::repeat_n(b'x', 1_100_000));
+    assert_eq!(post(&app, SECRET, huge).await.0, 413);
+
     // The wrong secret, no message, no such address.
     assert_eq!(
         post(&app, "not-the-secret-at-all", b"x".to_vec()).await.0,
