@@ -55,7 +55,7 @@ impl Settings {
 
 /// What became of a message. Each way in says it in its own terms: an exit
 /// code for `shoulder inbound`, a status for `POST /inbound/email`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Received {
     /// Taken: a check-in (or part of one) was recorded; a receipt is queued.
     Recorded,

@@ -96,6 +96,7 @@ pub async fn reply(
         .db
         .run(move |conn| receive::receive(conn, &settings, &raw, now))
         .await?;
+    state.metrics.record_inbound(received);
     // The receipt is in the outbox: send it now rather than at the next tick.
     state.wake_jobs();
     Ok(Redirect::to(&format!(

@@ -31,6 +31,9 @@ pub async fn email(State(state): State<AppState>, headers: HeaderMap, body: Byte
         .db
         .run(move |conn| receive::receive(conn, &settings, &body, now))
         .await;
+    if let Ok(received) = received {
+        state.metrics.record_inbound(received);
+    }
     let (status, said) = match received {
         Ok(Received::TooBig) => (StatusCode::PAYLOAD_TOO_LARGE, "the message is too big"),
         Ok(Received::Unreadable) => (

@@ -42,6 +42,8 @@ use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
+
+use crate::inbound::receive::Received;
 use tower_http::timeout::TimeoutLayer;
 
 use super::limits::Limited;
@@ -240,6 +242,15 @@ pub struct Metrics {
     email_leases_lost: Counter,
     rounds_opened: Counter,
     limits_reached: CounterBy<Limited>,
+    inbound: CounterBy<Received>,
+}
+
+impl ClosedLabel for Received {
+    const NAME: &'static str = "outcome";
+
+    fn as_str(self) -> &'static str {
+        Received::as_str(self)
+    }
 }
 
 impl Default for Metrics {
@@ -285,8 +296,15 @@ impl Metrics {
             "Requests refused, and emails not sent, because a limit was reached, by limit",
             limits_reached.clone(),
         );
+        let inbound = CounterBy::<Received>::default();
+        registry.register(
+            "shoulder_inbound_messages",
+            "Messages posted to /inbound/email or the dev mailbox's Reply box, by what became of them",
+            inbound.clone(),
+        );
         registry.register_collector(Box::new(process::ProcessCollector));
         Metrics {
+            inbound,
             registry,
             requests,
             durations,
@@ -338,6 +356,12 @@ impl Metrics {
 
     pub fn record_limit_reached(&self, limit: Limited) {
         self.limits_reached.get_or_create(&By(limit)).inc();
+    }
+
+    /// Counts one message that came in: replies taken, strangers and
+    /// programs dropped, bounces, complaints.
+    pub fn record_inbound(&self, received: Received) {
+        self.inbound.get_or_create(&By(received)).inc();
     }
 
     pub fn record_rounds_opened(&self, opened: usize) {

@@ -245,6 +245,13 @@ async fn a_reply_is_a_check_in_and_gets_a_receipt(backend: Backend) {
     .await;
     assert_eq!(skips, 0);
 
+    // Dropped, and counted.
+    let metrics = app.get("/metrics").await.text().await.expect("metrics");
+    assert!(
+        metrics.contains("shoulder_inbound_messages_total{outcome=\"stranger\"} 1"),
+        "{metrics}"
+    );
+
     // An out-of-office answer records nothing and gets no receipt.
     let raw = fixture(
         "out-of-office.eml",

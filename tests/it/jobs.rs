@@ -65,6 +65,17 @@ fn seed(conn: &mut shoulder::db::DbConnection, now: NaiveDateTime) {
             .execute(conn)
             .expect("rate limit");
     }
+    // Messages that came in: one a month and a day ago, one yesterday.
+    for (id, age) in [("old@mail.example", 31), ("recent@mail.example", 1)] {
+        diesel::insert_into(shoulder::db::schema::inbound_messages::table)
+            .values((
+                shoulder::db::schema::inbound_messages::message_id.eq(id),
+                shoulder::db::schema::inbound_messages::outcome.eq("recorded"),
+                shoulder::db::schema::inbound_messages::received_at.eq(now - Duration::days(age)),
+            ))
+            .execute(conn)
+            .expect("an inbound message");
+    }
 }
 
 on_both_backends! {
@@ -80,6 +91,7 @@ on_both_backends! {
         assert_eq!(report.cleanup.sessions, 1);
         assert_eq!(report.cleanup.sign_in_tokens, 1, "a just-expired link is kept a day");
         assert_eq!(report.cleanup.rate_limits, 1);
+        assert_eq!(report.cleanup.inbound_messages, 1, "a month-old message is forgotten");
 
         let (left_sessions, left_tokens) = app.state.db.run(|conn| {
             let s: Vec<String> = sessions::table.select(sessions::id_hash).load(conn)?;
