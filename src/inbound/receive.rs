@@ -155,11 +155,7 @@ pub fn receive(
     let received = match take(conn, settings, &incoming, target, now) {
         Ok(received) => received,
         Err(error) => {
-            // Let it be offered again: forget the claim.
-            diesel::delete(
-                inbound_messages::table.filter(inbound_messages::message_id.eq(&message_id)),
-            )
-            .execute(conn)?;
+            forget(conn, &message_id)?;
             return Err(error);
         }
     };
@@ -228,12 +224,38 @@ fn take_report(
         }),
         _ => None,
     };
-    if !claim(conn, &id_of(incoming, raw), target, now)? {
+    let message_id = id_of(incoming, raw);
+    if !claim(conn, &message_id, target, now)? {
         return Ok(Received::Repeat);
     }
-    let received = match report {
+    let received = match act_on(conn, report, &delivery, now) {
+        Ok(received) => received,
+        Err(error) => {
+            forget(conn, &message_id)?;
+            return Err(error);
+        }
+    };
+    diesel::update(inbound_messages::table.filter(inbound_messages::message_id.eq(&message_id)))
+        .set(inbound_messages::outcome.eq(received.as_str()))
+        .execute(conn)?;
+    tracing::info!(
+        delivery.id = delivery.id,
+        outcome = received.as_str(),
+        "report about our mail"
+    );
+    Ok(received)
+}
+
+/// What a report about `delivery` changes.
+fn act_on(
+    conn: &mut DbConnection,
+    report: &Report,
+    delivery: &outbox::Returned,
+    now: NaiveDateTime,
+) -> Result<Received, DbError> {
+    Ok(match report {
         Report::Failed { status } => {
-            outbox::bounced(conn, &delivery, status, now)?;
+            outbox::bounced(conn, delivery, status, now)?;
             Received::Bounced
         }
         Report::NotFailed => Received::Delayed,
@@ -245,18 +267,15 @@ fn take_report(
             }
             Received::Complained
         }
-    };
-    diesel::update(
-        inbound_messages::table.filter(inbound_messages::message_id.eq(id_of(incoming, raw))),
-    )
-    .set(inbound_messages::outcome.eq(received.as_str()))
-    .execute(conn)?;
-    tracing::info!(
-        delivery.id = delivery.id,
-        outcome = received.as_str(),
-        "report about our mail"
-    );
-    Ok(received)
+    })
+}
+
+/// Forgets the claim on a message whose taking failed, so that it is
+/// taken when it is offered again.
+fn forget(conn: &mut DbConnection, message_id: &str) -> Result<(), DbError> {
+    diesel::delete(inbound_messages::table.filter(inbound_messages::message_id.eq(message_id)))
+        .execute(conn)?;
+    Ok(())
 }
 
 /// The member and round the message is a reply about: by the key in one of

@@ -32,7 +32,9 @@ pub struct Reply {
 /// A line of the reply that was not recorded.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Problem {
-    /// From 1, counting the lines of the reply as trimmed.
+    /// From 1, counting the lines of the reply as trimmed; 0 for a
+    /// problem found once the lines were put together (a fourth commitment
+    /// where the round page already holds three).
     pub line: usize,
     pub text: String,
     pub why: String,
