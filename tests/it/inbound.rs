@@ -896,3 +896,51 @@ async fn bounces_and_complaints_reach_the_email_they_are_about_on_sqlite() {
 async fn bounces_and_complaints_reach_the_email_they_are_about_on_postgres() {
     bounces_and_complaints_reach_the_email_they_are_about(Backend::Postgres).await;
 }
+
+/// With the database gone, a relay is told to try again later (503 with
+/// `Retry-After`), not that the message is bad.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_relay_is_asked_to_try_again_while_the_database_is_gone() {
+    use diesel::Connection;
+    let Some(app) = start(Backend::Postgres).await else {
+        return;
+    };
+    circle_of(&app, &PEOPLE).await;
+    let what = answering(&latest(&app, "ada@example.org", "round 1").await);
+    let reply = fixture(
+        "gmail.eml",
+        "ada@example.org",
+        &what.reply_to,
+        &what,
+        "later@mail.example.org",
+        "+ Later",
+    );
+    let database = app
+        .state
+        .config
+        .database
+        .url
+        .rsplit('/')
+        .next()
+        .expect("a database name")
+        .to_string();
+    tokio::task::spawn_blocking(move || {
+        let mut admin = diesel::PgConnection::establish(&crate::support::postgres::server_url())
+            .expect("admin connection");
+        diesel::sql_query(format!("DROP DATABASE {database} WITH (FORCE)"))
+            .execute(&mut admin)
+            .expect("database dropped");
+    })
+    .await
+    .expect("drop task");
+    let response = app
+        .client
+        .post(app.url("/inbound/email"))
+        .header("Authorization", format!("Bearer {SECRET}"))
+        .body(reply)
+        .send()
+        .await
+        .expect("the server answers");
+    assert_eq!(response.status().as_u16(), 503);
+    assert_eq!(response.headers()["retry-after"], "60");
+}
