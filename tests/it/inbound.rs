@@ -298,6 +298,26 @@ async fn a_reply_is_a_check_in_and_gets_a_receipt(backend: Backend) {
     );
     assert_eq!(post(&app, SECRET, raw).await.0, 422);
 
+    // A reply with nothing that can be recorded still gets a receipt that
+    // says so, and why.
+    let cy = answering(&latest(&app, "cy@example.org", "round 1").await);
+    let raw = fixture(
+        "gmail.eml",
+        "cy@example.org",
+        &cy.reply_to,
+        &cy,
+        "r4b@mail.example.org",
+        "3 done",
+    );
+    assert_eq!(post(&app, SECRET, raw).await, (202, "nothing\n".into()));
+    let receipt = latest(&app, "cy@example.org", "your reply recorded nothing")
+        .await
+        .text_body();
+    assert!(
+        receipt.contains("line 1 (\"3 done\"): There is no commitment 3: you have none open."),
+        "{receipt}"
+    );
+
     // Round 2: follow-through by number, sent to our From address
     // instead (found through In-Reply-To), in Outlook on the web's
     // Latin-1 shape; a report on a commitment that is not there is named.
@@ -448,6 +468,7 @@ async fn a_reply_is_a_check_in_and_gets_a_receipt(backend: Backend) {
             "recorded",
             "stranger",
             "automatic",
+            "nothing",
             "recorded",
             "recorded",
             "skipped",
@@ -943,4 +964,14 @@ async fn a_relay_is_asked_to_try_again_while_the_database_is_gone() {
         .expect("the server answers");
     assert_eq!(response.status().as_u16(), 503);
     assert_eq!(response.headers()["retry-after"], "60");
+}
+
+/// Without `inbound.secret` there is no such route.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_a_secret_the_route_is_not_there() {
+    let app = TestApp::start(Backend::Sqlite).await.expect("SQLite");
+    assert_eq!(
+        post(&app, SECRET, b"From: a@b\r\n\r\nx".to_vec()).await.0,
+        404
+    );
 }
