@@ -78,6 +78,34 @@ pub fn local_text_short(at: DateTime<Utc>, zone: Tz) -> String {
         .to_string()
 }
 
+/// The place a zone is named after, as people say it: "New York" for
+/// `America/New_York`, "UTC" for `UTC`.
+pub fn place_of(zone: Tz) -> String {
+    zone.name()
+        .rsplit('/')
+        .next()
+        .unwrap_or(zone.name())
+        .replace('_', " ")
+}
+
+/// An instant as one person reads it when their zone may not be the
+/// circle's: in the circle's zone, saying where, and in theirs beside it
+/// when the clocks differ ("Tuesday 18:30 in London, 19:30 your time";
+/// the weekday is repeated when it is another day there).
+pub fn local_text_for(at: DateTime<Utc>, circle: Tz, person: Tz) -> String {
+    let there = at.with_timezone(&circle);
+    let here = at.with_timezone(&person);
+    let mut text = format!("{} in {}", there.format("%A %H:%M"), place_of(circle));
+    if here.naive_local() != there.naive_local() {
+        if here.date_naive() == there.date_naive() {
+            text.push_str(&format!(", {} your time", here.format("%H:%M")));
+        } else {
+            text.push_str(&format!(", {} your time", here.format("%A %H:%M")));
+        }
+    }
+    text
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -109,5 +137,57 @@ mod tests {
         assert_eq!(local_text(at, toronto), "Monday 1 March 2027, 09:00 EST");
         assert_eq!(local_text_short(at, toronto), "Monday 1 March, 09:00 EST");
         assert_eq!(zone_or_utc("Atlantis/Central"), chrono_tz::UTC);
+    }
+
+    fn utc(text: &str) -> DateTime<Utc> {
+        text.parse().expect("an RFC 3339 instant")
+    }
+
+    #[test]
+    fn a_time_says_the_circle_s_place_and_the_reader_s_clock() {
+        let london = chrono_tz::Europe::London;
+        let toronto = chrono_tz::America::Toronto;
+        let berlin = chrono_tz::Europe::Berlin;
+        // Tuesday 9 March 2027, 18:30 GMT: both still on winter time,
+        // Toronto five hours behind.
+        let at = utc("2027-03-09T18:30:00Z");
+        assert_eq!(
+            local_text_for(at, london, london),
+            "Tuesday 18:30 in London"
+        );
+        assert_eq!(
+            local_text_for(at, london, berlin),
+            "Tuesday 18:30 in London, 19:30 your time"
+        );
+        assert_eq!(
+            local_text_for(at, london, toronto),
+            "Tuesday 18:30 in London, 13:30 your time"
+        );
+        // The week between North America's change (14 March) and
+        // Europe's (28 March): four hours apart, not five.
+        let between = utc("2027-03-16T18:30:00Z");
+        assert_eq!(
+            local_text_for(between, london, toronto),
+            "Tuesday 18:30 in London, 14:30 your time"
+        );
+        // After both changed: five hours again, an hour later in London.
+        let after = utc("2027-03-30T17:30:00Z");
+        assert_eq!(
+            local_text_for(after, london, toronto),
+            "Tuesday 18:30 in London, 13:30 your time"
+        );
+        // Another day where the reader is.
+        let late = utc("2027-03-09T23:30:00Z");
+        assert_eq!(
+            local_text_for(late, london, chrono_tz::Asia::Tokyo),
+            "Tuesday 23:30 in London, Wednesday 08:30 your time"
+        );
+        // Same clock, another zone: nothing to add.
+        assert_eq!(
+            local_text_for(at, london, chrono_tz::Europe::Lisbon),
+            "Tuesday 18:30 in London"
+        );
+        assert_eq!(place_of(chrono_tz::America::New_York), "New York");
+        assert_eq!(place_of(chrono_tz::UTC), "UTC");
     }
 }
