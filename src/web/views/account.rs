@@ -31,9 +31,10 @@ pub fn your_data(
                 h2 { "Take a copy" }
                 p {
                     "Everything Shoulder holds about you: your name and address, the circles you "
-                    "have been in, your reflections, commitments and follow-through notes, the "
-                    "support you wrote and the support written to you, your away dates and "
-                    "skipped rounds. Nobody else's reflections are in it."
+                    "have been in, your reflections (each saying who reads it), commitments and "
+                    "follow-through notes, the support you wrote and the support written to you, "
+                    "the notes you wrote and received, your away dates and skipped rounds. "
+                    "Nobody else's reflections are in it."
                 }
                 p {
                     a.button href="/me/export.json" download { "Download as JSON" }
@@ -43,7 +44,7 @@ pub fn your_data(
                 p.muted {
                     "The CSV is one table: its first column says what each row is "
                     "(profile, membership, check_in, commitment, follow_through, support_given, "
-                    "support_received, away, skip)."
+                    "support_received, note_written, note_received, away, skip)."
                 }
             }
             @if !facilitated.is_empty() {
