@@ -18,6 +18,8 @@ diesel::table! {
         created_at -> Timestamp,
         /// Set when the person deleted their data and the row was anonymised.
         deleted_at -> Nullable<Timestamp>,
+        /// The IANA zone they read times in; empty until they choose.
+        time_zone -> Nullable<Text>,
     }
 }
 

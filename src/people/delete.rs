@@ -233,6 +233,7 @@ pub fn delete(
                 people::display_name.eq(FORMER_MEMBER),
                 people::email.eq(placeholder_email(person_id)),
                 people::deleted_at.eq(Some(at)),
+                people::time_zone.eq(None::<String>),
             ))
             .execute(conn)?;
 

@@ -60,6 +60,8 @@ pub struct Profile {
     pub name: String,
     pub email: String,
     pub created_at: String,
+    /// The zone they chose to read times in, if any.
+    pub time_zone: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -581,10 +583,15 @@ pub fn person(
         let found = people::table
             .find(person_id)
             .filter(people::deleted_at.is_null())
-            .select((people::display_name, people::email, people::created_at))
-            .first::<(String, String, NaiveDateTime)>(conn)
+            .select((
+                people::display_name,
+                people::email,
+                people::created_at,
+                people::time_zone,
+            ))
+            .first::<(String, String, NaiveDateTime, Option<String>)>(conn)
             .optional()?;
-        let Some((name, email, created_at)) = found else {
+        let Some((name, email, created_at, time_zone)) = found else {
             return Ok(None);
         };
         let mine: Vec<MembershipRow> = memberships::table
@@ -613,6 +620,7 @@ pub fn person(
                 name,
                 email,
                 created_at: stamp(created_at),
+                time_zone,
             },
             circles,
         }))
@@ -1025,7 +1033,8 @@ pub fn person_csv(export: &PersonExport) -> Result<String, FormatError> {
         Row::new("profile")
             .with("person", &export.profile.name)
             .with("text", &export.profile.email)
-            .with("date", &export.profile.created_at),
+            .with("date", &export.profile.created_at)
+            .with_some("note", export.profile.time_zone.as_ref()),
     ];
     for circle in &export.circles {
         let mut mine = vec![
@@ -1185,6 +1194,7 @@ mod tests {
                 name: "Ada".into(),
                 email: "ada@example.org".into(),
                 created_at: "2027-03-01T08:00:00Z".into(),
+                time_zone: Some("Europe/London".into()),
             },
             circles: vec![MyCircle {
                 circle: "Night, \"shift\"".into(),

@@ -12,6 +12,7 @@
 
 pub mod delete;
 pub mod export;
+pub mod zone;
 
 use chrono::{NaiveDate, NaiveDateTime, SecondsFormat};
 use diesel::prelude::*;

@@ -1,22 +1,25 @@
-//! Handlers for "Your data": a person's copy of their data (JSON, CSV),
-//! deleting it, and a facilitator's copy of a circle. A circle's copy
+//! Handlers for "Your data": the time zone a person reads times in, a
+//! person's copy of their data (JSON, CSV), deleting it, and a
+//! facilitator's copy of a circle. A circle's copy
 //! answers 404 to anyone but its active facilitators, like every circle
 //! route does to non-members.
 
-use axum::extract::{Path, State};
+use axum::extract::{Path, Query, State};
 use axum::http::{HeaderValue, StatusCode, header};
-use axum::response::{IntoResponse, Response};
+use axum::response::{IntoResponse, Redirect, Response};
+use serde::Deserialize;
 
 use super::form::FormData;
 use super::session::{SignedInPerson, cleared_cookie};
 use super::views;
-use super::views::account::{CONFIRM_WORD, FacilitatedCircle};
+use super::views::account::{CONFIRM_WORD, FacilitatedCircle, ZoneForm};
 use crate::app::AppState;
 use crate::auth::session::SignedIn;
 use crate::circles::store;
 use crate::error::AppError;
 use crate::people::delete::{self, Deletion, NeedsFacilitator};
 use crate::people::export::{self, FormatError, PersonExport};
+use crate::people::zone;
 
 const JSON: &str = "application/json";
 const CSV: &str = "text/csv; charset=utf-8";
@@ -59,17 +62,63 @@ async fn needs_facilitator(
         .await?)
 }
 
+#[derive(Debug, Deserialize)]
+pub struct PageQuery {
+    saved: Option<String>,
+}
+
 pub async fn page(
     State(state): State<AppState>,
     SignedInPerson(person): SignedInPerson,
+    Query(query): Query<PageQuery>,
 ) -> Result<Response, AppError> {
+    let saved = query.saved.is_some();
+    your_data(&state, &person, None, None, saved)
+        .await
+        .map(IntoResponse::into_response)
+}
+
+/// Sets the person's time zone; an unknown one is refused with what was
+/// typed kept, and nothing changed.
+pub async fn set_time_zone(
+    State(state): State<AppState>,
+    SignedInPerson(person): SignedInPerson,
+    data: FormData,
+) -> Result<Response, AppError> {
+    let typed = data.get("time_zone").to_string();
+    match zone::parse(&typed) {
+        Ok(name) => {
+            let person_id = person.person_id;
+            state
+                .db
+                .run(move |conn| zone::set(conn, person_id, &name))
+                .await?;
+            Ok(Redirect::to("/me?saved=zone#your-time").into_response())
+        }
+        Err(error) => {
+            let page = your_data(&state, &person, Some(&typed), Some(error), false).await?;
+            Ok((StatusCode::UNPROCESSABLE_ENTITY, page).into_response())
+        }
+    }
+}
+
+/// The page, its time zone form showing what was `typed` and its `error`
+/// when a zone was refused.
+async fn your_data(
+    state: &AppState,
+    person: &SignedIn,
+    typed: Option<&str>,
+    error: Option<&str>,
+    saved: bool,
+) -> Result<maud::Markup, AppError> {
     let person_id = person.person_id;
-    let (circles, needs) = state
+    let (circles, needs, kept) = state
         .db
         .run(move |conn| {
             let circles = store::list_for_person(conn, person_id)?;
             let needs = delete::circles_needing_a_facilitator(conn, person_id)?;
-            Ok::<_, AppError>((circles, needs))
+            let kept = zone::of(conn, person_id)?.map(|zone| zone.name().to_string());
+            Ok::<_, AppError>((circles, needs, kept))
         })
         .await?;
     let facilitated: Vec<FacilitatedCircle> = circles
@@ -80,7 +129,17 @@ pub async fn page(
             name: circle.name,
         })
         .collect();
-    Ok(views::account::your_data(&person.display_name, &facilitated, &needs).into_response())
+    Ok(views::account::your_data(
+        &person.display_name,
+        &facilitated,
+        &needs,
+        &ZoneForm {
+            kept: kept.as_deref(),
+            typed,
+            error,
+            saved,
+        },
+    ))
 }
 
 async fn my_export(state: &AppState, person: &SignedIn) -> Result<PersonExport, AppError> {

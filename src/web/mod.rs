@@ -80,6 +80,7 @@ pub fn router(state: AppState) -> Router {
         )
         .route("/sign-out", post(sign_in::sign_out))
         .route("/me", get(account::page))
+        .route("/me/time-zone", post(account::set_time_zone))
         .route("/me/export.json", get(account::export_json))
         .route("/me/export.csv", get(account::export_csv))
         .route(

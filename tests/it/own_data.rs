@@ -527,3 +527,35 @@ on_both_backends! {
         assert!(home.contains(r#"href="/me""#), "the header links to Your data");
     }
 }
+
+on_both_backends! {
+    async fn a_person_chooses_the_time_zone_they_read_times_in(app) {
+        let ada = app.sign_in("ada@example.org", "Ada").await;
+        let page = app.get_as(&ada, "/me").await.text().await.expect("page");
+        assert!(page.contains("You have not chosen one yet"), "{page}");
+        assert!(page.contains(r#"<option value="Europe/London">"#), "the list offers zones: {page}");
+
+        // Unknown: refused with the text kept and nothing stored.
+        let response = app.post_form_as(&ada, "/me/time-zone", &[("time_zone", "Mars/Olympus")]).await;
+        assert_eq!(response.status().as_u16(), 422);
+        let page = response.text().await.expect("page");
+        assert!(page.contains(shoulder::people::zone::UNKNOWN_ZONE) && page.contains(r#"value="Mars/Olympus""#), "{page}");
+        assert!(page.contains(r#"aria-describedby="time_zone-error""#), "{page}");
+        let stored = crate::shoulder::query(&app, |conn| {
+            shoulder::db::schema::people::table.select(shoulder::db::schema::people::time_zone).first::<Option<String>>(conn)
+        })
+        .await;
+        assert_eq!(stored, None);
+
+        // A legacy name is still a zone, kept as given; then a canonical one.
+        for zone in ["Asia/Calcutta", "America/Toronto"] {
+            let response = app.post_form_as(&ada, "/me/time-zone", &[("time_zone", zone)]).await;
+            assert_eq!(response.status().as_u16(), 303);
+            let page = app.get_as(&ada, "/me?saved=zone").await.text().await.expect("page");
+            assert!(page.contains("Your time zone is saved.") && page.contains(&format!("Times are shown to you in <strong>{zone}</strong>")), "{page}");
+        }
+        let export = app.get_as(&ada, "/me/export.json").await.text().await.expect("json");
+        let export: serde_json::Value = serde_json::from_str(&export).expect("json");
+        assert_eq!(export["profile"]["time_zone"], "America/Toronto");
+    }
+}

@@ -14,19 +14,65 @@ pub struct FacilitatedCircle {
     pub name: String,
 }
 
+fn time_zone(zone: &ZoneForm<'_>) -> Markup {
+    let value = zone.typed.or(zone.kept).unwrap_or("");
+    html! {
+        section #your-time {
+            h2 { "Your time zone" }
+            @if zone.saved {
+                p.notice role="status" { "Your time zone is saved." }
+            }
+            p {
+                @match zone.kept {
+                    Some(kept) => { "Times are shown to you in " strong { (kept) } "." }
+                    None => { "You have not chosen one yet: times are shown in each circle's own zone." }
+                }
+            }
+            form method="post" action="/me/time-zone" {
+                label for="time_zone" { "Time zone" }
+                input #time_zone type="text" name="time_zone" list="zones" value=(value)
+                    autocomplete="off" placeholder="Europe/London"
+                    aria-invalid=[zone.error.map(|_| "true")]
+                    aria-describedby=[zone.error.map(|_| "time_zone-error")];
+                datalist #zones {
+                    @for name in chrono_tz::TZ_VARIANTS.iter().map(|z| z.name()) {
+                        option value=(name) {}
+                    }
+                }
+                @if let Some(error) = zone.error {
+                    p.error #time_zone-error role="alert" { (error) }
+                }
+                p { button type="submit" { "Save time zone" } }
+            }
+        }
+    }
+}
+
 /// The word to type before deleting.
 pub const CONFIRM_WORD: &str = "delete";
+
+/// The time zone form: what is kept, what was typed, what is wrong.
+#[derive(Debug, Default)]
+pub struct ZoneForm<'a> {
+    pub kept: Option<&'a str>,
+    /// Text sent that was refused, shown again as typed.
+    pub typed: Option<&'a str>,
+    pub error: Option<&'a str>,
+    pub saved: bool,
+}
 
 pub fn your_data(
     viewer: &str,
     facilitated: &[FacilitatedCircle],
     needs_facilitator: &[NeedsFacilitator],
+    zone: &ZoneForm<'_>,
 ) -> Markup {
     page_for(
         viewer,
         "Your data",
         html! {
             h1 { "Your data" }
+            (time_zone(zone))
             section {
                 h2 { "Take a copy" }
                 p {
