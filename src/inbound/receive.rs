@@ -152,16 +152,8 @@ pub fn receive(
     if !claim(conn, &message_id, Some(target), now)? {
         return Ok(Received::Repeat);
     }
-    let received = match take(conn, settings, &incoming, target, now) {
-        Ok(received) => received,
-        Err(error) => {
-            forget(conn, &message_id)?;
-            return Err(error);
-        }
-    };
-    diesel::update(inbound_messages::table.filter(inbound_messages::message_id.eq(&message_id)))
-        .set(inbound_messages::outcome.eq(received.as_str()))
-        .execute(conn)?;
+    let taken = take(conn, settings, &incoming, target, now);
+    let received = settle(conn, &message_id, taken)?;
     tracing::info!(
         membership.id = target.membership_id,
         round.id = target.round_id,
@@ -228,16 +220,8 @@ fn take_report(
     if !claim(conn, &message_id, target, now)? {
         return Ok(Received::Repeat);
     }
-    let received = match act_on(conn, report, &delivery, now) {
-        Ok(received) => received,
-        Err(error) => {
-            forget(conn, &message_id)?;
-            return Err(error);
-        }
-    };
-    diesel::update(inbound_messages::table.filter(inbound_messages::message_id.eq(&message_id)))
-        .set(inbound_messages::outcome.eq(received.as_str()))
-        .execute(conn)?;
+    let acted = act_on(conn, report, &delivery, now);
+    let received = settle(conn, &message_id, acted)?;
     tracing::info!(
         delivery.id = delivery.id,
         outcome = received.as_str(),
@@ -270,12 +254,26 @@ fn act_on(
     })
 }
 
-/// Forgets the claim on a message whose taking failed, so that it is
-/// taken when it is offered again.
-fn forget(conn: &mut DbConnection, message_id: &str) -> Result<(), DbError> {
-    diesel::delete(inbound_messages::table.filter(inbound_messages::message_id.eq(message_id)))
-        .execute(conn)?;
-    Ok(())
+/// Keeps what became of a claimed message; when taking it failed, forgets
+/// the claim instead, so that it is taken when it is offered again.
+fn settle(
+    conn: &mut DbConnection,
+    message_id: &str,
+    taken: Result<Received, DbError>,
+) -> Result<Received, DbError> {
+    let claimed = inbound_messages::table.filter(inbound_messages::message_id.eq(message_id));
+    match taken {
+        Ok(received) => {
+            diesel::update(claimed)
+                .set(inbound_messages::outcome.eq(received.as_str()))
+                .execute(conn)?;
+            Ok(received)
+        }
+        Err(error) => {
+            diesel::delete(claimed).execute(conn)?;
+            Err(error)
+        }
+    }
 }
 
 /// The member and round the message is a reply about: by the key in one of

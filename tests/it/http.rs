@@ -279,30 +279,11 @@ async fn sqlite_connections_use_wal_foreign_keys_and_a_busy_timeout() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn readiness_fails_when_the_postgres_database_goes_away() {
-    use diesel::{Connection, RunQueryDsl};
-
     let Some(app) = TestApp::start(Backend::Postgres).await else {
         return;
     };
     assert_eq!(app.get_text("/readyz").await.0, 200);
-    let database = app
-        .state
-        .config
-        .database
-        .url
-        .rsplit('/')
-        .next()
-        .expect("a database name")
-        .to_string();
-    tokio::task::spawn_blocking(move || {
-        let mut admin = diesel::PgConnection::establish(&crate::support::postgres::server_url())
-            .expect("admin connection");
-        diesel::sql_query(format!("DROP DATABASE {database} WITH (FORCE)"))
-            .execute(&mut admin)
-            .expect("database dropped");
-    })
-    .await
-    .expect("drop task");
+    crate::support::postgres::drop_database_of(&app.state.config.database.url).await;
 
     let (status, body) = app.get_text("/readyz").await;
     assert_eq!(status, 503, "{body}");

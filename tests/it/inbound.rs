@@ -922,7 +922,6 @@ async fn bounces_and_complaints_reach_the_email_they_are_about_on_postgres() {
 /// `Retry-After`), not that the message is bad.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_relay_is_asked_to_try_again_while_the_database_is_gone() {
-    use diesel::Connection;
     let Some(app) = start(Backend::Postgres).await else {
         return;
     };
@@ -936,24 +935,7 @@ async fn a_relay_is_asked_to_try_again_while_the_database_is_gone() {
         "later@mail.example.org",
         "+ Later",
     );
-    let database = app
-        .state
-        .config
-        .database
-        .url
-        .rsplit('/')
-        .next()
-        .expect("a database name")
-        .to_string();
-    tokio::task::spawn_blocking(move || {
-        let mut admin = diesel::PgConnection::establish(&crate::support::postgres::server_url())
-            .expect("admin connection");
-        diesel::sql_query(format!("DROP DATABASE {database} WITH (FORCE)"))
-            .execute(&mut admin)
-            .expect("database dropped");
-    })
-    .await
-    .expect("drop task");
+    crate::support::postgres::drop_database_of(&app.state.config.database.url).await;
     let response = app
         .client
         .post(app.url("/inbound/email"))

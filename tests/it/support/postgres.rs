@@ -14,6 +14,21 @@ pub fn server_url() -> String {
     std::env::var("TEST_POSTGRES_URL").unwrap_or_else(|_| DEFAULT_URL.to_string())
 }
 
+/// Drops the database at `url` under the app that uses it, its
+/// connections ended: a database gone while the server runs.
+pub async fn drop_database_of(url: &str) {
+    use diesel::{Connection, RunQueryDsl};
+    let database = url.rsplit('/').next().expect("a database name").to_string();
+    tokio::task::spawn_blocking(move || {
+        let mut admin = diesel::PgConnection::establish(&server_url()).expect("admin connection");
+        diesel::sql_query(format!("DROP DATABASE {database} WITH (FORCE)"))
+            .execute(&mut admin)
+            .expect("database dropped");
+    })
+    .await
+    .expect("drop task");
+}
+
 pub fn required() -> bool {
     std::env::var("SHOULDER_REQUIRE_POSTGRES").is_ok_and(|v| v == "1")
 }
