@@ -505,15 +505,17 @@ fn record(
     receipt: &mut Receipt,
 ) -> Result<Received, DbError> {
     let (own, _) = reflections::in_round(conn, target.round_id, Some(target.membership_id))?;
-    let shares: bool = memberships::table
-        .find(target.membership_id)
-        .select(memberships::shares_reflections)
-        .first(conn)?;
-    let mut form =
-        match check_in::saved_form(conn, target.round_id, target.membership_id, own.as_ref())? {
-            Some(form) => form,
-            None => check_in::reported_form(conn, target.round_id, target.membership_id, shares)?,
-        };
+    let saved = check_in::saved_form(conn, target.round_id, target.membership_id, own.as_ref())?;
+    let mut form = match saved {
+        Some(form) => form,
+        None => {
+            let shares: bool = memberships::table
+                .find(target.membership_id)
+                .select(memberships::shares_reflections)
+                .first(conn)?;
+            check_in::reported_form(conn, target.round_id, target.membership_id, shares)?
+        }
+    };
     // The audience stays as it is: a reply cannot say.
     form.audience.clear();
     let mut recorded = Vec::new();
