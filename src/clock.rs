@@ -1,6 +1,8 @@
 //! The one source of "now". Production reads the system clock; tests hold a
 //! fixed instant and move it by hand, so nothing time-dependent needs a sleep.
 
+pub mod zones;
+
 use std::sync::{Arc, Mutex};
 
 use chrono::{DateTime, Duration, Utc};
@@ -90,20 +92,34 @@ pub fn place_of(zone: Tz) -> String {
 
 /// An instant as one person reads it when their zone may not be the
 /// circle's: in the circle's zone, saying where, and in theirs beside it
-/// when the clocks differ ("Tuesday 18:30 in London, 19:30 your time";
-/// the weekday is repeated when it is another day there).
+/// when the clocks differ ("Tuesday 9 March, 18:30 in London, 19:30 your
+/// time"; the day is repeated when it is another day there).
 pub fn local_text_for(at: DateTime<Utc>, circle: Tz, person: Tz) -> String {
     let there = at.with_timezone(&circle);
     let here = at.with_timezone(&person);
-    let mut text = format!("{} in {}", there.format("%A %H:%M"), place_of(circle));
+    let mut text = format!(
+        "{} in {}",
+        there.format("%A %-d %B, %H:%M"),
+        place_of(circle)
+    );
     if here.naive_local() != there.naive_local() {
         if here.date_naive() == there.date_naive() {
             text.push_str(&format!(", {} your time", here.format("%H:%M")));
         } else {
-            text.push_str(&format!(", {} your time", here.format("%A %H:%M")));
+            text.push_str(&format!(", {} your time", here.format("%A %-d %B, %H:%M")));
         }
     }
     text
+}
+
+/// An instant on a page or in an email for one reader: beside the
+/// circle's time in their own zone when they chose one, else in the
+/// circle's zone alone, as [`local_text`] says it.
+pub fn time_for(at: DateTime<Utc>, circle: Tz, reader: Option<Tz>) -> String {
+    match reader {
+        Some(reader) => local_text_for(at, circle, reader),
+        None => local_text(at, circle),
+    }
 }
 
 #[cfg(test)]
@@ -153,39 +169,47 @@ mod tests {
         let at = utc("2027-03-09T18:30:00Z");
         assert_eq!(
             local_text_for(at, london, london),
-            "Tuesday 18:30 in London"
+            "Tuesday 9 March, 18:30 in London"
         );
         assert_eq!(
             local_text_for(at, london, berlin),
-            "Tuesday 18:30 in London, 19:30 your time"
+            "Tuesday 9 March, 18:30 in London, 19:30 your time"
         );
         assert_eq!(
             local_text_for(at, london, toronto),
-            "Tuesday 18:30 in London, 13:30 your time"
+            "Tuesday 9 March, 18:30 in London, 13:30 your time"
         );
         // The week between North America's change (14 March) and
         // Europe's (28 March): four hours apart, not five.
         let between = utc("2027-03-16T18:30:00Z");
         assert_eq!(
             local_text_for(between, london, toronto),
-            "Tuesday 18:30 in London, 14:30 your time"
+            "Tuesday 16 March, 18:30 in London, 14:30 your time"
         );
         // After both changed: five hours again, an hour later in London.
         let after = utc("2027-03-30T17:30:00Z");
         assert_eq!(
             local_text_for(after, london, toronto),
-            "Tuesday 18:30 in London, 13:30 your time"
+            "Tuesday 30 March, 18:30 in London, 13:30 your time"
         );
         // Another day where the reader is.
         let late = utc("2027-03-09T23:30:00Z");
         assert_eq!(
             local_text_for(late, london, chrono_tz::Asia::Tokyo),
-            "Tuesday 23:30 in London, Wednesday 08:30 your time"
+            "Tuesday 9 March, 23:30 in London, Wednesday 10 March, 08:30 your time"
         );
         // Same clock, another zone: nothing to add.
         assert_eq!(
             local_text_for(at, london, chrono_tz::Europe::Lisbon),
-            "Tuesday 18:30 in London"
+            "Tuesday 9 March, 18:30 in London"
+        );
+        assert_eq!(
+            time_for(at, london, Some(berlin)),
+            "Tuesday 9 March, 18:30 in London, 19:30 your time"
+        );
+        assert_eq!(
+            time_for(at, london, None),
+            "Tuesday 9 March 2027, 18:30 GMT"
         );
         assert_eq!(place_of(chrono_tz::America::New_York), "New York");
         assert_eq!(place_of(chrono_tz::UTC), "UTC");

@@ -20,6 +20,8 @@ pub struct SignedIn {
     pub person_id: i64,
     pub email: String,
     pub display_name: String,
+    /// The zone they read times in, when they chose one.
+    pub time_zone: Option<chrono_tz::Tz>,
 }
 
 /// Starts a session for `person_id` and returns the id for the cookie.
@@ -81,17 +83,19 @@ pub fn look_up(
             people::id,
             people::email,
             people::display_name,
+            people::time_zone,
             sessions::last_seen_at,
         ));
     let found = natively!(conn, |conn| query
-        .first::<(i64, String, String, NaiveDateTime)>(conn)
+        .first::<(i64, String, String, Option<String>, NaiveDateTime)>(conn)
         .optional())?;
     Ok(
-        found.map(|(person_id, email, display_name, last_seen)| Found {
+        found.map(|(person_id, email, display_name, zone, last_seen)| Found {
             person: SignedIn {
                 person_id,
                 email,
                 display_name,
+                time_zone: zone.and_then(|name| name.parse().ok()),
             },
             due_refresh: now - last_seen > REFRESH_AFTER,
         }),

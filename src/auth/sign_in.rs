@@ -173,6 +173,7 @@ pub fn request(
             conn,
             at,
             &NewEmail {
+                send_at: None,
                 kind,
                 to: email.clone(),
                 to_name: person.map(|(_, name)| name),

@@ -332,6 +332,7 @@ pub fn import(
                 conn,
                 at,
                 &NewEmail {
+                    send_at: None,
                     kind: "welcome",
                     to: row.email.clone(),
                     to_name: Some(row.name.as_str().to_string()),

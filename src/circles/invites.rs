@@ -512,6 +512,7 @@ fn invite_one(
         conn,
         at,
         &NewEmail {
+            send_at: None,
             kind: "invite",
             to: invite.email.clone(),
             to_name: None,
@@ -888,6 +889,7 @@ pub fn request_join(
             conn,
             at,
             &NewEmail {
+                send_at: None,
                 kind: "join_confirm",
                 to: email,
                 to_name: Some(name.to_string()),
@@ -1037,7 +1039,13 @@ fn admit(
 /// What the confirmation page shows before its button is pressed.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Confirmation {
-    Ready { circle_name: String, email: String },
+    Ready {
+        circle_name: String,
+        email: String,
+        /// Whether joining should ask for a time zone: the person is new,
+        /// or has not chosen one.
+        asks_time_zone: bool,
+    },
     Refused(Refusal),
 }
 
@@ -1057,6 +1065,7 @@ pub fn peek_confirmation(
     Ok(match admit(conn, &row.email, &pending)? {
         Ok(admission) => Confirmation::Ready {
             circle_name: admission.circle.name,
+            asks_time_zone: crate::people::zone::unchosen_for_address(conn, &row.email)?,
             email: row.email,
         },
         Err(refusal) => Confirmation::Refused(refusal),

@@ -66,6 +66,7 @@ pub struct Circle {
     pub invite_expires_at: Option<NaiveDateTime>,
     pub created_at: NaiveDateTime,
     pub updated_at: NaiveDateTime,
+    pub schedule_version: i32,
 }
 
 impl Circle {
@@ -99,6 +100,9 @@ pub struct Membership {
     pub muted: bool,
     /// Whether their next reflection starts out shared with the circle.
     pub shares_reflections: bool,
+    /// When their check-in email arrives (`HH:MM` in their zone), when not
+    /// at the opening.
+    pub check_in_at: Option<String>,
 }
 
 impl Membership {
@@ -344,20 +348,24 @@ pub fn find_for_member(
             memberships::role,
             memberships::muted,
             memberships::shares_reflections,
+            memberships::check_in_at,
         ))
-        .first::<(Circle, i64, String, bool, bool)>(conn)
+        .first::<(Circle, i64, String, bool, bool, Option<String>)>(conn)
         .optional())?;
-    Ok(found.map(|(circle, id, role, muted, shares_reflections)| {
-        (
-            circle,
-            Membership {
-                id,
-                role,
-                muted,
-                shares_reflections,
-            },
-        )
-    }))
+    Ok(found.map(
+        |(circle, id, role, muted, shares_reflections, check_in_at)| {
+            (
+                circle,
+                Membership {
+                    id,
+                    role,
+                    muted,
+                    shares_reflections,
+                    check_in_at,
+                },
+            )
+        },
+    ))
 }
 
 pub fn find(conn: &mut DbConnection, circle_id: i64) -> Result<Option<Circle>, DbError> {

@@ -20,6 +20,8 @@ diesel::table! {
         deleted_at -> Nullable<Timestamp>,
         /// The IANA zone they read times in; empty until they choose.
         time_zone -> Nullable<Text>,
+        /// The hash of their calendar feed's key; empty until they ask.
+        calendar_key_hash -> Nullable<Text>,
     }
 }
 
@@ -49,6 +51,8 @@ diesel::table! {
         invite_expires_at -> Nullable<Timestamp>,
         created_at -> Timestamp,
         updated_at -> Timestamp,
+        /// Raised whenever its rounds' times may change, for calendars.
+        schedule_version -> Integer,
     }
 }
 
@@ -68,6 +72,9 @@ diesel::table! {
         left_at -> Nullable<Timestamp>,
         /// The audience the member's next reflection starts from.
         shares_reflections -> Bool,
+        /// When their check-in email arrives: `None` when the round
+        /// opens, else `HH:MM` in their own zone.
+        check_in_at -> Nullable<Text>,
     }
 }
 

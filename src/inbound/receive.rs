@@ -664,6 +664,7 @@ fn queue_receipt(
         headers.push(("In-Reply-To".to_string(), format!("<{id}>")));
     }
     writes.email(NewEmail {
+        send_at: None,
         kind: "receipt",
         to,
         to_name: Some(member.name.clone()),

@@ -70,6 +70,9 @@ const MAX_ERROR_LEN: usize = 1000;
 /// An email to put in the outbox.
 #[derive(Debug, Clone)]
 pub struct NewEmail {
+    /// When it may be sent: `None` for at once. An email held for later
+    /// (a member's check-in at their own hour) counts as queued from then.
+    pub send_at: Option<NaiveDateTime>,
     /// One of [`crate::mail::KINDS`], e.g. `"sign_in"`.
     pub kind: &'static str,
     pub to: EmailAddress,
@@ -218,6 +221,7 @@ pub fn enqueue_all(
 }
 
 fn delivery_row(now: Stamp, email: &NewEmail, suppressed: bool) -> NewDeliveryRow<'_> {
+    let now = email.send_at.map_or(now, Stamp::new);
     NewDeliveryRow {
         round_id: email.round_id,
         membership_id: email.membership_id,

@@ -23,6 +23,18 @@ pub fn of(conn: &mut DbConnection, person_id: i64) -> Result<Option<Tz>, DbError
     Ok(name.and_then(|name| parse_time_zone(&name).ok()))
 }
 
+/// Whether the person with `email` has yet to choose a zone (true too
+/// when there is nobody with that address yet).
+pub fn unchosen_for_address(conn: &mut DbConnection, email: &str) -> Result<bool, DbError> {
+    let chosen: Option<Option<String>> = people::table
+        .filter(super::email_is(email))
+        .filter(people::deleted_at.is_null())
+        .select(people::time_zone)
+        .first(conn)
+        .optional()?;
+    Ok(chosen.flatten().is_none())
+}
+
 /// A zone as typed or picked: its name trimmed, when the database knows it.
 pub fn parse(raw: &str) -> Result<String, &'static str> {
     let name = raw.trim();
@@ -36,6 +48,19 @@ pub fn set(conn: &mut DbConnection, person_id: i64, name: &str) -> Result<(), Db
     diesel::update(people::table.find(person_id))
         .set(people::time_zone.eq(Some(name)))
         .execute(conn)?;
+    Ok(())
+}
+
+/// Keeps `name` (already parsed) as the person's zone unless they have
+/// chosen one.
+pub fn set_if_unset(conn: &mut DbConnection, person_id: i64, name: &str) -> Result<(), DbError> {
+    diesel::update(
+        people::table
+            .find(person_id)
+            .filter(people::time_zone.is_null()),
+    )
+    .set(people::time_zone.eq(Some(name)))
+    .execute(conn)?;
     Ok(())
 }
 

@@ -114,6 +114,22 @@ impl<'a> Writer<'a> {
     }
 }
 
+/// Which email of a round, and when it may be sent.
+pub(super) struct RoundEmail {
+    pub kind: &'static str,
+    /// `None`: at once.
+    pub send_at: Option<NaiveDateTime>,
+}
+
+impl RoundEmail {
+    pub fn at_once(kind: &'static str) -> RoundEmail {
+        RoundEmail {
+            kind,
+            send_at: None,
+        }
+    }
+}
+
 /// Adds `kind` for one member to `writes` for the outbox. The email gets a
 /// key of its own, a round link, which its unsubscribe link and any
 /// one-click choices name; `content` builds the member's own parts of it
@@ -124,9 +140,10 @@ pub(super) fn mail_member<C: Serialize>(
     round_id: i64,
     list_id: &str,
     member: &Recipient,
-    kind: &'static str,
+    email: RoundEmail,
     content: impl FnOnce(&Token) -> Result<C, DbError>,
 ) -> Result<(), DbError> {
+    let RoundEmail { kind, send_at } = email;
     let Ok(to) = EmailAddress::parse(&member.email) else {
         tracing::warn!(
             membership.id = member.membership_id,
@@ -149,6 +166,7 @@ pub(super) fn mail_member<C: Serialize>(
         content: content(&key)?,
     })?;
     writes.email(NewEmail {
+        send_at,
         kind,
         to,
         to_name: Some(member.name.clone()),
@@ -233,10 +251,8 @@ fn remind(
         }
         let round = load_round(conn, round_id)?;
         let done = checked_in(conn, round_id)?;
-        let closes = clock::local_text_short(
-            round.closes_at.and_utc(),
-            clock::zone_or_utc(&round.time_zone),
-        );
+        let circle_zone = clock::zone_or_utc(&round.time_zone);
+        let closes = clock::local_text_short(round.closes_at.and_utc(), circle_zone);
         let writer = Writer::of(settings);
         let list_id = writer.list_id(round.circle_id, &round.circle_name);
         let facts = round.facts();
@@ -253,7 +269,7 @@ fn remind(
                 round_id,
                 &list_id,
                 &member,
-                "reminder",
+                RoundEmail::at_once("reminder"),
                 |key| {
                     let mut context = content::reminder(
                         conn,
@@ -266,7 +282,10 @@ fn remind(
                     context["circle"] = json!(round.circle_name);
                     context["number"] = json!(round.number);
                     context["question"] = json!(round.question);
-                    context["closes"] = json!(closes);
+                    context["closes"] = json!(member.time_zone.map_or_else(
+                        || closes.clone(),
+                        |zone| clock::local_text_for(round.closes_at.and_utc(), circle_zone, zone)
+                    ));
                     Ok(context)
                 },
             )?;
@@ -315,7 +334,7 @@ fn close(
                 round_id,
                 &list_id,
                 &member,
-                "digest",
+                RoundEmail::at_once("digest"),
                 |_| Ok(&context),
             )?;
         }

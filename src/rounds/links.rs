@@ -32,6 +32,8 @@ pub struct Holder {
     pub person_id: i64,
     pub display_name: String,
     pub membership_id: i64,
+    /// The zone the holder reads times in, when they chose one.
+    pub time_zone: Option<chrono_tz::Tz>,
 }
 
 /// Why a link does not open the page it was used on.
@@ -70,6 +72,7 @@ pub fn resolve(
             people::id,
             people::display_name,
             memberships::id,
+            people::time_zone,
         ))
         .first::<(
             i64,
@@ -79,6 +82,7 @@ pub fn resolve(
             i64,
             String,
             i64,
+            Option<String>,
         )>(conn)
         .optional()?;
     let Some((
@@ -89,6 +93,7 @@ pub fn resolve(
         person_id,
         display_name,
         membership_id,
+        zone,
     )) = row
     else {
         return Ok(Err(Refusal::Unknown));
@@ -103,6 +108,7 @@ pub fn resolve(
         person_id,
         display_name,
         membership_id,
+        time_zone: zone.and_then(|name| name.parse().ok()),
     }))
 }
 

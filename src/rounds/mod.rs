@@ -15,6 +15,7 @@ pub mod lifecycle;
 pub mod links;
 pub mod notes;
 pub mod open;
+pub mod own_hour;
 pub mod pairing;
 pub mod reflections;
 pub mod standing;

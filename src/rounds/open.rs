@@ -28,10 +28,10 @@ use diesel::connection::SimpleConnection;
 use diesel::prelude::*;
 
 use super::content::{self, RoundFacts};
-use super::lifecycle::{Writer, mail_member};
+use super::lifecycle::{RoundEmail, Writer, mail_member};
 use super::uptime::Uptime;
 use super::writes::Writes;
-use super::{RoundReport, RoundSettings, SLOT_FORMAT, notes, pairing, support};
+use super::{RoundReport, RoundSettings, SLOT_FORMAT, notes, own_hour, pairing, support};
 use crate::circles::cadence::Occurrence;
 use crate::circles::store::{self, Circle, CircleStatus};
 use crate::clock;
@@ -762,6 +762,23 @@ fn queue_check_ins(
                     .collect(),
                 _ => Vec::new(),
             };
+            // Their own clock beside the circle's, and their own hour.
+            let closes_for_them = member
+                .time_zone
+                .map(|zone| clock::local_text_for(round.closes_at, round.due.zone, zone));
+            let words = content::CheckInRound {
+                closes: closes_for_them.as_deref().unwrap_or(&closes),
+                ..words
+            };
+            let send_at = member.check_in_at.map(|hour| {
+                own_hour::due(
+                    now.and_utc(),
+                    round.closes_at,
+                    hour,
+                    member.time_zone.unwrap_or(round.due.zone),
+                )
+                .naive_utc()
+            });
             let member_part = content::CheckInMember {
                 membership_id: member.membership_id,
                 partner,
@@ -774,7 +791,10 @@ fn queue_check_ins(
                 facts.id,
                 &list_id,
                 member,
-                "check_in",
+                RoundEmail {
+                    kind: "check_in",
+                    send_at: send_at.filter(|at| *at > now),
+                },
                 |key| {
                     Ok(content::check_in(
                         key,
@@ -821,6 +841,10 @@ pub struct Recipient {
     pub membership_id: i64,
     pub name: String,
     pub email: String,
+    /// The zone they read times in, when they chose one.
+    pub time_zone: Option<Tz>,
+    /// The hour their check-in email arrives, when not at the opening.
+    pub check_in_at: Option<chrono::NaiveTime>,
 }
 
 /// Active members who have not muted the circle and are not away on `day`
@@ -881,10 +905,12 @@ pub fn recipients_in(
             memberships::id,
             people::display_name,
             people::email,
+            people::time_zone,
+            memberships::check_in_at,
         ))
-        .load::<(i64, i64, String, String)>(conn)?;
+        .load::<(i64, i64, String, String, Option<String>, Option<String>)>(conn)?;
     let mut by_circle: HashMap<i64, Vec<Recipient>> = HashMap::new();
-    for (circle_id, membership_id, name, email) in rows {
+    for (circle_id, membership_id, name, email, zone, hour) in rows {
         if away.contains(&membership_id) {
             continue;
         }
@@ -892,6 +918,8 @@ pub fn recipients_in(
             membership_id,
             name,
             email,
+            time_zone: zone.and_then(|name| name.parse().ok()),
+            check_in_at: hour.and_then(|hour| own_hour::parse(&hour).ok()),
         });
     }
     Ok(by_circle)

@@ -12,7 +12,8 @@ use super::limits::{Limited, with_retry_after};
 use super::session::{SessionToken, SignInFirst, SignedInPerson};
 use super::views;
 use super::views::circles::{
-    CircleLine, CirclePage, FailureLine, FormPage, FormPurpose, MemberLine, RoundLine, RoundNow,
+    CircleLine, CirclePage, FailureLine, FormPage, FormPurpose, HourProblem, MemberLine, OwnHour,
+    RoundLine, RoundNow,
 };
 use crate::app::AppState;
 use crate::auth::session::{Found, SignedIn};
@@ -21,10 +22,13 @@ use crate::circles::store::{
     self, Circle, CircleStatus, Departure, Membership, Started, UpdateOutcome,
 };
 use crate::circles::unsubscribe;
-use crate::clock::{local_text, zone_or_utc};
+use crate::clock::{local_text, time_for, zone_or_utc};
+use crate::db::write_transaction;
 use crate::error::AppError;
 use crate::mail::outbox;
+use crate::people;
 use crate::rounds;
+use crate::rounds::own_hour;
 
 const UPCOMING_SHOWN: usize = 3;
 const RECENT_ROUNDS_SHOWN: i64 = 10;
@@ -100,7 +104,7 @@ pub async fn home(state: &AppState, person: &SignedIn) -> Result<Response, AppEr
         .into_iter()
         .map(|(circle, role)| {
             let next_round = match (circle.next_round_at, circle.time_zone.parse::<Tz>()) {
-                (Some(at), Ok(zone)) => Some(local_text(at.and_utc(), zone)),
+                (Some(at), Ok(zone)) => Some(time_for(at.and_utc(), zone, person.time_zone)),
                 _ => None,
             };
             CircleLine {
@@ -118,16 +122,31 @@ pub async fn home(state: &AppState, person: &SignedIn) -> Result<Response, AppEr
 pub async fn new_form(
     State(state): State<AppState>,
     SignedInPerson(person): SignedInPerson,
-) -> Response {
-    let form = SettingsForm::new(&state.config.circles.default_time_zone);
-    views::circles::settings_form(&FormPage {
+) -> Result<Response, AppError> {
+    let person_id = person.person_id;
+    let own_zone = state
+        .db
+        .run(move |conn| people::zone::of(conn, person_id))
+        .await?;
+    // A circle starts in its facilitator's zone; without one, in the
+    // configured default, which the browser's own zone may replace.
+    let propose_browser_zone = own_zone.is_none();
+    let form = SettingsForm::new(
+        own_zone
+            .as_ref()
+            .map_or(state.config.circles.default_time_zone.as_str(), |zone| {
+                zone.name()
+            }),
+    );
+    Ok(views::circles::settings_form(&FormPage {
         viewer: &person.display_name,
         purpose: FormPurpose::Start,
         form: &form,
         errors: &FieldErrors::new(),
         preview: None,
+        propose_browser_zone,
     })
-    .into_response()
+    .into_response())
 }
 
 pub async fn create(
@@ -147,6 +166,7 @@ pub async fn create(
                 form: &form,
                 errors,
                 preview,
+                propose_browser_zone: false,
             }),
         )
             .into_response()
@@ -210,6 +230,17 @@ pub async fn show(
     State(state): State<AppState>,
     session: SessionToken,
     Path(circle_id): Path<i64>,
+) -> Result<Response, SignInFirst> {
+    circle_page(&state, session, circle_id, None).await
+}
+
+/// The circle page; `hour` is a refused choice of when the check-in email
+/// arrives, shown again in its form with why.
+async fn circle_page(
+    state: &AppState,
+    session: SessionToken,
+    circle_id: i64,
+    hour: Option<HourProblem<'_>>,
 ) -> Result<Response, SignInFirst> {
     if session.is_absent() {
         return Err(session.sign_in_first());
@@ -277,7 +308,7 @@ pub async fn show(
             settings.cadence.describe(),
             circle.next_round_at.map(|at| {
                 (
-                    local_text(at.and_utc(), settings.time_zone),
+                    time_for(at.and_utc(), settings.time_zone, person.time_zone),
                     at.and_utc().format("%A %-d %B %Y, %H:%M UTC").to_string(),
                     at.and_utc()
                         .to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
@@ -297,6 +328,7 @@ pub async fn show(
         schedule,
         time_zone: &circle.time_zone,
         next_round,
+        reader_has_zone: person.time_zone.is_some(),
         members: members
             .iter()
             .map(|m| MemberLine {
@@ -318,7 +350,11 @@ pub async fn show(
             })
             .collect(),
         round_now: standing.map(|standing| RoundNow {
-            closes: local_text(standing.closes_at.and_utc(), zone_or_utc(&circle.time_zone)),
+            closes: time_for(
+                standing.closes_at.and_utc(),
+                zone_or_utc(&circle.time_zone),
+                person.time_zone,
+            ),
             viewer: standing.answer_of(membership.id),
             standing,
         }),
@@ -340,8 +376,71 @@ pub async fn show(
             })
             .collect(),
         notice: None,
+        own_hour: OwnHour {
+            kept: membership.check_in_at.as_deref(),
+            zone: person.time_zone.map(|zone| zone.name()),
+            problem: hour,
+        },
     };
-    Ok(views::circles::circle(&page).into_response())
+    let status = if page.own_hour.problem.is_some() {
+        StatusCode::UNPROCESSABLE_ENTITY
+    } else {
+        StatusCode::OK
+    };
+    Ok((status, views::circles::circle(&page)).into_response())
+}
+
+/// Chooses when the member's check-in email arrives: when the round opens,
+/// or at an hour of their own. An email already waiting moves to the new
+/// time; one sent stays sent.
+pub async fn set_check_in_hour(
+    State(state): State<AppState>,
+    session: SessionToken,
+    SignedInPerson(person): SignedInPerson,
+    Path(circle_id): Path<i64>,
+    data: FormData,
+) -> Result<Response, SignInFirst> {
+    let typed = data.get("check_in_at").to_string();
+    let hour = match data.get("when") {
+        "opening" => Ok(None),
+        "hour" => own_hour::parse(&typed).map(Some),
+        _ => Err("Choose when the round opens, or an hour of your own."),
+    };
+    let hour = match hour {
+        Ok(hour) => hour,
+        Err(error) => {
+            let problem = HourProblem {
+                typed: &typed,
+                error,
+            };
+            return circle_page(&state, session, circle_id, Some(problem)).await;
+        }
+    };
+    let now = state.clock.now();
+    let person_id = person.person_id;
+    let own_zone = person.time_zone;
+    let moved = state
+        .db
+        .run(move |conn| {
+            write_transaction(conn, |conn| {
+                let Some((circle, membership)) =
+                    store::find_for_member(conn, circle_id, person_id)?
+                else {
+                    return Ok(None);
+                };
+                own_hour::set(conn, membership.id, hour)?;
+                let zone = own_zone.unwrap_or_else(|| zone_or_utc(&circle.time_zone));
+                own_hour::reschedule_waiting(conn, membership.id, hour, zone, now).map(Some)
+            })
+        })
+        .await
+        .map_err(AppError::from)?
+        .ok_or(AppError::NotFound)?;
+    tracing::info!(circle.id = circle_id, moved, "check-in hour changed");
+    if moved > 0 {
+        state.wake_jobs();
+    }
+    Ok(Redirect::to(&format!("/circles/{circle_id}#email")).into_response())
 }
 
 pub async fn edit_form(
@@ -358,6 +457,7 @@ pub async fn edit_form(
         form: &form,
         errors: &FieldErrors::new(),
         preview: Some(upcoming(&settings, state.clock.now())),
+        propose_browser_zone: false,
     })
     .into_response())
 }
@@ -386,6 +486,7 @@ pub async fn update(
                 form: &form,
                 errors,
                 preview,
+                propose_browser_zone: false,
             }),
         )
             .into_response()

@@ -18,7 +18,7 @@ use super::form::FormData;
 use super::limits::{ClientAddress, Door, in_words, refusal_over_limit, too_many, wait_over_limit};
 use super::session::{SignedInPerson, Viewer, session_cookie};
 use super::views;
-use super::views::invites::{BatchView, InvitePage, JoinForm, LinkView, PendingRow};
+use super::views::invites::{BatchView, InvitePage, JoinForm, JoinZone, LinkView, PendingRow};
 use crate::app::AppState;
 use crate::auth::Token;
 use crate::auth::sign_in::DisplayName;
@@ -31,6 +31,7 @@ use crate::circles::store::CircleStatus;
 use crate::clock::local_text;
 use crate::error::AppError;
 use crate::mail::EmailAddress;
+use crate::people::zone;
 use crate::text;
 
 impl From<InviteError> for AppError {
@@ -522,8 +523,17 @@ pub async fn confirm_page(
         .run(move |conn| invites::peek_confirmation(conn, &peeking, now))
         .await?;
     Ok(match confirmation {
-        Confirmation::Ready { circle_name, email } => {
-            views::invites::confirm(token.as_str(), &circle_name, &email, name).into_response()
+        Confirmation::Ready {
+            circle_name,
+            email,
+            asks_time_zone,
+        } => {
+            let zone = asks_time_zone.then_some(JoinZone {
+                sent: "",
+                error: None,
+            });
+            views::invites::confirm(token.as_str(), &circle_name, &email, zone.as_ref(), name)
+                .into_response()
         }
         Confirmation::Refused(refusal) => refused(&refusal, name),
     })
@@ -534,6 +544,7 @@ pub async fn confirm(
     Viewer(viewer): Viewer,
     client: ClientAddress,
     Path(raw): Path<String>,
+    form: FormData,
 ) -> Result<Response, AppError> {
     if let Some(refusal) = refusal_over_limit(&state, Door::Join, client) {
         return Ok(refusal);
@@ -543,9 +554,49 @@ pub async fn confirm(
         return Ok(refused(&Refusal::UnknownLink, name));
     };
     let now = state.clock.now();
+    // Sent only when the page asked; a choice made earlier is kept.
+    let sent_zone = form.get("time_zone").to_string();
+    let zone_name = if sent_zone.trim().is_empty() {
+        None
+    } else {
+        match zone::parse(&sent_zone) {
+            Ok(zone_name) => Some(zone_name),
+            Err(error) => {
+                let peeking = token.clone();
+                let confirmation = state
+                    .db
+                    .run(move |conn| invites::peek_confirmation(conn, &peeking, now))
+                    .await?;
+                let Confirmation::Ready {
+                    circle_name, email, ..
+                } = confirmation
+                else {
+                    return Ok(refused(&Refusal::UnknownLink, name));
+                };
+                let zone = JoinZone {
+                    sent: &sent_zone,
+                    error: Some(error),
+                };
+                let page = views::invites::confirm(
+                    token.as_str(),
+                    &circle_name,
+                    &email,
+                    Some(&zone),
+                    name,
+                );
+                return Ok((StatusCode::UNPROCESSABLE_ENTITY, page).into_response());
+            }
+        }
+    };
     let outcome = state
         .db
-        .run(move |conn| invites::confirm_join(conn, &token, now))
+        .run(move |conn| {
+            let outcome = invites::confirm_join(conn, &token, now)?;
+            if let (Confirmed::Joined { person_id, .. }, Some(zone_name)) = (&outcome, zone_name) {
+                zone::set_if_unset(conn, *person_id, &zone_name)?;
+            }
+            Ok::<_, AppError>(outcome)
+        })
         .await?;
     Ok(match outcome {
         Confirmed::Joined {

@@ -9,3 +9,18 @@ for (const el of document.querySelectorAll("time[data-local]")) {
     }) + " your time";
   }
 }
+
+// Proposes the browser's own time zone in pickers that ask for it
+// (data-browser-zone="propose"): a person who has not chosen one yet sees
+// their zone selected instead of UTC, and can still pick another.
+const browserZone = Intl.DateTimeFormat().resolvedOptions().timeZone;
+if (browserZone) {
+  for (const select of document.querySelectorAll('select[data-browser-zone="propose"]')) {
+    let option = [...select.options].find((o) => o.value === browserZone);
+    if (!option) {
+      option = new Option(browserZone, browserZone);
+      select.prepend(option);
+    }
+    option.selected = true;
+  }
+}

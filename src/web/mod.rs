@@ -135,6 +135,10 @@ pub fn router(state: AppState) -> Router {
         .route("/circles/{id}/health", get(history::health))
         .route("/circles/{id}/mail", post(circles::change_mail))
         .route(
+            "/circles/{id}/check-in-hour",
+            post(circles::set_check_in_hour),
+        )
+        .route(
             "/circles/{id}/members/{membership}/facilitator",
             post(circles::make_facilitator),
         )

@@ -21,7 +21,7 @@ use super::views;
 use super::views::rounds::{Drafts, Notice, RoundPage, answer_field};
 use crate::app::AppState;
 use crate::circles::store::{self, Circle, Membership};
-use crate::clock::{local_text, zone_or_utc};
+use crate::clock::{time_for, zone_or_utc};
 use crate::db::{DbConnection, DbError};
 use crate::error::AppError;
 use crate::rounds::away::{self, AwayDates, AwayForm, AwayPeriod};
@@ -38,6 +38,8 @@ use crate::rounds::{self, Round, pairing, reflections};
 struct Actor {
     person_id: i64,
     name: String,
+    /// The zone they read times in, when they chose one.
+    time_zone: Option<chrono_tz::Tz>,
     /// The round link's token, when that is how they came.
     key: Option<String>,
 }
@@ -100,6 +102,7 @@ fn actor(
             Some(person) => Ok(Actor {
                 person_id: person.person_id,
                 name: person.display_name,
+                time_zone: person.time_zone,
                 key: None,
             }),
             None => Err(sign_in_first(circle_id, number)),
@@ -116,6 +119,7 @@ fn actor(
             return Ok(Actor {
                 person_id: person.person_id,
                 name: person.display_name.clone(),
+                time_zone: person.time_zone,
                 key: None,
             });
         }
@@ -127,6 +131,7 @@ fn actor(
     Ok(Actor {
         person_id: holder.person_id,
         name: holder.display_name,
+        time_zone: holder.time_zone,
         key: Some(key.to_string()),
     })
 }
@@ -260,7 +265,7 @@ async fn page_for(
 
 fn render(actor: &Actor, loaded: &Loaded, drafts: &Drafts, notice: Option<Notice>) -> maud::Markup {
     let zone = zone_of(&loaded.circle);
-    let local = |at: chrono::NaiveDateTime| local_text(at.and_utc(), zone);
+    let local = |at: chrono::NaiveDateTime| time_for(at.and_utc(), zone, actor.time_zone);
     views::rounds::round(&RoundPage {
         viewer: &actor.name,
         key: actor.key.as_deref(),

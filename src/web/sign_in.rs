@@ -9,13 +9,16 @@ use super::form::FormData;
 use super::limits::{ClientAddress, Door, Limited, in_words, too_many, wait_over_limit};
 use super::session::{Viewer, cleared_cookie, session_cookie, session_token};
 use super::views;
+use super::views::sign_in::Welcome;
 use crate::app::AppState;
 use crate::auth::sign_in::{
     self, DisplayName, LinkState, Redeemed, RequestError, Requested, ReturnPath,
 };
 use crate::auth::{Token, session};
+use crate::db::DbError;
 use crate::error::AppError;
 use crate::mail::EmailAddress;
+use crate::people::zone;
 use crate::text;
 
 #[derive(Deserialize)]
@@ -102,7 +105,8 @@ pub async fn confirm_page(
         .await?;
     Ok(match link {
         LinkState::Valid { email, new_person } => {
-            views::sign_in::confirm(&raw, &email, new_person, "", None).into_response()
+            let welcome = new_person.then(Welcome::default);
+            views::sign_in::confirm(&raw, &email, welcome.as_ref()).into_response()
         }
         other => unusable(&other),
     })
@@ -117,14 +121,33 @@ pub async fn redeem(
         return Ok(unusable(&LinkState::Unknown));
     };
     let typed_name = form.get("name").to_string();
+    let typed_zone = form.get("time_zone").to_string();
+    let mut welcome = Welcome {
+        name: &typed_name,
+        time_zone: &typed_zone,
+        ..Welcome::default()
+    };
     let name = if typed_name.trim().is_empty() {
         None
     } else {
         match DisplayName::parse(&typed_name) {
             Ok(name) => Some(name),
             Err(error) => {
-                return ask_for_name(&state, token, &typed_name, &format!("Your name: {error}."))
-                    .await;
+                let problem = format!("Your name: {error}.");
+                welcome.name_error = Some(&problem);
+                return ask_again(&state, token, &welcome).await;
+            }
+        }
+    };
+    // Sent only by the first sign-in's form; an earlier choice is kept.
+    let zone_name = if typed_zone.trim().is_empty() {
+        None
+    } else {
+        match zone::parse(&typed_zone) {
+            Ok(name) => Some(name),
+            Err(problem) => {
+                welcome.time_zone_error = Some(problem);
+                return ask_again(&state, token, &welcome).await;
             }
         }
     };
@@ -132,7 +155,13 @@ pub async fn redeem(
     let redeeming = token.clone();
     let outcome = state
         .db
-        .run(move |conn| sign_in::redeem(conn, &redeeming, name.as_ref(), now))
+        .run(move |conn| {
+            let outcome = sign_in::redeem(conn, &redeeming, name.as_ref(), now)?;
+            if let (Redeemed::SignedIn { person_id, .. }, Some(zone_name)) = (&outcome, zone_name) {
+                zone::set_if_unset(conn, *person_id, &zone_name)?;
+            }
+            Ok::<_, DbError>(outcome)
+        })
         .await?;
     Ok(match outcome {
         Redeemed::SignedIn {
@@ -158,18 +187,18 @@ pub async fn redeem(
                 .into_response()
         }
         Redeemed::NameNeeded => {
-            return ask_for_name(&state, token, &typed_name, "Please tell us your name.").await;
+            welcome.name_error = Some("Please tell us your name.");
+            return ask_again(&state, token, &welcome).await;
         }
         Redeemed::NotUsable(link) => unusable(&link),
     })
 }
 
-/// The confirmation page again, with the name field's problem next to it.
-async fn ask_for_name(
+/// The first sign-in's page again, each problem next to its field.
+async fn ask_again(
     state: &AppState,
     token: Token,
-    typed: &str,
-    problem: &str,
+    welcome: &Welcome<'_>,
 ) -> Result<Response, AppError> {
     let now = state.clock.now();
     let raw = token.as_str().to_string();
@@ -178,9 +207,9 @@ async fn ask_for_name(
         .run(move |conn| sign_in::peek(conn, &token, now))
         .await?;
     Ok(match link {
-        LinkState::Valid { email, new_person } => (
+        LinkState::Valid { email, .. } => (
             StatusCode::UNPROCESSABLE_ENTITY,
-            views::sign_in::confirm(&raw, &email, new_person, typed, Some(problem)),
+            views::sign_in::confirm(&raw, &email, Some(welcome)),
         )
             .into_response(),
         other => unusable(&other),

@@ -154,16 +154,13 @@ async fn a_facilitator_starts_a_circle_and_a_second_person_joins_through_its_lin
         circle_page.contains("Night shift accomplices"),
         "{circle_page}"
     );
-    // The deferred script has run once the time reads in the reader's zone.
-    ada.wait()
-        .at_most(std::time::Duration::from_secs(20))
-        .for_element(Locator::XPath("//time[contains(., 'your time')]"))
-        .await
-        .expect("the script shows the reader's zone");
-    let local = text_of(ada, "time[data-local]").await;
+    // Her zone was asked for at sign-in, so the page says the next round
+    // in it rather than leaving that to the browser.
+    let next = text_of(ada, "main p strong").await;
+    assert!(next.contains(" in UTC"), "{next}");
     assert!(
-        local.ends_with("your time"),
-        "the script shows the reader's zone: {local}"
+        ada.find(Locator::Css("time[data-local]")).await.is_err(),
+        "no browser-local line for someone with a zone"
     );
 
     // And copies the circle's invite link.
@@ -205,4 +202,70 @@ async fn a_facilitator_starts_a_circle_and_a_second_person_joins_through_its_lin
     assert!(members.contains("Members (2 of 8)"), "{members}");
     assert!(members.contains("Ada"));
     assert!(members.contains("Bea"));
+}
+
+/// The value a form control holds now.
+async fn value_of(client: &Client, css: &str) -> String {
+    client
+        .find(Locator::Css(css))
+        .await
+        .unwrap_or_else(|e| panic!("{css}: {e}"))
+        .prop("value")
+        .await
+        .expect("a value")
+        .unwrap_or_default()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_first_sign_in_proposes_the_browser_s_time_zone_and_keeps_it() {
+    let app = TestApp::start(Backend::Sqlite).await.expect("SQLite");
+    let Some(browser) = Browser::start_in_zone("America/Sao_Paulo").await else {
+        return;
+    };
+    let client = browser.client();
+    client
+        .goto(&app.url("/sign-in"))
+        .await
+        .expect("sign-in page");
+    fill(client, "#email", "rui@example.org").await;
+    click(client, "form button[type=submit]").await;
+    wait_for(client, "Check your email").await;
+    let email = latest_email_to(&app, "rui@example.org").await;
+    let link = crate::support::link_path(&email.text_body(), app.public_base(), "/sign-in/");
+    client.goto(&app.url(&link)).await.expect("the link opens");
+    wait_for(client, "You are signing in as").await;
+
+    // The page is served with UTC chosen; the script proposes the zone
+    // Chromium runs in.
+    let page = client.source().await.expect("source");
+    assert!(
+        page.contains(r#"<option value="UTC" selected="">UTC</option>"#),
+        "served with UTC: {page}"
+    );
+    let mut proposed = String::new();
+    for _ in 0..100 {
+        proposed = value_of(client, "#time_zone").await;
+        if proposed != "UTC" {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert_eq!(proposed, "America/Sao_Paulo");
+
+    fill(client, "#name", "Rui").await;
+    click(client, "main form button[type=submit]").await;
+    // The new circle starts in Rui's zone, chosen by the server now.
+    wait_for(client, "When rounds open").await;
+    let page = client.source().await.expect("source");
+    assert!(
+        page.contains(r#"<option value="America/Sao_Paulo" selected="">Sao Paulo</option>"#)
+            && !page.contains("data-browser-zone"),
+        "{page}"
+    );
+    client.goto(&app.url("/me")).await.expect("/me");
+    let page = wait_for(client, "Your time zone").await;
+    assert!(
+        page.contains("Times are shown to you in America/Sao_Paulo."),
+        "{page}"
+    );
 }

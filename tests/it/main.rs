@@ -27,6 +27,7 @@ mod mail;
 mod metrics;
 mod outbox;
 mod own_data;
+mod own_time;
 mod prompts;
 mod properties;
 mod resilience;

@@ -19,6 +19,7 @@ use crate::support::{Backend, SmtpMode, TestApp};
 /// A small email to `address`, outside any round.
 pub(crate) fn email_to(address: &str) -> NewEmail {
     NewEmail {
+        send_at: None,
         kind: "test",
         to: EmailAddress::parse(address).expect("a valid address"),
         to_name: Some("Ada".into()),

@@ -219,6 +219,7 @@ async fn send_all(mailer: Arc<Mailer>, count: usize, senders: usize) {
 
 fn outbox_email(n: usize) -> NewEmail {
     NewEmail {
+        send_at: None,
         kind: "test",
         to: EmailAddress::parse(&format!("person{n}@example.org")).expect("a valid address"),
         to_name: Some(format!("Person {n}")),

@@ -311,6 +311,7 @@ async fn the_emailed_header_unsubscribes_from_that_circle_only() {
                 conn,
                 now,
                 &NewEmail {
+                    send_at: None,
                     kind: "test",
                     to: EmailAddress::parse("bea@example.org").expect("valid"),
                     to_name: Some("Bea".into()),

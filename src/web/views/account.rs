@@ -5,6 +5,7 @@
 use maud::{Markup, html};
 
 use super::layout::{page, page_for};
+use super::zones::{ZonePicker, picker};
 use crate::people::FORMER_MEMBER;
 use crate::people::delete::NeedsFacilitator;
 
@@ -30,15 +31,12 @@ fn time_zone(zone: &ZoneForm<'_>) -> Markup {
             }
             form method="post" action="/me/time-zone" {
                 label for="time_zone" { "Time zone" }
-                input #time_zone type="text" name="time_zone" list="zones" value=(value)
-                    autocomplete="off" placeholder="Europe/London"
-                    aria-invalid=[zone.error.map(|_| "true")]
-                    aria-describedby=[zone.error.map(|_| "time_zone-error")];
-                datalist #zones {
-                    @for name in chrono_tz::TZ_VARIANTS.iter().map(|z| z.name()) {
-                        option value=(name) {}
-                    }
-                }
+                (picker(&ZonePicker {
+                    field: "time_zone",
+                    selected: if value.is_empty() { "UTC" } else { value },
+                    propose_browser_zone: zone.kept.is_none() && zone.typed.is_none(),
+                    error_id: zone.error.map(|_| "time_zone-error"),
+                }))
                 @if let Some(error) = zone.error {
                     p.error #time_zone-error role="alert" { (error) }
                 }

@@ -6,6 +6,7 @@ use chrono_tz::Tz;
 use maud::{Markup, html};
 
 use super::layout::page_for;
+use super::zones::{ZonePicker, picker};
 use crate::circles::settings::{FieldErrors, MAX_ROUND_HOURS, SettingsForm, WEEKDAYS};
 use crate::rounds::ScheduleNotes;
 use crate::rounds::standing::{Answer, Standing};
@@ -23,6 +24,9 @@ pub struct FormPage<'a> {
     pub errors: &'a FieldErrors,
     /// The next round times in the circle's zone, when the schedule parses.
     pub preview: Option<Vec<String>>,
+    /// Whether the browser's zone may replace the form's: a new circle
+    /// for someone who has not chosen a zone of their own.
+    pub propose_browser_zone: bool,
 }
 
 /// The key of a form's error that belongs to no field: a limit reached.
@@ -123,11 +127,12 @@ pub fn settings_form(page: &FormPage<'_>) -> Markup {
                 }
 
                 label for="time_zone" { "Time zone" }
-                select #time_zone name="time_zone" {
-                    @for zone in chrono_tz::TZ_VARIANTS.iter() {
-                        option value=(zone.name()) selected[form.time_zone == zone.name()] { (zone.name()) }
-                    }
-                }
+                (picker(&ZonePicker {
+                    field: "time_zone",
+                    selected: &form.time_zone,
+                    propose_browser_zone: page.propose_browser_zone,
+                    error_id: errors.contains_key("time_zone").then_some("time_zone-error"),
+                }))
                 (problem(errors, "time_zone"))
 
                 label for="round_hours" { "A round stays open for (hours)" }
@@ -190,6 +195,9 @@ pub struct CirclePage<'a> {
     /// Next round in the circle's zone, in UTC, and as RFC 3339 for the
     /// reader's own zone (filled in by the browser when it runs scripts).
     pub next_round: Option<(String, String, String)>,
+    /// Whether the first of those already says the reader's own time, so
+    /// that the browser need not.
+    pub reader_has_zone: bool,
     pub members: Vec<MemberLine>,
     pub size_cap: i32,
     pub viewer_is_facilitator: bool,
@@ -203,6 +211,72 @@ pub struct CirclePage<'a> {
     pub schedule_notes: Vec<String>,
     pub failures: Vec<FailureLine>,
     pub notice: Option<&'a str>,
+    pub own_hour: OwnHour<'a>,
+}
+
+/// When the viewer's check-in email arrives.
+pub struct OwnHour<'a> {
+    /// `HH:MM`, when not at the opening.
+    pub kept: Option<&'a str>,
+    /// The viewer's own zone, when they chose one.
+    pub zone: Option<&'a str>,
+    pub problem: Option<HourProblem<'a>>,
+}
+
+/// A refused hour: what was sent, and why.
+pub struct HourProblem<'a> {
+    pub typed: &'a str,
+    pub error: &'a str,
+}
+
+/// The form for when the viewer's check-in email arrives.
+fn own_hour_form(circle_id: i64, circle_zone: &str, hour: &OwnHour<'_>) -> Markup {
+    let at_hour = hour.problem.is_some() || hour.kept.is_some();
+    let typed = hour
+        .problem
+        .as_ref()
+        .map(|problem| problem.typed)
+        .or(hour.kept)
+        .unwrap_or("");
+    html! {
+        form method="post" action={ "/circles/" (circle_id) "/check-in-hour" } {
+            @if let Some(problem) = &hour.problem {
+                p.error role="alert" { "Your choice was not saved: " (problem.error) }
+            }
+            fieldset {
+                legend { "When your check-in email arrives" }
+                p {
+                    label.inline {
+                        input type="radio" name="when" value="opening" checked[!at_hour];
+                        " When the round opens"
+                    }
+                }
+                p {
+                    label.inline {
+                        input type="radio" name="when" value="hour" checked[at_hour];
+                        " At an hour of my own:"
+                    }
+                    " "
+                    input #check_in_at type="time" name="check_in_at" value=(typed)
+                        aria-label="Your hour"
+                        aria-invalid=[hour.problem.as_ref().map(|_| "true")]
+                        aria-describedby="check_in_at-hint";
+                }
+                p.muted #check_in_at-hint {
+                    @match hour.zone {
+                        Some(zone) => { "Your time (" (zone) "). " }
+                        None => {
+                            "In the circle's time zone (" (circle_zone) "), until you choose your own under "
+                            a href="/me#your-time" { "Your data" } ". "
+                        }
+                    }
+                    "The email comes at the first such hour after the round opens while it is still open, "
+                    "or at the opening when the round closes first."
+                }
+            }
+            button type="submit" { "Save when it arrives" }
+        }
+    }
 }
 
 /// Where the open round stands, for the circle page.
@@ -342,6 +416,9 @@ pub fn circle(page: &CirclePage<'_>) -> Markup {
                 h2 { "Rhythm" }
                 p { (page.schedule) " (" (page.time_zone) ")" }
                 @match &page.next_round {
+                    Some((local, _, _)) if page.reader_has_zone => p {
+                        "Next round: " strong { (local) } "."
+                    },
                     Some((local, utc, instant)) => p {
                         "Next round: " strong { (local) } " in the circle's time zone; "
                         time datetime=(instant) data-local { (utc) } "."
@@ -439,8 +516,9 @@ pub fn circle(page: &CirclePage<'_>) -> Markup {
                     }
                 }
             }
-            section.mail {
+            section.mail #email {
                 h2 { "Email" }
+                (own_hour_form(id, page.time_zone, &page.own_hour))
                 form method="post" action={ "/circles/" (id) "/mail" } {
                     @if page.muted {
                         p { "You have muted this circle's emails." }

@@ -6,6 +6,7 @@
 use maud::{Markup, html};
 
 use super::layout::{page, page_for};
+use super::zones::{ZonePicker, picker};
 use crate::circles::invites::{AddressOutcome, AddressResult, JoinOffer, Refusal};
 use crate::circles::store::CircleStatus;
 
@@ -370,7 +371,21 @@ pub fn check_your_email(
     )
 }
 
-pub fn confirm(token: &str, circle_name: &str, email: &str, viewer: Option<&str>) -> Markup {
+/// The zone asked for when joining: as sent, and why it was refused.
+pub struct JoinZone<'a> {
+    pub sent: &'a str,
+    pub error: Option<&'a str>,
+}
+
+/// The page behind the confirmation link; `zone` is there when the person
+/// is new or has not chosen a time zone yet.
+pub fn confirm(
+    token: &str,
+    circle_name: &str,
+    email: &str,
+    zone: Option<&JoinZone<'_>>,
+    viewer: Option<&str>,
+) -> Markup {
     page_as(
         viewer,
         "Confirm joining",
@@ -378,6 +393,19 @@ pub fn confirm(token: &str, circle_name: &str, email: &str, viewer: Option<&str>
             h1 { "Join " (circle_name) }
             p { "You are joining as " strong { (email) } ". Pressing the button adds you to the circle and signs you in." }
             form method="post" action={ "/join/confirm/" (token) } {
+                @if let Some(zone) = zone {
+                    label for="time_zone" { "Your time zone" }
+                    p.muted { "Times in your circles are shown to you in it. You can change it later under Your data." }
+                    (picker(&ZonePicker {
+                        field: "time_zone",
+                        selected: if zone.sent.is_empty() { "UTC" } else { zone.sent },
+                        propose_browser_zone: zone.sent.is_empty(),
+                        error_id: zone.error.map(|_| "time_zone-error"),
+                    }))
+                    @if let Some(error) = zone.error {
+                        p.error #time_zone-error { (error) }
+                    }
+                }
                 p { button type="submit" { "Join the circle" } }
             }
         },

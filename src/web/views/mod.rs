@@ -15,3 +15,4 @@ pub mod prompts;
 pub mod rounds;
 pub mod sign_in;
 pub mod unsubscribe;
+pub mod zones;

@@ -4,6 +4,7 @@
 use maud::{Markup, html};
 
 use super::layout::page;
+use super::zones::{ZonePicker, picker};
 use crate::auth::sign_in::LinkState;
 
 pub fn form(email: &str, next: &str, error: Option<&str>) -> Markup {
@@ -39,25 +40,45 @@ pub fn check_your_email(email: &str) -> Markup {
     )
 }
 
-pub fn confirm(
-    token: &str,
-    email: &str,
-    new_person: bool,
-    name: &str,
-    error: Option<&str>,
-) -> Markup {
+/// What a first sign-in asks for, as sent, with a problem for each field.
+#[derive(Debug, Default)]
+pub struct Welcome<'a> {
+    pub name: &'a str,
+    pub name_error: Option<&'a str>,
+    /// The zone as sent; empty on the first showing, when UTC is chosen
+    /// and the browser's own zone proposed.
+    pub time_zone: &'a str,
+    pub time_zone_error: Option<&'a str>,
+}
+
+/// The page behind the link. `welcome` is there when signing in creates
+/// the account: it asks for a name and a time zone.
+pub fn confirm(token: &str, email: &str, welcome: Option<&Welcome<'_>>) -> Markup {
     page(
         "Sign in",
         html! {
             h1 { "Sign in to Shoulder" }
             p { "You are signing in as " strong { (email) } "." }
             form method="post" action={ "/sign-in/" (token) } {
-                @if new_person {
+                @if let Some(welcome) = welcome {
                     p { "Welcome! What should people in your circles call you?" }
                     label for="name" { "Your name" }
-                    input #name type="text" name="name" value=(name) maxlength="60" autocomplete="name" required;
-                    @if let Some(error) = error {
+                    input #name type="text" name="name" value=(welcome.name) maxlength="60" autocomplete="name" required
+                        aria-invalid=[welcome.name_error.map(|_| "true")]
+                        aria-describedby=[welcome.name_error.map(|_| "name-error")];
+                    @if let Some(error) = welcome.name_error {
                         p.error #name-error { (error) }
+                    }
+                    label for="time_zone" { "Your time zone" }
+                    p.muted #time_zone-hint { "Times in your circles are shown to you in it. You can change it later under Your data." }
+                    (picker(&ZonePicker {
+                        field: "time_zone",
+                        selected: if welcome.time_zone.is_empty() { "UTC" } else { welcome.time_zone },
+                        propose_browser_zone: welcome.time_zone.is_empty(),
+                        error_id: welcome.time_zone_error.map(|_| "time_zone-error"),
+                    }))
+                    @if let Some(error) = welcome.time_zone_error {
+                        p.error #time_zone-error { (error) }
                     }
                 }
                 p { button type="submit" { "Sign in" } }

@@ -87,6 +87,15 @@ impl Browser {
     /// `None` (after saying so on stderr) when chromedriver is absent and not
     /// required. Panics when chromedriver is there but no session opens.
     pub async fn start() -> Option<Browser> {
+        Browser::start_with_zone(None).await
+    }
+
+    /// The same, with Chromium believing it is in `zone` (its `TZ`).
+    pub async fn start_in_zone(zone: &str) -> Option<Browser> {
+        Browser::start_with_zone(Some(zone)).await
+    }
+
+    async fn start_with_zone(zone: Option<&str>) -> Option<Browser> {
         let chromedriver = match find_chromedriver() {
             Ok(path) => path,
             Err(why) if !required() => {
@@ -101,7 +110,7 @@ impl Browser {
             Err(why) => panic!("SHOULDER_REQUIRE_BROWSER=1 but chromedriver is missing: {why}"),
         };
         let dir = tempfile::tempdir().expect("temp dir for the browser");
-        let (child, webdriver_url) = start_chromedriver(&chromedriver, dir.path()).await;
+        let (child, webdriver_url) = start_chromedriver(&chromedriver, dir.path(), zone).await;
         // From here on a panic drops `browser`, which stops chromedriver.
         let mut browser = Browser {
             client: None,
@@ -208,7 +217,7 @@ fn capabilities(profile: &Path) -> Capabilities {
 /// Runs chromedriver on a free port until it reports itself ready; returns
 /// the child and its WebDriver URL. Picks another port if chromedriver exits
 /// early (another process took the port between our look and its bind).
-async fn start_chromedriver(program: &Path, dir: &Path) -> (Child, String) {
+async fn start_chromedriver(program: &Path, dir: &Path, zone: Option<&str>) -> (Child, String) {
     let log_path = dir.join("chromedriver.log");
     let mut last_failure = String::new();
     for _ in 0..PORT_ATTEMPTS {
@@ -216,7 +225,12 @@ async fn start_chromedriver(program: &Path, dir: &Path) -> (Child, String) {
         let log = File::create(&log_path).expect("chromedriver log file");
         let mut child = {
             use std::os::unix::process::CommandExt;
-            Command::new(program)
+            let mut command = Command::new(program);
+            if let Some(zone) = zone {
+                // Chromium, started by chromedriver, inherits it.
+                command.env("TZ", zone);
+            }
+            command
                 .arg(format!("--port={port}"))
                 .stdin(Stdio::null())
                 .stdout(log.try_clone().expect("chromedriver log handle"))

@@ -51,15 +51,28 @@ pub fn utc(text: &str) -> DateTime<Utc> {
 /// name) facilitates, the others are members. No round is open yet; see
 /// [`open_week`].
 pub async fn weekly_circle(app: &TestApp, name: &str, people: &[(&str, &str)]) -> i64 {
+    app.clock.set(utc("2027-03-01T08:00:00Z"));
+    circle_in(app, name, "UTC", "weekly mon 09:00", 48, people).await
+}
+
+/// A circle started now in `zone` on `cadence`, its rounds open for
+/// `round_hours`; the first person facilitates, the rest are members.
+pub async fn circle_in(
+    app: &TestApp,
+    name: &str,
+    zone: &str,
+    cadence: &str,
+    round_hours: u32,
+    people: &[(&str, &str)],
+) -> i64 {
     use shoulder::circles::settings::{Settings, SettingsForm};
     use shoulder::circles::store;
-    app.clock.set(utc("2027-03-01T08:00:00Z"));
-    let mut form = SettingsForm::new("UTC");
+    let mut form = SettingsForm::new(zone);
     form.name = name.into();
     form.purpose = "Turning what we learn into what we do.".into();
     form.agreements = "We listen first.".into();
-    form.round_hours = "48".into();
-    form.set_cadence_text("weekly mon 09:00");
+    form.round_hours = round_hours.to_string();
+    form.set_cadence_text(cadence);
     let now = app.clock.now();
     let settings = Settings::parse(&form, now.date_naive()).expect("valid settings");
     let people: Vec<(String, String)> = people
