@@ -25,6 +25,7 @@
 
 pub mod app;
 pub mod auth;
+pub mod calendar;
 pub mod circles;
 pub mod cli;
 pub mod clock;

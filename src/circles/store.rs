@@ -286,6 +286,7 @@ pub fn update(
                 circles::size_cap.eq(settings.size_cap),
                 circles::next_round_at.eq(next_round(settings, status, now)),
                 circles::updated_at.eq(now.naive_utc()),
+                circles::schedule_version.eq(circles::schedule_version + 1),
             ))
             .execute(conn)?;
         Ok(UpdateOutcome::Updated)
@@ -315,6 +316,7 @@ pub fn set_status(
                 circles::paused_reason.eq(None::<String>),
                 circles::next_round_at.eq(next),
                 circles::updated_at.eq(now.naive_utc()),
+                circles::schedule_version.eq(circles::schedule_version + 1),
             ))
             .execute(conn)?;
         Ok(())

@@ -234,6 +234,7 @@ pub fn delete(
                 people::email.eq(placeholder_email(person_id)),
                 people::deleted_at.eq(Some(at)),
                 people::time_zone.eq(None::<String>),
+                people::calendar_key_hash.eq(None::<String>),
             ))
             .execute(conn)?;
 

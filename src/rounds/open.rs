@@ -480,6 +480,7 @@ fn pause(
             circles::paused_reason.eq(reason),
             circles::next_round_at.eq(None::<NaiveDateTime>),
             circles::updated_at.eq(now.naive_utc()),
+            circles::schedule_version.eq(circles::schedule_version + 1),
         ))
         .execute(conn)?;
     Ok(())

@@ -12,9 +12,10 @@ use serde::Deserialize;
 use super::form::FormData;
 use super::session::{SignedInPerson, cleared_cookie};
 use super::views;
-use super::views::account::{CONFIRM_WORD, FacilitatedCircle, ZoneForm};
+use super::views::account::{CONFIRM_WORD, CalendarPart, FacilitatedCircle, ZoneForm};
 use crate::app::AppState;
 use crate::auth::session::SignedIn;
+use crate::calendar;
 use crate::circles::store;
 use crate::error::AppError;
 use crate::people::delete::{self, Deletion, NeedsFacilitator};
@@ -73,7 +74,7 @@ pub async fn page(
     Query(query): Query<PageQuery>,
 ) -> Result<Response, AppError> {
     let saved = query.saved.is_some();
-    your_data(&state, &person, None, None, saved)
+    your_data(&state, &person, None, None, saved, None)
         .await
         .map(IntoResponse::into_response)
 }
@@ -96,7 +97,7 @@ pub async fn set_time_zone(
             Ok(Redirect::to("/me?saved=zone#your-time").into_response())
         }
         Err(error) => {
-            let page = your_data(&state, &person, Some(&typed), Some(error), false).await?;
+            let page = your_data(&state, &person, Some(&typed), Some(error), false, None).await?;
             Ok((StatusCode::UNPROCESSABLE_ENTITY, page).into_response())
         }
     }
@@ -110,15 +111,17 @@ async fn your_data(
     typed: Option<&str>,
     error: Option<&str>,
     saved: bool,
+    new_feed: Option<String>,
 ) -> Result<maud::Markup, AppError> {
     let person_id = person.person_id;
-    let (circles, needs, kept) = state
+    let (circles, needs, kept, has_feed) = state
         .db
         .run(move |conn| {
             let circles = store::list_for_person(conn, person_id)?;
             let needs = delete::circles_needing_a_facilitator(conn, person_id)?;
             let kept = zone::of(conn, person_id)?.map(|zone| zone.name().to_string());
-            Ok::<_, AppError>((circles, needs, kept))
+            let has_feed = calendar::has_key(conn, person_id)?;
+            Ok::<_, AppError>((circles, needs, kept, has_feed))
         })
         .await?;
     let facilitated: Vec<FacilitatedCircle> = circles
@@ -139,7 +142,63 @@ async fn your_data(
             error,
             saved,
         },
+        &CalendarPart {
+            has_feed,
+            new_feed: new_feed.as_deref(),
+        },
     ))
+}
+
+/// Makes the person's calendar feed a new key, ending the old one, and
+/// shows its address this once: only its hash is kept.
+pub async fn replace_calendar_key(
+    State(state): State<AppState>,
+    SignedInPerson(person): SignedInPerson,
+) -> Result<Response, AppError> {
+    let person_id = person.person_id;
+    let key = state
+        .db
+        .run(move |conn| calendar::replace_key(conn, person_id))
+        .await?;
+    let url = format!(
+        "{}/calendar/{}.ics",
+        state.config.public_base(),
+        key.as_str()
+    );
+    Ok(your_data(&state, &person, None, None, false, Some(url))
+        .await?
+        .into_response())
+}
+
+/// A person's calendar feed; 404 for a key that is not, or no longer, one.
+pub async fn calendar_feed(
+    State(state): State<AppState>,
+    Path(file): Path<String>,
+) -> Result<Response, AppError> {
+    let key = file
+        .strip_suffix(".ics")
+        .ok_or(AppError::NotFound)?
+        .to_string();
+    let now = state.clock.now();
+    let base = state.config.public_base().to_string();
+    let feed = state
+        .db
+        .read(move |conn| {
+            let Some(person_id) = calendar::person_of_key(conn, &key)? else {
+                return Ok::<_, AppError>(None);
+            };
+            Ok(Some(calendar::feed_of(conn, person_id, &base, now)?))
+        })
+        .await?
+        .ok_or(AppError::NotFound)?;
+    Ok((
+        [
+            (header::CONTENT_TYPE, "text/calendar; charset=utf-8"),
+            (header::CACHE_CONTROL, "private, max-age=300"),
+        ],
+        feed,
+    )
+        .into_response())
 }
 
 async fn my_export(state: &AppState, person: &SignedIn) -> Result<PersonExport, AppError> {

@@ -2,7 +2,7 @@
 //! answers 404 to anyone who is not an active member, so ids reveal nothing.
 
 use axum::extract::{Path, State};
-use axum::http::StatusCode;
+use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
 use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
@@ -17,6 +17,7 @@ use super::views::circles::{
 };
 use crate::app::AppState;
 use crate::auth::session::{Found, SignedIn};
+use crate::calendar;
 use crate::circles::settings::{FieldErrors, Settings, SettingsForm};
 use crate::circles::store::{
     self, Circle, CircleStatus, Departure, Membership, Started, UpdateOutcome,
@@ -597,6 +598,36 @@ pub async fn change_mail(
     }
     tracing::info!(circle.id = circle_id, muted, "circle mail setting changed");
     Ok(Redirect::to(&format!("/circles/{circle_id}")).into_response())
+}
+
+/// The circle's open and upcoming rounds as a file a facilitator can share
+/// with people who do not subscribe to a feed.
+pub async fn calendar_download(
+    State(state): State<AppState>,
+    SignedInPerson(person): SignedInPerson,
+    Path(circle_id): Path<i64>,
+) -> Result<Response, AppError> {
+    let (circle, _) = facilitated(&state, &person, circle_id).await?;
+    let now = state.clock.now();
+    let events = state
+        .db
+        .run(move |conn| calendar::rounds_of(conn, &[circle_id], now))
+        .await?;
+    let body = calendar::render(&circle.name, &events, &[], state.config.public_base(), now);
+    Ok((
+        [
+            (
+                header::CONTENT_TYPE,
+                "text/calendar; charset=utf-8".to_string(),
+            ),
+            (
+                header::CONTENT_DISPOSITION,
+                format!("attachment; filename=\"circle-{circle_id}-rounds.ics\""),
+            ),
+        ],
+        body,
+    )
+        .into_response())
 }
 
 pub async fn make_facilitator(

@@ -81,6 +81,12 @@ pub fn router(state: AppState) -> Router {
         .route("/sign-out", post(sign_in::sign_out))
         .route("/me", get(account::page))
         .route("/me/time-zone", post(account::set_time_zone))
+        .route("/me/calendar", post(account::replace_calendar_key))
+        .route("/calendar/{file}", get(account::calendar_feed))
+        .route(
+            "/circles/{id}/calendar.ics",
+            get(circles::calendar_download),
+        )
         .route("/me/export.json", get(account::export_json))
         .route("/me/export.csv", get(account::export_csv))
         .route(

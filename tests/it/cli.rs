@@ -879,3 +879,53 @@ async fn import_members_reads_a_spreadsheets_semicolon_export() {
         "Bea's welcome"
     );
 }
+
+/// `tick --at` sends a check-in held for a member's own hour at that hour,
+/// and only once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tick_sends_a_check_in_held_for_its_hour_then_and_once() {
+    use diesel::prelude::*;
+    use shoulder::db::schema::memberships;
+
+    let app = crate::support::TestApp::start(crate::support::Backend::Sqlite)
+        .await
+        .expect("SQLite");
+    let circle = crate::support::weekly_circle(
+        &app,
+        "Monday accomplices",
+        &[("ada@example.org", "Ada"), ("bea@example.org", "Bea")],
+    )
+    .await;
+    crate::shoulder::query(&app, move |conn| {
+        diesel::update(
+            memberships::table
+                .filter(memberships::circle_id.eq(circle))
+                .filter(memberships::role.eq("member")),
+        )
+        .set(memberships::check_in_at.eq(Some("11:00")))
+        .execute(conn)
+    })
+    .await;
+    let dir = tempfile::tempdir().expect("temp dir");
+    let to = |address: &str| {
+        app.emails()
+            .iter()
+            .filter(|m| m.to == [address.to_string()])
+            .count()
+    };
+    let tick = |at: &str| {
+        let output = circle_command_tick(&app, dir.path(), at);
+        assert!(output.status.success(), "{}", text(&output.stderr));
+        text(&output.stdout)
+    };
+    let opened = tick("2027-03-01T09:00:30Z");
+    assert!(opened.contains("opened 1 round(s)"), "{opened}");
+    app.smtp.wait_for_messages(1);
+    assert_eq!((to("ada@example.org"), to("bea@example.org")), (1, 0));
+    tick("2027-03-01T10:59:00Z");
+    assert_eq!(to("bea@example.org"), 0, "not before her hour");
+    tick("2027-03-01T11:00:00Z");
+    app.smtp.wait_for_messages(2);
+    tick("2027-03-01T11:05:00Z");
+    assert_eq!((to("ada@example.org"), to("bea@example.org")), (1, 1));
+}

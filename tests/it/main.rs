@@ -7,6 +7,7 @@ mod automatic_mail;
 mod binds;
 mod browser;
 mod browser_round;
+mod calendar;
 mod check_ins;
 mod circles;
 mod cli;

@@ -46,6 +46,40 @@ fn time_zone(zone: &ZoneForm<'_>) -> Markup {
     }
 }
 
+/// The person's calendar feed: whether there is one, and its address
+/// when it was just made (the only time it can be shown).
+pub struct CalendarPart<'a> {
+    pub has_feed: bool,
+    pub new_feed: Option<&'a str>,
+}
+
+fn calendar_feed(part: &CalendarPart<'_>) -> Markup {
+    html! {
+        section #your-calendar {
+            h2 { "Your calendar" }
+            p {
+                "A private address your calendar program can subscribe to: every open and upcoming "
+                "round of your circles (eight weeks ahead) from opening to close, with the prompt once "
+                "a round has opened and a link to it, and the days you are away. It changes in your "
+                "calendar when a circle's rhythm changes."
+            }
+            @if let Some(url) = part.new_feed {
+                p.notice role="status" { "Your calendar address is ready. Copy it now: it is shown only this once." }
+                label for="feed-url" { "Calendar address" }
+                input #feed-url type="text" readonly value=(url);
+                p.muted { "Anyone with this address can read your rounds and away days. If it gets out, make a new one." }
+            } @else if part.has_feed {
+                p { "You have a calendar address. To see it again, make a new one: the old one stops working." }
+            }
+            form method="post" action="/me/calendar" {
+                button type="submit" {
+                    @if part.has_feed || part.new_feed.is_some() { "Make a new calendar address" } @else { "Make my calendar address" }
+                }
+            }
+        }
+    }
+}
+
 /// The word to type before deleting.
 pub const CONFIRM_WORD: &str = "delete";
 
@@ -64,6 +98,7 @@ pub fn your_data(
     facilitated: &[FacilitatedCircle],
     needs_facilitator: &[NeedsFacilitator],
     zone: &ZoneForm<'_>,
+    feed: &CalendarPart<'_>,
 ) -> Markup {
     page_for(
         viewer,
@@ -71,6 +106,7 @@ pub fn your_data(
         html! {
             h1 { "Your data" }
             (time_zone(zone))
+            (calendar_feed(feed))
             section {
                 h2 { "Take a copy" }
                 p {

@@ -428,6 +428,13 @@ pub fn circle(page: &CirclePage<'_>) -> Markup {
                 @for note in &page.schedule_notes {
                     p.notice { (note) }
                 }
+                @if page.viewer_is_facilitator {
+                    p {
+                        a href={ "/circles/" (page.circle_id) "/calendar.ics" } download { "Add to calendar" }
+                        " "
+                        span.muted { "(a file of the open and upcoming rounds, to share with members who do not subscribe to their own calendar address under Your data)" }
+                    }
+                }
             }
             @if !page.rounds.is_empty() {
                 section {
