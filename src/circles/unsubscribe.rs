@@ -26,7 +26,7 @@ use diesel::prelude::*;
 use crate::auth::Token;
 use crate::db::schema::{action_tokens, circles, memberships, round_links, rounds};
 use crate::db::{DbConnection, DbError, write_transaction};
-use crate::rounds::links;
+use crate::rounds::{links, own_hour};
 
 use super::store::STATUS_ACTIVE;
 
@@ -177,6 +177,7 @@ pub fn unsubscribe(
         diesel::update(memberships::table.find(membership_id))
             .set(memberships::muted.eq(true))
             .execute(conn)?;
+        own_hour::withdraw_waiting(conn, membership_id, None)?;
         // The first use is kept for the record; later ones leave it alone.
         match source {
             Source::Token => {
@@ -213,6 +214,14 @@ pub fn set_muted(
     )
     .set(memberships::muted.eq(muted))
     .execute(conn)?;
+    if changed == 1 && muted {
+        let membership_id: i64 = memberships::table
+            .filter(memberships::circle_id.eq(circle_id))
+            .filter(memberships::person_id.eq(person_id))
+            .select(memberships::id)
+            .first(conn)?;
+        own_hour::withdraw_waiting(conn, membership_id, None)?;
+    }
     Ok(changed == 1)
 }
 

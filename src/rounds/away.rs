@@ -14,6 +14,7 @@ use diesel::sql_types::{BigInt, Timestamp};
 
 use crate::db::schema::{away_periods, round_skips};
 use crate::db::{DbConnection, DbError};
+use crate::rounds::own_hour;
 
 /// The longest single away period.
 pub const MAX_AWAY_DAYS: i64 = 366;
@@ -104,6 +105,7 @@ pub fn add(
             away_periods::created_at.eq(now),
         ))
         .execute(conn)?;
+    own_hour::withdraw_waiting_between(conn, membership_id, dates.starts_on, dates.ends_on)?;
     Ok(())
 }
 
@@ -177,6 +179,7 @@ pub fn skip(
         DbConnection::Postgresql(conn) => query.execute(conn)?,
         DbConnection::Sqlite(conn) => query.execute(conn)?,
     };
+    own_hour::withdraw_waiting(conn, membership_id, Some(round_id))?;
     Ok(())
 }
 

@@ -15,6 +15,7 @@ use diesel::sql_types::{BigInt, Bool, Integer, Nullable, Text, Timestamp};
 
 use crate::db::schema::{commitments, follow_throughs, rounds, support_messages};
 use crate::db::{DbConnection, DbError, write_transaction};
+use crate::rounds::own_hour;
 use crate::text::{self, sentence};
 
 pub const MAX_REFLECTION_LEN: usize = 2000;
@@ -408,6 +409,9 @@ pub fn save(
                 note.as_deref(),
                 at,
             )?;
+        }
+        if !closed {
+            own_hour::withdraw_waiting(conn, membership_id, Some(round_id))?;
         }
         Ok(Saved::Saved { late: closed })
     });

@@ -6,13 +6,14 @@
 //! chose none). It is due at the first such moment at or after the opening
 //! while the round is still open, or at the opening when there is none.
 
-use chrono::{DateTime, Duration, LocalResult, NaiveDateTime, NaiveTime, TimeZone, Utc};
+use chrono::{DateTime, Duration, LocalResult, NaiveDate, NaiveDateTime, NaiveTime, TimeZone, Utc};
 use chrono_tz::Tz;
 use diesel::prelude::*;
 
 use crate::db::schema::{deliveries, memberships, rounds};
 use crate::db::{DbConnection, DbError};
 use crate::mail::outbox::status;
+use crate::rounds::SLOT_FORMAT;
 
 /// Why an hour is refused.
 pub const NOT_AN_HOUR: &str = "Give the hour as HH:MM, for example 07:30.";
@@ -107,6 +108,67 @@ pub fn reschedule_waiting(
         .execute(conn)?;
     }
     Ok(moved)
+}
+
+/// Withdraws a check-in email not yet sent to `membership_id` (for
+/// `round_id`, or any round): they checked in, skipped, went away or muted
+/// the circle before it left, so there is nothing left for it to ask.
+/// Returns how many were withdrawn.
+pub fn withdraw_waiting(
+    conn: &mut DbConnection,
+    membership_id: i64,
+    round_id: Option<i64>,
+) -> Result<usize, DbError> {
+    let mut waiting = deliveries::table
+        .filter(deliveries::membership_id.eq(membership_id))
+        .filter(deliveries::kind.eq("check_in"))
+        .filter(deliveries::status.eq(status::PENDING))
+        .filter(deliveries::attempts.eq(0))
+        .into_boxed();
+    if let Some(round_id) = round_id {
+        waiting = waiting.filter(deliveries::round_id.eq(round_id));
+    }
+    let ids: Vec<i64> = waiting.select(deliveries::id).load(conn)?;
+    withdraw(conn, &ids)
+}
+
+/// [`withdraw_waiting`] for the rounds whose day falls in an away period
+/// from `starts_on` to `ends_on`.
+pub fn withdraw_waiting_between(
+    conn: &mut DbConnection,
+    membership_id: i64,
+    starts_on: NaiveDate,
+    ends_on: NaiveDate,
+) -> Result<usize, DbError> {
+    let waiting: Vec<(i64, String)> = deliveries::table
+        .inner_join(rounds::table)
+        .filter(deliveries::membership_id.eq(membership_id))
+        .filter(deliveries::kind.eq("check_in"))
+        .filter(deliveries::status.eq(status::PENDING))
+        .filter(deliveries::attempts.eq(0))
+        .select((deliveries::id, rounds::slot))
+        .load(conn)?;
+    let ids: Vec<i64> = waiting
+        .into_iter()
+        .filter(|(_, slot)| {
+            NaiveDateTime::parse_from_str(slot, SLOT_FORMAT)
+                .is_ok_and(|slot| (starts_on..=ends_on).contains(&slot.date()))
+        })
+        .map(|(id, _)| id)
+        .collect();
+    withdraw(conn, &ids)
+}
+
+fn withdraw(conn: &mut DbConnection, ids: &[i64]) -> Result<usize, DbError> {
+    if ids.is_empty() {
+        return Ok(0);
+    }
+    Ok(diesel::delete(
+        deliveries::table
+            .filter(deliveries::id.eq_any(ids))
+            .filter(deliveries::status.eq(status::PENDING)),
+    )
+    .execute(conn)?)
 }
 
 /// Keeps a member's hour (`None`: when the round opens).

@@ -258,3 +258,55 @@ on_both_backends! {
         assert_eq!(check_ins_to(&app, "dan@example.org").await.len(), 1, "not again at the second 01:30");
     }
 }
+
+on_both_backends! {
+    /// Checking in, skipping, going away or muting before one's hour leaves
+    /// the waiting email nothing to ask: it is withdrawn, and only those
+    /// who did none of these get theirs.
+    async fn a_waiting_email_is_withdrawn_when_it_has_nothing_left_to_ask(app) {
+        app.clock.set(utc("2027-03-01T08:00:00Z"));
+        let people = [
+            ("ada@example.org", "Ada"),
+            ("bea@example.org", "Bea"),
+            ("cal@example.org", "Cal"),
+            ("dan@example.org", "Dan"),
+            ("eve@example.org", "Eve"),
+            ("fay@example.org", "Fay"),
+        ];
+        let circle = circle_in(&app, "Monday accomplices", "UTC", "weekly mon 09:00", 12, &people).await;
+        for (email, _) in &people[1..] {
+            set_hour(&app, circle, email, "20:00").await;
+        }
+        app.clock.set(utc("2027-03-01T09:00:00Z"));
+        assert_eq!(check_ins_to(&app, "ada@example.org").await.len(), 1);
+        let round = format!("/circles/{circle}/rounds/1");
+        let session = |email: &'static str, name: &'static str| app.sign_in(email, name);
+        let bea = session("bea@example.org", "Bea").await;
+        let saved = app.post_form_as(&bea, &round, &[("reflection", "Said early."), ("audience", "me")]).await;
+        assert_eq!(saved.status().as_u16(), 303);
+        let cal = session("cal@example.org", "Cal").await;
+        let skipped = app.post_form_as(&cal, &format!("{round}/skip"), &[("skip", "yes")]).await;
+        assert_eq!(skipped.status().as_u16(), 303);
+        let dan = session("dan@example.org", "Dan").await;
+        let muted = app.post_form_as(&dan, &format!("/circles/{circle}/mail"), &[("action", "mute")]).await;
+        assert_eq!(muted.status().as_u16(), 303);
+        let eve = session("eve@example.org", "Eve").await;
+        let away = app.post_form_as(&eve, &format!("{round}/away"), &[("starts", "2027-03-01"), ("ends", "2027-03-02")]).await;
+        assert_eq!(away.status().as_u16(), 303);
+
+        app.clock.set(utc("2027-03-01T20:00:00Z"));
+        assert_eq!(check_ins_to(&app, "fay@example.org").await.len(), 1);
+        for email in ["bea@example.org", "cal@example.org", "dan@example.org", "eve@example.org"] {
+            assert!(check_ins_to(&app, email).await.is_empty(), "{email} was not asked");
+        }
+        let waiting = query(&app, |conn| {
+            deliveries::table
+                .filter(deliveries::kind.eq("check_in"))
+                .filter(deliveries::status.eq("pending"))
+                .count()
+                .get_result::<i64>(conn)
+        })
+        .await;
+        assert_eq!(waiting, 0);
+    }
+}
