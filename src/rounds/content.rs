@@ -89,7 +89,8 @@ pub struct CheckInRound<'a> {
     pub number: i32,
     pub question: &'a str,
     pub follow_up: Option<&'a str>,
-    /// When the round closes, in the circle's time zone.
+    /// When the round closes, in the circle's time zone (with the member's
+    /// own clock beside it, in the copy each member's email is made from).
     pub closes: &'a str,
 }
 

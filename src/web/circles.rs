@@ -27,7 +27,6 @@ use crate::clock::{local_text, time_for, zone_or_utc};
 use crate::db::write_transaction;
 use crate::error::AppError;
 use crate::mail::outbox;
-use crate::people;
 use crate::rounds;
 use crate::rounds::own_hour;
 
@@ -123,23 +122,18 @@ pub async fn home(state: &AppState, person: &SignedIn) -> Result<Response, AppEr
 pub async fn new_form(
     State(state): State<AppState>,
     SignedInPerson(person): SignedInPerson,
-) -> Result<Response, AppError> {
-    let person_id = person.person_id;
-    let own_zone = state
-        .db
-        .run(move |conn| people::zone::of(conn, person_id))
-        .await?;
+) -> Response {
     // A circle starts in its facilitator's zone; without one, in the
     // configured default, which the browser's own zone may replace.
-    let propose_browser_zone = own_zone.is_none();
+    let propose_browser_zone = person.time_zone.is_none();
     let form = SettingsForm::new(
-        own_zone
-            .as_ref()
+        person
+            .time_zone
             .map_or(state.config.circles.default_time_zone.as_str(), |zone| {
                 zone.name()
             }),
     );
-    Ok(views::circles::settings_form(&FormPage {
+    views::circles::settings_form(&FormPage {
         viewer: &person.display_name,
         purpose: FormPurpose::Start,
         form: &form,
@@ -147,7 +141,7 @@ pub async fn new_form(
         preview: None,
         propose_browser_zone,
     })
-    .into_response())
+    .into_response()
 }
 
 pub async fn create(

@@ -7,7 +7,7 @@ use shoulder::db::schema::{deliveries, memberships, people};
 
 use crate::on_both_backends;
 use crate::shoulder::{query, round_link};
-use crate::support::{ReceivedEmail, TestApp, circle_in, utc};
+use crate::support::{ReceivedEmail, TestApp, circle_in, cookie_from, link_path, utc};
 
 /// Gives `email`'s person the zone `zone`.
 async fn set_zone(app: &TestApp, email: &'static str, zone: &'static str) {
@@ -308,5 +308,83 @@ on_both_backends! {
         })
         .await;
         assert_eq!(waiting, 0);
+    }
+}
+
+/// The zone a person has chosen, if any.
+async fn zone_of(app: &TestApp, email: &'static str) -> Option<String> {
+    query(app, move |conn| {
+        people::table
+            .filter(people::email.eq(email))
+            .select(people::time_zone)
+            .first::<Option<String>>(conn)
+    })
+    .await
+}
+
+/// The newest link in an email to `to` under `prefix`.
+async fn emailed_link(app: &TestApp, to: &str, prefix: &str) -> String {
+    app.run_jobs().await;
+    let email = app
+        .emails()
+        .into_iter()
+        .rev()
+        .find(|m| m.to == [to.to_string()])
+        .unwrap_or_else(|| panic!("an email to {to}"));
+    link_path(&email.text_body(), app.public_base(), prefix)
+}
+
+on_both_backends! {
+    /// Someone new is asked for their zone when they first sign in or join;
+    /// an unknown one is refused with what was sent kept, a known one kept.
+    async fn a_first_sign_in_and_a_first_join_ask_for_a_zone(app) {
+        assert_eq!(app.post_form("/sign-in", &[("email", "rui@example.org")]).await.status().as_u16(), 200);
+        let link = emailed_link(&app, "rui@example.org", "/sign-in/").await;
+        let (status, page) = app.get_text(&link).await;
+        assert_eq!(status, 200);
+        assert!(
+            page.contains(r#"data-browser-zone="propose""#) && page.contains(r#"<option value="UTC" selected>UTC</option>"#),
+            "UTC until the browser proposes its own: {page}"
+        );
+        let refused = app.post_form(&link, &[("name", "Rui"), ("time_zone", "Mars/Olympus")]).await;
+        assert_eq!(refused.status().as_u16(), 422);
+        let page = refused.text().await.expect("page");
+        assert!(page.contains(shoulder::people::zone::UNKNOWN_ZONE), "{page}");
+        assert!(page.contains(r#"<option value="Mars/Olympus" selected>"#) && page.contains(r#"value="Rui""#), "kept: {page}");
+        assert!(page.contains(r#"aria-describedby="time_zone-error""#), "{page}");
+        let nobody = query(&app, |conn| people::table.count().get_result::<i64>(conn)).await;
+        assert_eq!(nobody, 0, "nothing written");
+        let signed_in = app.post_form(&link, &[("name", "Rui"), ("time_zone", "America/Sao_Paulo")]).await;
+        assert_eq!(signed_in.status().as_u16(), 303);
+        assert_eq!(zone_of(&app, "rui@example.org").await.as_deref(), Some("America/Sao_Paulo"));
+
+        // Signing in again asks nothing more.
+        app.post_form("/sign-in", &[("email", "rui@example.org")]).await;
+        let link = emailed_link(&app, "rui@example.org", "/sign-in/").await;
+        let (_, page) = app.get_text(&link).await;
+        assert!(!page.contains("time_zone"), "{page}");
+
+        // Joining through a link: the same question, kept on joining.
+        let rui = cookie_from(&signed_in);
+        let circle = circle_in(&app, "Monday accomplices", "UTC", "weekly mon 09:00", 48, &[("rui@example.org", "Rui")]).await;
+        let made = app.post_form_as(&rui, &format!("/circles/{circle}/invites/link"), &[]).await;
+        let join = link_path(&made.text().await.expect("page"), app.public_base(), "/join/");
+        let asked = app.post_form(&join, &[("name", "Bea"), ("email", "bea@example.org"), ("accept", "yes")]).await;
+        assert_eq!(asked.status().as_u16(), 200);
+        let confirm = emailed_link(&app, "bea@example.org", "/join/confirm/").await;
+        let (_, page) = app.get_text(&confirm).await;
+        assert!(page.contains(r#"data-browser-zone="propose""#), "{page}");
+        let refused = app.post_form(&confirm, &[("time_zone", "Atlantis/Central")]).await;
+        assert_eq!(refused.status().as_u16(), 422);
+        let page = refused.text().await.expect("page");
+        assert!(page.contains(r#"<option value="Atlantis/Central" selected>"#), "{page}");
+        let members = query(&app, move |conn| {
+            memberships::table.filter(memberships::circle_id.eq(circle)).count().get_result::<i64>(conn)
+        })
+        .await;
+        assert_eq!(members, 1, "nobody joined on a refused zone");
+        let joined = app.post_form(&confirm, &[("time_zone", "Europe/Lisbon")]).await;
+        assert_eq!(joined.status().as_u16(), 303);
+        assert_eq!(zone_of(&app, "bea@example.org").await.as_deref(), Some("Europe/Lisbon"));
     }
 }

@@ -6,7 +6,7 @@
 use maud::{Markup, html};
 
 use super::layout::{page, page_for};
-use super::zones::{ZonePicker, picker};
+use super::zones::first_choice;
 use crate::circles::invites::{AddressOutcome, AddressResult, JoinOffer, Refusal};
 use crate::circles::store::CircleStatus;
 
@@ -394,17 +394,7 @@ pub fn confirm(
             p { "You are joining as " strong { (email) } ". Pressing the button adds you to the circle and signs you in." }
             form method="post" action={ "/join/confirm/" (token) } {
                 @if let Some(zone) = zone {
-                    label for="time_zone" { "Your time zone" }
-                    p.muted { "Times in your circles are shown to you in it. You can change it later under Your data." }
-                    (picker(&ZonePicker {
-                        field: "time_zone",
-                        selected: if zone.sent.is_empty() { "UTC" } else { zone.sent },
-                        propose_browser_zone: zone.sent.is_empty(),
-                        error_id: zone.error.map(|_| "time_zone-error"),
-                    }))
-                    @if let Some(error) = zone.error {
-                        p.error #time_zone-error { (error) }
-                    }
+                    (first_choice(zone.sent, zone.error))
                 }
                 p { button type="submit" { "Join the circle" } }
             }

@@ -4,7 +4,7 @@
 use maud::{Markup, html};
 
 use super::layout::page;
-use super::zones::{ZonePicker, picker};
+use super::zones::first_choice;
 use crate::auth::sign_in::LinkState;
 
 pub fn form(email: &str, next: &str, error: Option<&str>) -> Markup {
@@ -69,17 +69,7 @@ pub fn confirm(token: &str, email: &str, welcome: Option<&Welcome<'_>>) -> Marku
                     @if let Some(error) = welcome.name_error {
                         p.error #name-error { (error) }
                     }
-                    label for="time_zone" { "Your time zone" }
-                    p.muted #time_zone-hint { "Times in your circles are shown to you in it. You can change it later under Your data." }
-                    (picker(&ZonePicker {
-                        field: "time_zone",
-                        selected: if welcome.time_zone.is_empty() { "UTC" } else { welcome.time_zone },
-                        propose_browser_zone: welcome.time_zone.is_empty(),
-                        error_id: welcome.time_zone_error.map(|_| "time_zone-error"),
-                    }))
-                    @if let Some(error) = welcome.time_zone_error {
-                        p.error #time_zone-error { (error) }
-                    }
+                    (first_choice(welcome.time_zone, welcome.time_zone_error))
                 }
                 p { button type="submit" { "Sign in" } }
             }

@@ -41,6 +41,25 @@ pub fn picker(picker: &ZonePicker<'_>) -> Markup {
     }
 }
 
+/// "Your time zone" where someone is asked for it the first time (signing
+/// in for the first time, joining): UTC until a script proposes the
+/// browser's zone, or `sent` again with its `error`.
+pub fn first_choice(sent: &str, error: Option<&str>) -> Markup {
+    html! {
+        label for="time_zone" { "Your time zone" }
+        p.muted { "Times in your circles are shown to you in it. You can change it later under Your data." }
+        (picker(&ZonePicker {
+            field: "time_zone",
+            selected: if sent.is_empty() { "UTC" } else { sent },
+            propose_browser_zone: sent.is_empty(),
+            error_id: error.map(|_| "time_zone-error"),
+        }))
+        @if let Some(error) = error {
+            p.error #time_zone-error { (error) }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
