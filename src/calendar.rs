@@ -272,3 +272,58 @@ pub fn feed_of(
         .collect::<Vec<_>>();
     Ok(render("Shoulder", &events, &away, public_base, now))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn utc(text: &str) -> DateTime<Utc> {
+        text.parse().expect("an RFC 3339 instant")
+    }
+
+    #[test]
+    fn events_carry_stable_uids_utc_times_and_escaped_text() {
+        let slot = NaiveDateTime::parse_from_str("2027-03-14T02:30", SLOT_FORMAT).expect("slot");
+        let round = RoundEvent {
+            circle_id: 7,
+            circle_name: "Night, shift; crew".into(),
+            number: Some(3),
+            slot,
+            opens: utc("2027-03-14T07:00:00Z"),
+            closes: utc("2027-03-16T07:00:00Z"),
+            question: Some("Who held you up?\nAnd whom?".into()),
+            sequence: 4,
+        };
+        let away = AwayEvent {
+            id: 11,
+            circle_name: "Night, shift; crew".into(),
+            starts_on: NaiveDate::from_ymd_opt(2027, 3, 20).expect("date"),
+            ends_on: NaiveDate::from_ymd_opt(2027, 3, 21).expect("date"),
+        };
+        let text = render(
+            "Shoulder",
+            &[round],
+            &[away],
+            "https://circles.example.org:8443/base",
+            utc("2027-03-14T08:00:00Z"),
+        );
+        let unfolded = text.replace("\r\n ", "");
+        for line in [
+            "UID:round-7-20270314T0230@circles.example.org",
+            "SEQUENCE:4",
+            "DTSTART:20270314T070000Z",
+            "DTEND:20270316T070000Z",
+            "SUMMARY:Night\\, shift\\; crew: round 3",
+            "DESCRIPTION:This round's prompt: Who held you up?\\nAnd whom?\\n\\nCheck in: https://circles.example.org:8443/base/circles/7/rounds/3",
+            "UID:away-11@circles.example.org",
+            "DTSTART;VALUE=DATE:20270320",
+            "DTEND;VALUE=DATE:20270322",
+        ] {
+            assert!(unfolded.contains(line), "{line} in\n{text}");
+        }
+        assert!(
+            text.lines().all(|line| line.len() <= 75),
+            "lines folded:\n{text}"
+        );
+    }
+}
