@@ -173,6 +173,9 @@ fn main() {
     for row in rows {
         println!("{row}");
     }
+    if std::env::var("BENCH_ONLY").as_deref() == Ok("open") {
+        return;
+    }
 
     let plan = ServePlan::new(measuring);
     let served = served_openings(&runtime, dir.path(), &plan);

@@ -177,7 +177,7 @@ pub fn unsubscribe(
         diesel::update(memberships::table.find(membership_id))
             .set(memberships::muted.eq(true))
             .execute(conn)?;
-        own_hour::withdraw_waiting(conn, membership_id, None)?;
+        own_hour::withdraw_all_waiting(conn, membership_id)?;
         // The first use is kept for the record; later ones leave it alone.
         match source {
             Source::Token => {
@@ -220,7 +220,7 @@ pub fn set_muted(
             .filter(memberships::person_id.eq(person_id))
             .select(memberships::id)
             .first(conn)?;
-        own_hour::withdraw_waiting(conn, membership_id, None)?;
+        own_hour::withdraw_all_waiting(conn, membership_id)?;
     }
     Ok(changed == 1)
 }

@@ -179,7 +179,7 @@ pub fn skip(
         DbConnection::Postgresql(conn) => query.execute(conn)?,
         DbConnection::Sqlite(conn) => query.execute(conn)?,
     };
-    own_hour::withdraw_waiting(conn, membership_id, Some(round_id))?;
+    own_hour::withdraw_waiting(conn, membership_id, round_id)?;
     Ok(())
 }
 

@@ -411,7 +411,7 @@ pub fn save(
             )?;
         }
         if !closed {
-            own_hour::withdraw_waiting(conn, membership_id, Some(round_id))?;
+            own_hour::withdraw_waiting(conn, membership_id, round_id)?;
         }
         Ok(Saved::Saved { late: closed })
     });

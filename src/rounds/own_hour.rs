@@ -110,26 +110,36 @@ pub fn reschedule_waiting(
     Ok(moved)
 }
 
-/// Withdraws a check-in email not yet sent to `membership_id` (for
-/// `round_id`, or any round): they checked in, skipped, went away or muted
-/// the circle before it left, so there is nothing left for it to ask.
-/// Returns how many were withdrawn.
+/// Withdraws a check-in email not yet sent to `membership_id` for
+/// `round_id`: they checked in, skipped or went away before it left, so
+/// there is nothing left for it to ask. One statement, the same each time,
+/// since every check-in saved runs it.
 pub fn withdraw_waiting(
     conn: &mut DbConnection,
     membership_id: i64,
-    round_id: Option<i64>,
+    round_id: i64,
 ) -> Result<usize, DbError> {
-    let mut waiting = deliveries::table
-        .filter(deliveries::membership_id.eq(membership_id))
-        .filter(deliveries::kind.eq("check_in"))
-        .filter(deliveries::status.eq(status::PENDING))
-        .filter(deliveries::attempts.eq(0))
-        .into_boxed();
-    if let Some(round_id) = round_id {
-        waiting = waiting.filter(deliveries::round_id.eq(round_id));
-    }
-    let ids: Vec<i64> = waiting.select(deliveries::id).load(conn)?;
-    withdraw(conn, &ids)
+    Ok(diesel::delete(
+        deliveries::table
+            .filter(deliveries::membership_id.eq(membership_id))
+            .filter(deliveries::round_id.eq(round_id))
+            .filter(deliveries::kind.eq("check_in"))
+            .filter(deliveries::status.eq(status::PENDING))
+            .filter(deliveries::attempts.eq(0)),
+    )
+    .execute(conn)?)
+}
+
+/// [`withdraw_waiting`] for every round: the member muted the circle.
+pub fn withdraw_all_waiting(conn: &mut DbConnection, membership_id: i64) -> Result<usize, DbError> {
+    Ok(diesel::delete(
+        deliveries::table
+            .filter(deliveries::membership_id.eq(membership_id))
+            .filter(deliveries::kind.eq("check_in"))
+            .filter(deliveries::status.eq(status::PENDING))
+            .filter(deliveries::attempts.eq(0)),
+    )
+    .execute(conn)?)
 }
 
 /// [`withdraw_waiting`] for the rounds whose day falls in an away period
@@ -156,10 +166,6 @@ pub fn withdraw_waiting_between(
         })
         .map(|(id, _)| id)
         .collect();
-    withdraw(conn, &ids)
-}
-
-fn withdraw(conn: &mut DbConnection, ids: &[i64]) -> Result<usize, DbError> {
     if ids.is_empty() {
         return Ok(0);
     }
