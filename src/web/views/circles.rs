@@ -241,7 +241,7 @@ fn own_hour_form(circle_id: i64, circle_zone: &str, hour: &OwnHour<'_>) -> Marku
     html! {
         form method="post" action={ "/circles/" (circle_id) "/check-in-hour" } {
             @if let Some(problem) = &hour.problem {
-                p.error role="alert" { "Your choice was not saved: " (problem.error) }
+                p.error #check_in_at-error role="alert" { "Your choice was not saved: " (problem.error) }
             }
             fieldset {
                 legend { "When your check-in email arrives" }
@@ -260,7 +260,7 @@ fn own_hour_form(circle_id: i64, circle_zone: &str, hour: &OwnHour<'_>) -> Marku
                     input #check_in_at type="time" name="check_in_at" value=(typed)
                         aria-label="Your hour"
                         aria-invalid=[hour.problem.as_ref().map(|_| "true")]
-                        aria-describedby="check_in_at-hint";
+                        aria-describedby=(if hour.problem.is_some() { "check_in_at-error check_in_at-hint" } else { "check_in_at-hint" });
                 }
                 p.muted #check_in_at-hint {
                     @match hour.zone {
