@@ -27,8 +27,8 @@ use crate::auth::Token;
 use crate::circles::store::STATUS_ACTIVE;
 use crate::clock;
 use crate::db::schema::{
-    action_tokens, circles, commitments, follow_throughs, memberships, people, round_link_uses,
-    round_links, rounds,
+    action_tokens, check_ins, circles, commitments, follow_throughs, memberships, people,
+    round_link_uses, round_links, rounds,
 };
 use crate::db::{DbConnection, DbError, write_transaction};
 
@@ -63,6 +63,44 @@ pub struct Pending {
     pub time_zone: String,
     pub round_id: i64,
     pub round_number: i32,
+}
+
+/// What is still waiting for the member in a round after a choice.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct StillOpen {
+    /// Earlier commitments not yet reported on in this round.
+    pub unreported: Vec<String>,
+    /// Whether they have saved a check-in, or skip the round.
+    pub answered: bool,
+}
+
+/// What the member still has to do in the round a choice was made in.
+pub fn still_open(conn: &mut DbConnection, pending: &Pending) -> Result<StillOpen, DbError> {
+    let reported: Vec<i64> = follow_throughs::table
+        .filter(follow_throughs::round_id.eq(pending.round_id))
+        .select(follow_throughs::commitment_id)
+        .load(conn)?;
+    let unreported = check_in::open_before(
+        conn,
+        pending.membership_id,
+        pending.round_id,
+        pending.round_number,
+    )?
+    .into_iter()
+    .filter(|commitment| !reported.contains(&commitment.id))
+    .map(|commitment| commitment.body)
+    .collect();
+    let checked_in = diesel::select(diesel::dsl::exists(
+        check_ins::table
+            .filter(check_ins::round_id.eq(pending.round_id))
+            .filter(check_ins::membership_id.eq(pending.membership_id)),
+    ))
+    .get_result::<bool>(conn)?;
+    let skipping = away::skipping(conn, pending.round_id)?.contains(&pending.membership_id);
+    Ok(StillOpen {
+        unreported,
+        answered: checked_in || skipping,
+    })
 }
 
 /// Why a link cannot be used.
@@ -128,6 +166,15 @@ pub enum Link {
 }
 
 impl Link {
+    /// The round email's key, when the link carries one: it also opens the
+    /// member's round page.
+    pub fn key(&self) -> Option<&Token> {
+        match self {
+            Link::Keyed { key, .. } => Some(key),
+            Link::Single(_) => None,
+        }
+    }
+
     /// Reads the path's parts: a token, and the choice when there is one.
     pub fn parse(token: &str, choice: Option<&str>) -> Option<Link> {
         let token = Token::parse(token)?;

@@ -14,9 +14,11 @@ use super::form::FormData;
 use super::limits::{ClientAddress, Door, refusal_over_limit};
 use super::views;
 use crate::app::AppState;
+use crate::db::DbError;
 use crate::error::AppError;
-use crate::rounds::actions::{self, Choice, Link, Pending, Unusable};
+use crate::rounds::actions::{self, Choice, Link, Pending, StillOpen, Unusable};
 use crate::rounds::away::{AwayDates, AwayForm, FieldErrors};
+use crate::rounds::links;
 
 pub async fn confirm_keyed(
     State(state): State<AppState>,
@@ -113,18 +115,35 @@ async fn perform(
             }
         }
     }
+    let key = link.key().cloned();
     let done = state
         .db
-        .run(move |conn| actions::perform(conn, &link, away, now))
+        .run(move |conn| {
+            let done = actions::perform(conn, &link, away, now)?;
+            let still_open = match &done {
+                Ok(pending) => actions::still_open(conn, pending)?,
+                Err(_) => StillOpen::default(),
+            };
+            Ok::<_, DbError>(done.map(|pending| (pending, still_open)))
+        })
         .await?;
     Ok(match done {
-        Ok(pending) => {
+        Ok((pending, still_open)) => {
             tracing::info!(
                 circle.id = pending.circle_id,
                 round.number = pending.round_number,
                 "emailed choice recorded"
             );
-            views::actions::done(&pending, away).into_response()
+            // The email's key opens the member's round page, no sign-in.
+            let round_page = key.map(|key| {
+                links::url(
+                    state.config.public_base(),
+                    pending.circle_id,
+                    pending.round_number,
+                    &key,
+                )
+            });
+            views::actions::done(&pending, away, round_page.as_deref(), &still_open).into_response()
         }
         Err(why) => unusable(why),
     })

@@ -192,10 +192,25 @@ on_both_backends! {
         let (status, page) = body_of(app.post_form(&done, &[]).await).await;
         assert_eq!(status, 200);
         assert!(page.contains("Marked Done"));
+        // It says what is still open, and leads to the round page by the
+        // email's own key.
+        let round_page = round_link(&app, &text, id, 2);
+        assert!(
+            page.contains("Still open in this round")
+                && page.contains("How it went: Credit Lee in the newsletter")
+                && page.contains("Your reflection and what you will do next")
+                && !page.contains("How it went: Ask Sam"),
+            "{page}"
+        );
+        assert!(page.contains(&format!(r#"href="{}{round_page}""#, app.public_base())), "{page}");
+        let (status, _) = body_of(app.get(&round_page).await).await;
+        assert_eq!(status, 200, "the round page opens without signing in");
         let (status, page) = body_of(app.post_form(&done, &[]).await).await;
         assert_eq!(status, 409, "a choice link works once");
         assert!(page.contains("already been used"));
-        assert_eq!(app.post_form(&release, &[]).await.status().as_u16(), 200);
+        let (status, page) = body_of(app.post_form(&release, &[]).await).await;
+        assert_eq!(status, 200);
+        assert!(page.contains("Your reflection and what you will do next") && !page.contains("How it went:"), "{page}");
 
         let outcomes = query(&app, |conn| {
             commitments::table

@@ -5,7 +5,7 @@ use chrono::NaiveDate;
 use maud::{Markup, html};
 
 use super::layout::page;
-use crate::rounds::actions::{Choice, Pending, Unusable};
+use crate::rounds::actions::{Choice, Pending, StillOpen, Unusable};
 use crate::rounds::away::{AwayDates, AwayForm, FieldErrors};
 use crate::rounds::check_in::Outcome;
 
@@ -77,9 +77,16 @@ pub fn confirm(
     )
 }
 
-/// What the POST answers.
-pub fn done(pending: &Pending, away: Option<AwayDates>) -> Markup {
-    let round_page = format!(
+/// What the POST answers: what was recorded, what is still open in the
+/// round, and the way to the round page (`round_page`, when the email's
+/// key opens it; else by signing in).
+pub fn done(
+    pending: &Pending,
+    away: Option<AwayDates>,
+    round_page: Option<&str>,
+    still_open: &StillOpen,
+) -> Markup {
+    let signed_in_page = format!(
         "/circles/{}/rounds/{}",
         pending.circle_id, pending.round_number
     );
@@ -104,7 +111,27 @@ pub fn done(pending: &Pending, away: Option<AwayDates>) -> Markup {
                     }
                 }
             }
-            p { "To say more, open the round page from your email, or " a href=(round_page) { "sign in and go to the round" } "." }
+            @if pending.choice != Choice::Away {
+                section aria-labelledby="still-open" {
+                    h2 #still-open { "Still open in this round" }
+                    @if still_open.unreported.is_empty() && still_open.answered {
+                        p { "Nothing else is waiting for you in this round." }
+                    } @else {
+                        ul {
+                            @for commitment in &still_open.unreported {
+                                li { "How it went: " (commitment) }
+                            }
+                            @if !still_open.answered {
+                                li { "Your reflection and what you will do next" }
+                            }
+                        }
+                    }
+                }
+            }
+            @match round_page {
+                Some(link) => p { a.button href=(link) { "Open your round page" } },
+                None => p { "To say more, " a href=(signed_in_page) { "sign in and go to the round" } "." },
+            }
         },
     )
 }
