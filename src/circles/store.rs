@@ -429,6 +429,22 @@ pub fn list_for_person(
         .load(conn)?)
 }
 
+/// The archived circles `person_id` facilitates, by name: (id, name).
+pub fn archived_facilitated_by(
+    conn: &mut DbConnection,
+    person_id: i64,
+) -> Result<Vec<(i64, String)>, DbError> {
+    Ok(circles::table
+        .inner_join(memberships::table)
+        .filter(memberships::person_id.eq(person_id))
+        .filter(memberships::status.eq(STATUS_ACTIVE))
+        .filter(memberships::role.eq(ROLE_FACILITATOR))
+        .filter(circles::status.eq(CircleStatus::Archived.as_str()))
+        .order((circles::name.asc(), circles::id.asc()))
+        .select((circles::id, circles::name))
+        .load(conn)?)
+}
+
 /// Makes a member a facilitator. Only members of this circle qualify.
 pub fn make_facilitator(
     conn: &mut DbConnection,

@@ -1,19 +1,20 @@
 //! Handlers for starting, showing and running a circle. Every circle route
 //! answers 404 to anyone who is not an active member, so ids reveal nothing.
 
-use axum::extract::{Path, State};
+use axum::extract::{Path, Query, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
 use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
+use serde::Deserialize;
 
 use super::form::FormData;
 use super::limits::{Limited, with_retry_after};
 use super::session::{SessionToken, SignInFirst, SignedInPerson};
 use super::views;
 use super::views::circles::{
-    CircleLine, CirclePage, FailureLine, FormPage, FormPurpose, HourProblem, MemberLine, OwnHour,
-    RoundLine, RoundNow,
+    CircleLine, CirclePage, Confirmation, FailureLine, FormPage, FormPurpose, HourProblem,
+    MemberLine, OwnHour, RoundLine, RoundNow,
 };
 use crate::app::AppState;
 use crate::auth::session::{Found, SignedIn};
@@ -96,9 +97,13 @@ async fn facilitated(
 
 pub async fn home(state: &AppState, person: &SignedIn) -> Result<Response, AppError> {
     let person_id = person.person_id;
-    let rows = state
+    let (rows, archived) = state
         .db
-        .run(move |conn| store::list_for_person(conn, person_id))
+        .run(move |conn| {
+            let rows = store::list_for_person(conn, person_id)?;
+            let archived = store::archived_facilitated_by(conn, person_id)?;
+            Ok::<_, AppError>((rows, archived))
+        })
         .await?;
     let lines: Vec<CircleLine> = rows
         .into_iter()
@@ -116,7 +121,7 @@ pub async fn home(state: &AppState, person: &SignedIn) -> Result<Response, AppEr
             }
         })
         .collect();
-    Ok(views::circles::my_circles(&person.display_name, &lines).into_response())
+    Ok(views::circles::my_circles(&person.display_name, &lines, &archived).into_response())
 }
 
 pub async fn new_form(
@@ -221,12 +226,29 @@ struct CircleData {
     failures: Vec<outbox::FailedDelivery>,
 }
 
+#[derive(Debug, Deserialize)]
+pub struct ShowQuery {
+    /// What was just done here, for the notice that says so.
+    done: Option<String>,
+}
+
 pub async fn show(
     State(state): State<AppState>,
     session: SessionToken,
     Path(circle_id): Path<i64>,
+    Query(query): Query<ShowQuery>,
 ) -> Result<Response, SignInFirst> {
-    circle_page(&state, session, circle_id, None).await
+    let notice = query.done.as_deref().and_then(|done| match done {
+        "paused" => Some("The circle is paused: no round opens until you resume it."),
+        "active" => Some("The circle is running: its rounds open again on its rhythm."),
+        "archived" => Some(
+            "The circle is archived. You find it under \"Archived circles\" on your front page, where you can unarchive it.",
+        ),
+        "facilitator" => Some("They are a facilitator of the circle now, as you are."),
+        "removed" => Some("They are no longer in the circle. You can invite them again."),
+        _ => None,
+    });
+    circle_page(&state, session, circle_id, None, notice).await
 }
 
 /// The circle page; `hour` is a refused choice of when the check-in email
@@ -236,6 +258,7 @@ async fn circle_page(
     session: SessionToken,
     circle_id: i64,
     hour: Option<HourProblem<'_>>,
+    notice: Option<&str>,
 ) -> Result<Response, SignInFirst> {
     if session.is_absent() {
         return Err(session.sign_in_first());
@@ -370,7 +393,7 @@ async fn circle_page(
                 when: failure.at.format("%-d %b %Y %H:%M UTC").to_string(),
             })
             .collect(),
-        notice: None,
+        notice,
         own_hour: OwnHour {
             kept: membership.check_in_at.as_deref(),
             zone: person.time_zone.map(|zone| zone.name()),
@@ -408,7 +431,7 @@ pub async fn set_check_in_hour(
                 typed: &typed,
                 error,
             };
-            return circle_page(&state, session, circle_id, Some(problem)).await;
+            return circle_page(&state, session, circle_id, Some(problem), None).await;
         }
     };
     let now = state.clock.now();
@@ -516,30 +539,126 @@ pub async fn update(
     }
 }
 
+#[derive(Debug, Deserialize)]
+pub struct StatusQuery {
+    action: Option<String>,
+}
+
+/// The circle status an `action` asks for.
+fn status_for(action: &str) -> Option<CircleStatus> {
+    match action {
+        "pause" => Some(CircleStatus::Paused),
+        "resume" => Some(CircleStatus::Active),
+        "archive" => Some(CircleStatus::Archived),
+        _ => None,
+    }
+}
+
+/// Asks before pausing, resuming or archiving; changes nothing.
+pub async fn status_page(
+    State(state): State<AppState>,
+    SignedInPerson(person): SignedInPerson,
+    Path(circle_id): Path<i64>,
+    Query(query): Query<StatusQuery>,
+) -> Result<Response, AppError> {
+    let (circle, _) = facilitated(&state, &person, circle_id).await?;
+    let action = query.action.unwrap_or_default();
+    match status_for(&action) {
+        Some(status) => Ok(status_confirmation(&person, &circle, status).into_response()),
+        None => Ok(no_such_status(&person, circle_id)),
+    }
+}
+
+fn no_such_status(person: &SignedIn, circle_id: i64) -> Response {
+    (
+        StatusCode::UNPROCESSABLE_ENTITY,
+        views::circles::refused(
+            &person.display_name,
+            "Nothing changed",
+            "Choose pause, resume or archive.",
+            &format!("/circles/{circle_id}"),
+        ),
+    )
+        .into_response()
+}
+
+fn status_confirmation(person: &SignedIn, circle: &Circle, status: CircleStatus) -> maud::Markup {
+    let name = &circle.name;
+    let (title, consequences, button, danger) = match status {
+        CircleStatus::Paused => (
+            format!("Pause {name}?"),
+            vec![
+                "No round opens while the circle is paused, and nobody gets its emails. An open round stays open until it closes.".to_string(),
+                "Members still see the circle and its history. Resume it whenever you like: rounds start again from then, and the times missed meanwhile are not made up.".to_string(),
+            ],
+            "Pause the circle",
+            false,
+        ),
+        CircleStatus::Archived => (
+            format!("Archive {name}?"),
+            vec![
+                "The circle stops: no more rounds or emails for anyone in it, and it leaves everyone's list of circles.".to_string(),
+                "Nothing is deleted. Its facilitators find it under \"Archived circles\" on their front page and can unarchive it; rounds then start again from that day, without making up the ones missed.".to_string(),
+            ],
+            "Archive the circle",
+            true,
+        ),
+        CircleStatus::Active => (
+            if circle.status == CircleStatus::Archived.as_str() {
+                format!("Unarchive {name}?")
+            } else {
+                format!("Resume {name}?")
+            },
+            vec![
+                "Rounds open again on the circle's rhythm from now on, with their emails to every member; the times missed are not made up.".to_string(),
+            ],
+            if circle.status == CircleStatus::Archived.as_str() {
+                "Unarchive the circle"
+            } else {
+                "Resume the circle"
+            },
+            false,
+        ),
+    };
+    let action = format!("/circles/{}/status", circle.id);
+    let back = format!("/circles/{}", circle.id);
+    views::circles::confirm(
+        &person.display_name,
+        &Confirmation {
+            title: &title,
+            consequences: &consequences,
+            action: &action,
+            fields: &[("action", status_action(status))],
+            button,
+            danger,
+            back: &back,
+        },
+    )
+}
+
+fn status_action(status: CircleStatus) -> &'static str {
+    match status {
+        CircleStatus::Paused => "pause",
+        CircleStatus::Active => "resume",
+        CircleStatus::Archived => "archive",
+    }
+}
+
+/// Pauses, resumes or archives once confirmed; then back to the circle,
+/// so a reload repeats nothing.
 pub async fn change_status(
     State(state): State<AppState>,
     SignedInPerson(person): SignedInPerson,
     Path(circle_id): Path<i64>,
     data: FormData,
 ) -> Result<Response, AppError> {
-    facilitated(&state, &person, circle_id).await?;
-    let status = match data.get("action") {
-        "pause" => CircleStatus::Paused,
-        "resume" => CircleStatus::Active,
-        "archive" => CircleStatus::Archived,
-        _ => {
-            return Ok((
-                StatusCode::UNPROCESSABLE_ENTITY,
-                views::circles::refused(
-                    &person.display_name,
-                    "Nothing changed",
-                    "Choose pause, resume or archive.",
-                    &format!("/circles/{circle_id}"),
-                ),
-            )
-                .into_response());
-        }
+    let (circle, _) = facilitated(&state, &person, circle_id).await?;
+    let Some(status) = status_for(data.get("action")) else {
+        return Ok(no_such_status(&person, circle_id));
     };
+    if !confirmed(&data) {
+        return Ok(status_confirmation(&person, &circle, status).into_response());
+    }
     let now = state.clock.now();
     state
         .db
@@ -550,12 +669,12 @@ pub async fn change_status(
         status = status.as_str(),
         "circle status changed"
     );
-    let to = if status == CircleStatus::Archived {
-        "/".to_string()
-    } else {
-        format!("/circles/{circle_id}")
-    };
-    Ok(Redirect::to(&to).into_response())
+    Ok(Redirect::to(&format!("/circles/{circle_id}?done={}", status.as_str())).into_response())
+}
+
+/// Whether a form says its act was confirmed on its confirmation page.
+fn confirmed(data: &FormData) -> bool {
+    data.get("confirm") == "yes"
 }
 
 /// Mutes or unmutes the viewer's own email from this circle.
@@ -624,12 +743,75 @@ pub async fn calendar_download(
         .into_response())
 }
 
-pub async fn make_facilitator(
+/// The active member `membership_id` of the circle, by name.
+async fn member_named(
+    state: &AppState,
+    circle_id: i64,
+    membership_id: i64,
+) -> Result<store::Member, AppError> {
+    state
+        .db
+        .run(move |conn| store::list_members(conn, circle_id))
+        .await?
+        .into_iter()
+        .find(|member| member.membership_id == membership_id)
+        .ok_or(AppError::NotFound)
+}
+
+/// Asks before making a member a facilitator.
+pub async fn make_facilitator_page(
     State(state): State<AppState>,
     SignedInPerson(person): SignedInPerson,
     Path((circle_id, membership_id)): Path<(i64, i64)>,
 ) -> Result<Response, AppError> {
-    facilitated(&state, &person, circle_id).await?;
+    let (circle, _) = facilitated(&state, &person, circle_id).await?;
+    let member = member_named(&state, circle_id, membership_id).await?;
+    Ok(handover_confirmation(&person, &circle, &member).into_response())
+}
+
+fn handover_confirmation(
+    person: &SignedIn,
+    circle: &Circle,
+    member: &store::Member,
+) -> maud::Markup {
+    let title = format!(
+        "Make {} a facilitator of {}?",
+        member.display_name, circle.name
+    );
+    let consequences = [format!(
+        "{} will be able to change the circle's settings, invite and remove people, pause or archive it, and download its record, as you can. You stay a facilitator; once there are two, either of you may leave.",
+        member.display_name
+    )];
+    let action = format!(
+        "/circles/{}/members/{}/facilitator",
+        circle.id, member.membership_id
+    );
+    let back = format!("/circles/{}", circle.id);
+    views::circles::confirm(
+        &person.display_name,
+        &Confirmation {
+            title: &title,
+            consequences: &consequences,
+            action: &action,
+            fields: &[],
+            button: &format!("Make {} a facilitator", member.display_name),
+            danger: false,
+            back: &back,
+        },
+    )
+}
+
+pub async fn make_facilitator(
+    State(state): State<AppState>,
+    SignedInPerson(person): SignedInPerson,
+    Path((circle_id, membership_id)): Path<(i64, i64)>,
+    data: FormData,
+) -> Result<Response, AppError> {
+    let (circle, _) = facilitated(&state, &person, circle_id).await?;
+    if !confirmed(&data) {
+        let member = member_named(&state, circle_id, membership_id).await?;
+        return Ok(handover_confirmation(&person, &circle, &member).into_response());
+    }
     let changed = state
         .db
         .run(move |conn| store::make_facilitator(conn, circle_id, membership_id))
@@ -637,15 +819,59 @@ pub async fn make_facilitator(
     if !changed {
         return Err(AppError::NotFound);
     }
-    Ok(Redirect::to(&format!("/circles/{circle_id}")).into_response())
+    Ok(Redirect::to(&format!("/circles/{circle_id}?done=facilitator")).into_response())
+}
+
+/// Asks before removing a member.
+pub async fn remove_member_page(
+    State(state): State<AppState>,
+    SignedInPerson(person): SignedInPerson,
+    Path((circle_id, membership_id)): Path<(i64, i64)>,
+) -> Result<Response, AppError> {
+    let (circle, _) = facilitated(&state, &person, circle_id).await?;
+    let member = member_named(&state, circle_id, membership_id).await?;
+    Ok(removal_confirmation(&person, &circle, &member).into_response())
+}
+
+fn removal_confirmation(
+    person: &SignedIn,
+    circle: &Circle,
+    member: &store::Member,
+) -> maud::Markup {
+    let name = &member.display_name;
+    let title = format!("Remove {name} from {}?", circle.name);
+    let consequences = [
+        format!(
+            "{name} will no longer see the circle or get its emails, and leaves this round's pairs. What they shared in earlier rounds stays in the circle's history."
+        ),
+        format!("You can invite {name} again later if the circle wants them back."),
+    ];
+    let action = format!(
+        "/circles/{}/members/{}/remove",
+        circle.id, member.membership_id
+    );
+    let back = format!("/circles/{}", circle.id);
+    views::circles::confirm(
+        &person.display_name,
+        &Confirmation {
+            title: &title,
+            consequences: &consequences,
+            action: &action,
+            fields: &[],
+            button: &format!("Remove {name}"),
+            danger: true,
+            back: &back,
+        },
+    )
 }
 
 pub async fn remove_member(
     State(state): State<AppState>,
     SignedInPerson(person): SignedInPerson,
     Path((circle_id, membership_id)): Path<(i64, i64)>,
+    data: FormData,
 ) -> Result<Response, AppError> {
-    let (_, own) = facilitated(&state, &person, circle_id).await?;
+    let (circle, own) = facilitated(&state, &person, circle_id).await?;
     if own.id == membership_id {
         return Ok(departure_refused(
             &person,
@@ -653,13 +879,19 @@ pub async fn remove_member(
             "To leave the circle yourself, use \"Leave this circle\".",
         ));
     }
+    if !confirmed(&data) {
+        let member = member_named(&state, circle_id, membership_id).await?;
+        return Ok(removal_confirmation(&person, &circle, &member).into_response());
+    }
     let now = state.clock.now().naive_utc();
     let outcome = state
         .db
         .run(move |conn| store::remove(conn, circle_id, membership_id, now))
         .await?;
     match outcome {
-        Departure::Done => Ok(Redirect::to(&format!("/circles/{circle_id}")).into_response()),
+        Departure::Done => {
+            Ok(Redirect::to(&format!("/circles/{circle_id}?done=removed")).into_response())
+        }
         Departure::NotAMember => Err(AppError::NotFound),
         Departure::LastFacilitator => Ok(departure_refused(
             &person,
@@ -669,12 +901,48 @@ pub async fn remove_member(
     }
 }
 
-pub async fn leave(
+/// Asks before leaving.
+pub async fn leave_page(
     State(state): State<AppState>,
     SignedInPerson(person): SignedInPerson,
     Path(circle_id): Path<i64>,
 ) -> Result<Response, AppError> {
-    let (_, own) = circle_for(&state, &person, circle_id).await?;
+    let (circle, _) = circle_for(&state, &person, circle_id).await?;
+    Ok(leaving_confirmation(&person, &circle).into_response())
+}
+
+fn leaving_confirmation(person: &SignedIn, circle: &Circle) -> maud::Markup {
+    let title = format!("Leave {}?", circle.name);
+    let consequences = [
+        "You will no longer see the circle or get its emails, and the others will see you have left. What you shared in earlier rounds stays in the circle's history; to take it away too, delete your data under Your data.".to_string(),
+        "To come back later, ask a facilitator for an invitation.".to_string(),
+    ];
+    let action = format!("/circles/{}/leave", circle.id);
+    let back = format!("/circles/{}", circle.id);
+    views::circles::confirm(
+        &person.display_name,
+        &Confirmation {
+            title: &title,
+            consequences: &consequences,
+            action: &action,
+            fields: &[],
+            button: "Leave the circle",
+            danger: true,
+            back: &back,
+        },
+    )
+}
+
+pub async fn leave(
+    State(state): State<AppState>,
+    SignedInPerson(person): SignedInPerson,
+    Path(circle_id): Path<i64>,
+    data: FormData,
+) -> Result<Response, AppError> {
+    let (circle, own) = circle_for(&state, &person, circle_id).await?;
+    if !confirmed(&data) {
+        return Ok(leaving_confirmation(&person, &circle).into_response());
+    }
     let now = state.clock.now().naive_utc();
     let outcome = state
         .db

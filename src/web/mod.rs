@@ -105,8 +105,14 @@ pub fn router(state: AppState) -> Router {
             "/circles/{id}/edit",
             get(circles::edit_form).post(circles::update),
         )
-        .route("/circles/{id}/status", post(circles::change_status))
-        .route("/circles/{id}/leave", post(circles::leave))
+        .route(
+            "/circles/{id}/status",
+            get(circles::status_page).post(circles::change_status),
+        )
+        .route(
+            "/circles/{id}/leave",
+            get(circles::leave_page).post(circles::leave),
+        )
         .route("/circles/{id}/prompts", get(prompts::page))
         .route("/circles/{id}/prompts/deck", post(prompts::choose_deck))
         .route("/circles/{id}/prompts/pin", post(prompts::pin))
@@ -146,11 +152,11 @@ pub fn router(state: AppState) -> Router {
         )
         .route(
             "/circles/{id}/members/{membership}/facilitator",
-            post(circles::make_facilitator),
+            get(circles::make_facilitator_page).post(circles::make_facilitator),
         )
         .route(
             "/circles/{id}/members/{membership}/remove",
-            post(circles::remove_member),
+            get(circles::remove_member_page).post(circles::remove_member),
         )
         .route(
             "/circles/{id}/invites",

@@ -3,10 +3,11 @@
 use diesel::prelude::*;
 use shoulder::circles::store;
 use shoulder::db::DbError;
-use shoulder::db::schema::{circles, memberships, people};
+use shoulder::db::schema::{circles, memberships, people, rounds};
 
 use crate::on_both_backends;
-use crate::support::{Backend, TestApp};
+use crate::shoulder::query;
+use crate::support::{Backend, TestApp, utc};
 
 /// A complete start-a-circle form; tests change one field at a time.
 fn circle_form() -> Vec<(&'static str, String)> {
@@ -216,21 +217,23 @@ on_both_backends! {
         let page = app.get_as(&ada, &format!("/circles/{id}")).await.text().await.expect("page");
         assert!(page.contains("Friday accomplices"));
 
-        post(&app, &ada, &format!("/circles/{id}/status"), &[("action", "pause".into())]).await;
+        post(&app, &ada, &format!("/circles/{id}/status"), &[("action", "pause".into()), ("confirm", "yes".into())]).await;
         let page = app.get_as(&ada, &format!("/circles/{id}")).await.text().await.expect("page");
         assert!(page.contains("This circle is paused."));
         assert!(page.contains("No round is scheduled."));
 
-        post(&app, &ada, &format!("/circles/{id}/status"), &[("action", "resume".into())]).await;
+        post(&app, &ada, &format!("/circles/{id}/status"), &[("action", "resume".into()), ("confirm", "yes".into())]).await;
         let page = app.get_as(&ada, &format!("/circles/{id}")).await.text().await.expect("page");
         assert!(page.contains("Next round:"));
 
         let response = post(&app, &ada, &format!("/circles/{id}/status"), &[("action", "explode".into())]).await;
         assert_eq!(response.status().as_u16(), 422);
 
-        post(&app, &ada, &format!("/circles/{id}/status"), &[("action", "archive".into())]).await;
+        post(&app, &ada, &format!("/circles/{id}/status"), &[("action", "archive".into()), ("confirm", "yes".into())]).await;
         let home = app.get_as(&ada, "/").await.text().await.expect("page");
-        assert!(!home.contains(&format!("/circles/{id}\"")), "archived circles leave the list");
+        let (list, archived) = home.split_once("Archived circles").expect("an archived section");
+        assert!(!list.contains(&format!("/circles/{id}\"")), "archived circles leave the list");
+        assert!(archived.contains(&format!("/circles/{id}/status?action=resume")), "{archived}");
     }
 }
 
@@ -255,7 +258,7 @@ on_both_backends! {
         let bea = app.sign_in("bea@example.org", "Bea").await;
 
         // The only facilitator cannot leave without handing over.
-        let response = app.post_form_as(&ada, &format!("/circles/{id}/leave"), &[]).await;
+        let response = app.post_form_as(&ada, &format!("/circles/{id}/leave"), &[("confirm", "yes")]).await;
         assert_eq!(response.status().as_u16(), 409);
         assert!(response.text().await.expect("page").contains("only facilitator"));
 
@@ -266,10 +269,10 @@ on_both_backends! {
         assert_eq!(refused.status().as_u16(), 404);
 
         let handed = app
-            .post_form_as(&ada, &format!("/circles/{id}/members/{bea_membership}/facilitator"), &[])
+            .post_form_as(&ada, &format!("/circles/{id}/members/{bea_membership}/facilitator"), &[("confirm", "yes")])
             .await;
         assert_eq!(handed.status().as_u16(), 303);
-        let left = app.post_form_as(&ada, &format!("/circles/{id}/leave"), &[]).await;
+        let left = app.post_form_as(&ada, &format!("/circles/{id}/leave"), &[("confirm", "yes")]).await;
         assert_eq!(left.status().as_u16(), 303);
         assert_eq!(app.get_as(&ada, &format!("/circles/{id}")).await.status().as_u16(), 404, "gone with leaving");
 
@@ -281,7 +284,7 @@ on_both_backends! {
         let cy = app.sign_in("cy@example.org", "Cy").await;
         assert_eq!(app.get_as(&cy, &format!("/circles/{id}")).await.status().as_u16(), 200);
         let removed = app
-            .post_form_as(&bea, &format!("/circles/{id}/members/{cy_membership}/remove"), &[])
+            .post_form_as(&bea, &format!("/circles/{id}/members/{cy_membership}/remove"), &[("confirm", "yes")])
             .await;
         assert_eq!(removed.status().as_u16(), 303);
         assert_eq!(app.get_as(&cy, &format!("/circles/{id}")).await.status().as_u16(), 404);
@@ -355,5 +358,140 @@ on_both_backends! {
         app.clock.set(utc("2027-03-03T09:00:00Z"));
         app.run_jobs().await;
         assert!(!page(ada).await.contains("is open until"), "a closed round no longer leads");
+    }
+}
+
+/// The circle's status, each membership's (role, status), and its rounds.
+async fn standing_of(app: &TestApp, circle_id: i64) -> (String, Vec<(String, String)>, i64) {
+    query(app, move |conn| {
+        let status = circles::table
+            .find(circle_id)
+            .select(circles::status)
+            .first(conn)?;
+        let members = memberships::table
+            .filter(memberships::circle_id.eq(circle_id))
+            .order(memberships::id.asc())
+            .select((memberships::role, memberships::status))
+            .load(conn)?;
+        let rounds = rounds::table
+            .filter(rounds::circle_id.eq(circle_id))
+            .count()
+            .get_result(conn)?;
+        Ok((status, members, rounds))
+    })
+    .await
+}
+
+on_both_backends! {
+    async fn every_disruptive_act_asks_first_and_answers_with_a_redirect(app) {
+        let ada = app.sign_in("ada@example.org", "Ada").await;
+        let id = start_circle(&app, &ada).await;
+        let bea_membership = add_member(&app, id, "bea@example.org", "Bea").await;
+        let cy_membership = add_member(&app, id, "cy@example.org", "Cy").await;
+        let bea = app.sign_in("bea@example.org", "Bea").await;
+        let before = standing_of(&app, id).await;
+
+        let page = app.get_as(&ada, &format!("/circles/{id}")).await.text().await.expect("page");
+        for link in [
+            format!("/circles/{id}/status?action=pause"),
+            format!("/circles/{id}/status?action=archive"),
+            format!("/circles/{id}/members/{bea_membership}/facilitator"),
+            format!("/circles/{id}/members/{cy_membership}/remove"),
+            format!("/circles/{id}/leave"),
+        ] {
+            assert!(page.contains(&format!(r#"href="{link}""#)), "the circle page links to {link}: {page}");
+        }
+        assert!(page.contains(">Remove Cy<") && page.contains(">Make Cy a facilitator<"), "names of their own: {page}");
+
+        // Opening a confirmation changes nothing; it says what will happen.
+        for (who, path, asks) in [
+            (&ada, format!("/circles/{id}/status?action=pause"), "Pause Tuesday accomplices?"),
+            (&ada, format!("/circles/{id}/status?action=archive"), "Archive Tuesday accomplices?"),
+            (&ada, format!("/circles/{id}/members/{bea_membership}/facilitator"), "Make Bea a facilitator of Tuesday accomplices?"),
+            (&ada, format!("/circles/{id}/members/{cy_membership}/remove"), "Remove Cy from Tuesday accomplices?"),
+            (&bea, format!("/circles/{id}/leave"), "Leave Tuesday accomplices?"),
+        ] {
+            let response = app.get_as(who, &path).await;
+            assert_eq!(response.status().as_u16(), 200, "{path}");
+            let page = response.text().await.expect("page");
+            assert!(page.contains(asks) && page.contains(r#"name="confirm" value="yes""#) && page.contains("Cancel"), "{page}");
+        }
+        let refused = app.get_as(&bea, &format!("/circles/{id}/status?action=archive")).await;
+        assert_eq!(refused.status().as_u16(), 404, "only facilitators are asked");
+        // A POST without the confirmation only asks too.
+        let asked = post(&app, &ada, &format!("/circles/{id}/status"), &[("action", "archive".into())]).await;
+        assert_eq!(asked.status().as_u16(), 200);
+        assert!(asked.text().await.expect("page").contains("Archive Tuesday accomplices?"));
+        let asked = app.post_form_as(&ada, &format!("/circles/{id}/members/{cy_membership}/remove"), &[]).await;
+        assert_eq!(asked.status().as_u16(), 200);
+        assert_eq!(standing_of(&app, id).await, before, "nothing changed");
+
+        // Confirmed, each is done once and answered with a redirect, so
+        // loading the page it leads to, again and again, repeats nothing.
+        for (who, path, fields, to, notice) in [
+            (&ada, format!("/circles/{id}/status"), vec![("action", "pause")], format!("/circles/{id}?done=paused"), "The circle is paused"),
+            (&ada, format!("/circles/{id}/members/{cy_membership}/remove"), vec![], format!("/circles/{id}?done=removed"), "They are no longer in the circle"),
+            (&ada, format!("/circles/{id}/members/{bea_membership}/facilitator"), vec![], format!("/circles/{id}?done=facilitator"), "They are a facilitator of the circle now"),
+        ] {
+            let mut fields = fields;
+            fields.push(("confirm", "yes"));
+            let done = app.post_form_as(who, &path, &fields).await;
+            assert_eq!(done.status().as_u16(), 303, "{path}");
+            assert_eq!(done.headers()["location"], to.as_str());
+            let after = standing_of(&app, id).await;
+            for _ in 0..2 {
+                let page = app.get_as(who, &to).await.text().await.expect("page");
+                assert!(page.contains(notice), "{page}");
+            }
+            assert_eq!(standing_of(&app, id).await, after);
+        }
+        let left = app.post_form_as(&bea, &format!("/circles/{id}/leave"), &[("confirm", "yes")]).await;
+        assert_eq!(left.status().as_u16(), 303);
+        let (status, members, _) = standing_of(&app, id).await;
+        assert_eq!(status, "paused");
+        assert_eq!(
+            members,
+            [
+                ("facilitator".to_string(), "active".to_string()),
+                ("facilitator".to_string(), "left".to_string()),
+                ("member".to_string(), "removed".to_string()),
+            ]
+        );
+    }
+}
+
+on_both_backends! {
+    async fn an_archived_circle_comes_back_without_making_up_missed_rounds(app) {
+        let ada = app.sign_in("ada@example.org", "Ada").await;
+        let id = start_circle(&app, &ada).await;
+        let archived = post(&app, &ada, &format!("/circles/{id}/status"), &[("action", "archive".into()), ("confirm", "yes".into())]).await;
+        assert_eq!(archived.status().as_u16(), 303);
+
+        // Three weeks of Tuesdays and Fridays pass with nothing opened.
+        app.clock.set(utc("2027-03-20T12:00:00Z"));
+        app.run_jobs().await;
+        assert_eq!(standing_of(&app, id).await.2, 0);
+
+        let home = app.get_as(&ada, "/").await.text().await.expect("page");
+        let unarchive = format!("/circles/{id}/status?action=resume");
+        assert!(home.contains("Archived circles") && home.contains(&unarchive), "{home}");
+        let page = app.get_as(&ada, &unarchive).await.text().await.expect("page");
+        assert!(page.contains("Unarchive Tuesday accomplices?"), "{page}");
+        let back = post(&app, &ada, &format!("/circles/{id}/status"), &[("action", "resume".into()), ("confirm", "yes".into())]).await;
+        assert_eq!(back.status().as_u16(), 303);
+        app.run_jobs().await;
+        assert_eq!(standing_of(&app, id).await, ("active".to_string(), vec![("facilitator".to_string(), "active".to_string())], 0), "no missed round made up");
+        let next: chrono::NaiveDateTime = query(&app, move |conn| {
+            circles::table.find(id).select(circles::next_round_at.assume_not_null()).first(conn)
+        })
+        .await;
+        // Tuesday 23 March, 09:00 in Toronto (on summer time by then).
+        assert_eq!(next, utc("2027-03-23T13:00:00Z").naive_utc());
+        app.clock.set(utc("2027-03-23T13:00:00Z"));
+        app.run_jobs().await;
+        let number: i32 = query(&app, move |conn| rounds::table.filter(rounds::circle_id.eq(id)).select(rounds::number).first(conn)).await;
+        assert_eq!(number, 1, "the first round since, numbered as the first");
+        let home = app.get_as(&ada, "/").await.text().await.expect("page");
+        assert!(!home.contains("Archived circles") && home.contains(&format!(r#"href="/circles/{id}""#)), "{home}");
     }
 }

@@ -403,7 +403,7 @@ on_both_backends! {
 
         // With Bea as a second facilitator, Ada may go; the circle goes on.
         let bea_member = membership_of(&app, circle.id, person_id(&app, "bea@example.org").await).await;
-        let handed = app.post_form_as(&circle.ada, &format!("/circles/{}/members/{bea_member}/facilitator", circle.id), &[]).await;
+        let handed = app.post_form_as(&circle.ada, &format!("/circles/{}/members/{bea_member}/facilitator", circle.id), &[("confirm", "yes")]).await;
         assert_eq!(handed.status().as_u16(), 303);
         let response = app.post_form_as(&circle.ada, "/me/delete", &[("confirm", "delete")]).await;
         assert_eq!(response.status().as_u16(), 200);

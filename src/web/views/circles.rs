@@ -475,12 +475,14 @@ pub fn circle(page: &CirclePage<'_>) -> Markup {
                             a href={ "/circles/" (id) "/members/" (member.membership_id) "/history" } { "history" }
                             @if page.viewer_is_facilitator && !member.is_viewer {
                                 @if !member.facilitator {
-                                    form.inline method="post" action={ "/circles/" (id) "/members/" (member.membership_id) "/facilitator" } {
-                                        button.link type="submit" { "Make facilitator" }
+                                    " · "
+                                    a href={ "/circles/" (id) "/members/" (member.membership_id) "/facilitator" } {
+                                        "Make " (member.name) " a facilitator"
                                     }
                                 }
-                                form.inline method="post" action={ "/circles/" (id) "/members/" (member.membership_id) "/remove" } {
-                                    button.link type="submit" { "Remove" }
+                                " · "
+                                a href={ "/circles/" (id) "/members/" (member.membership_id) "/remove" } {
+                                    "Remove " (member.name)
                                 }
                             }
                         }
@@ -510,15 +512,15 @@ pub fn circle(page: &CirclePage<'_>) -> Markup {
                         " · "
                         a href={ "/circles/" (id) "/health" } { "Circle health" }
                     }
-                    form.inline method="post" action={ "/circles/" (id) "/status" } {
-                        @if page.status == "active" {
-                            button.link type="submit" name="action" value="pause" { "Pause the circle" }
-                        } @else if page.status == "paused" {
-                            button.link type="submit" name="action" value="resume" { "Resume the circle" }
+                    p {
+                        @match page.status {
+                            "active" => a href={ "/circles/" (id) "/status?action=pause" } { "Pause the circle" },
+                            "paused" => a href={ "/circles/" (id) "/status?action=resume" } { "Resume the circle" },
+                            _ => a href={ "/circles/" (id) "/status?action=resume" } { "Unarchive the circle" },
                         }
                         @if page.status != "archived" {
                             " · "
-                            button.link type="submit" name="action" value="archive" { "Archive the circle" }
+                            a href={ "/circles/" (id) "/status?action=archive" } { "Archive the circle" }
                         }
                     }
                 }
@@ -537,9 +539,7 @@ pub fn circle(page: &CirclePage<'_>) -> Markup {
                 }
             }
             section {
-                form method="post" action={ "/circles/" (id) "/leave" } {
-                    button.link type="submit" { "Leave this circle" }
-                }
+                p { a href={ "/circles/" (id) "/leave" } { "Leave this circle" } }
             }
         },
     )
@@ -554,7 +554,9 @@ pub struct CircleLine {
     pub next_round: Option<String>,
 }
 
-pub fn my_circles(viewer: &str, circles: &[CircleLine]) -> Markup {
+/// The front page: the viewer's circles, and the archived ones they
+/// facilitate, (id, name), each with its way back.
+pub fn my_circles(viewer: &str, circles: &[CircleLine], archived: &[(i64, String)]) -> Markup {
     page_for(
         viewer,
         "My circles",
@@ -579,6 +581,64 @@ pub fn my_circles(viewer: &str, circles: &[CircleLine]) -> Markup {
                 }
             }
             p { a.button href="/circles/new" { "Start a circle" } }
+            @if !archived.is_empty() {
+                section aria-labelledby="archived" {
+                    h2 #archived { "Archived circles" }
+                    p.muted { "No rounds and no emails. You facilitate these, and can bring them back." }
+                    ul.circles {
+                        @for (id, name) in archived {
+                            li {
+                                a href={ "/circles/" (id) } { (name) }
+                                " · "
+                                a href={ "/circles/" (id) "/status?action=resume" } { "Unarchive " (name) }
+                            }
+                        }
+                    }
+                }
+            }
+        },
+    )
+}
+
+/// What a confirmation page asks: the act, what it will do and for whom,
+/// and the form that does it.
+pub struct Confirmation<'a> {
+    pub title: &'a str,
+    /// What will happen, a paragraph each.
+    pub consequences: &'a [String],
+    /// Where the form posts; it adds `confirm=yes`.
+    pub action: &'a str,
+    /// Fields the act needs besides, e.g. `("action", "archive")`.
+    pub fields: &'a [(&'a str, &'a str)],
+    pub button: &'a str,
+    /// Whether the act takes something away (a danger button).
+    pub danger: bool,
+    /// Where "Cancel" leads.
+    pub back: &'a str,
+}
+
+/// Asks before a disruptive act; nothing changes until the button is
+/// pressed.
+pub fn confirm(viewer: &str, confirmation: &Confirmation<'_>) -> Markup {
+    page_for(
+        viewer,
+        confirmation.title,
+        html! {
+            h1 { (confirmation.title) }
+            @for consequence in confirmation.consequences {
+                p { (consequence) }
+            }
+            form method="post" action=(confirmation.action) {
+                @for (name, value) in confirmation.fields {
+                    input type="hidden" name=(name) value=(value);
+                }
+                input type="hidden" name="confirm" value="yes";
+                p.actions {
+                    button.danger[confirmation.danger] type="submit" { (confirmation.button) }
+                    " "
+                    a href=(confirmation.back) { "Cancel" }
+                }
+            }
         },
     )
 }
