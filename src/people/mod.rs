@@ -56,3 +56,16 @@ pub(crate) fn stamp(at: NaiveDateTime) -> String {
 pub(crate) fn day(on: NaiveDate) -> String {
     on.format("%Y-%m-%d").to_string()
 }
+
+/// Changes the name others see.
+pub fn rename(
+    conn: &mut crate::db::DbConnection,
+    person_id: i64,
+    name: &crate::auth::sign_in::DisplayName,
+) -> Result<(), crate::db::DbError> {
+    use diesel::prelude::*;
+    diesel::update(crate::db::schema::people::table.find(person_id))
+        .set(crate::db::schema::people::display_name.eq(name.as_str()))
+        .execute(conn)?;
+    Ok(())
+}

@@ -12,15 +12,17 @@ use serde::Deserialize;
 use super::form::FormData;
 use super::session::{SignedInPerson, cleared_cookie};
 use super::views;
-use super::views::account::{CONFIRM_WORD, CalendarPart, FacilitatedCircle, ZoneForm};
+use super::views::account::{CONFIRM_WORD, CalendarPart, FacilitatedCircle, NameForm, ZoneForm};
 use crate::app::AppState;
 use crate::auth::session::SignedIn;
+use crate::auth::sign_in::DisplayName;
 use crate::calendar;
 use crate::circles::store;
 use crate::error::AppError;
 use crate::people::delete::{self, Deletion, NeedsFacilitator};
 use crate::people::export::{self, FormatError, PersonExport};
-use crate::people::zone;
+use crate::people::{self, zone};
+use crate::text;
 
 const JSON: &str = "application/json";
 const CSV: &str = "text/csv; charset=utf-8";
@@ -73,10 +75,45 @@ pub async fn page(
     SignedInPerson(person): SignedInPerson,
     Query(query): Query<PageQuery>,
 ) -> Result<Response, AppError> {
-    let saved = query.saved.is_some();
-    your_data(&state, &person, None, None, saved, None)
+    let shown = Shown {
+        saved: query.saved.as_deref(),
+        ..Shown::default()
+    };
+    your_data(&state, &person, shown)
         .await
         .map(IntoResponse::into_response)
+}
+
+/// Changes the name others see; a refused one is shown again as typed,
+/// with why.
+pub async fn set_name(
+    State(state): State<AppState>,
+    SignedInPerson(person): SignedInPerson,
+    data: FormData,
+) -> Result<Response, AppError> {
+    let typed = data.get("display_name").to_string();
+    let problem = if typed.trim().is_empty() {
+        "Please give the name people in your circles will see.".to_string()
+    } else {
+        match DisplayName::parse(&typed) {
+            Ok(name) => {
+                let person_id = person.person_id;
+                state
+                    .db
+                    .run(move |conn| people::rename(conn, person_id, &name))
+                    .await?;
+                return Ok(Redirect::to("/me?saved=name#your-name").into_response());
+            }
+            Err(error) => text::sentence(&error.to_string()),
+        }
+    };
+    let shown = Shown {
+        name_typed: Some(&typed),
+        name_error: Some(&problem),
+        ..Shown::default()
+    };
+    let page = your_data(&state, &person, shown).await?;
+    Ok((StatusCode::UNPROCESSABLE_ENTITY, page).into_response())
 }
 
 /// Sets the person's time zone; an unknown one is refused with what was
@@ -97,21 +134,34 @@ pub async fn set_time_zone(
             Ok(Redirect::to("/me?saved=zone#your-time").into_response())
         }
         Err(error) => {
-            let page = your_data(&state, &person, Some(&typed), Some(error), false, None).await?;
+            let shown = Shown {
+                zone_typed: Some(&typed),
+                zone_error: Some(error),
+                ..Shown::default()
+            };
+            let page = your_data(&state, &person, shown).await?;
             Ok((StatusCode::UNPROCESSABLE_ENTITY, page).into_response())
         }
     }
 }
 
-/// The page, its time zone form showing what was `typed` and its `error`
-/// when a zone was refused.
+/// What "Your data" shows besides what is stored: an entry refused (as
+/// sent, with why), what was just saved, a calendar address just made.
+#[derive(Debug, Default)]
+struct Shown<'a> {
+    zone_typed: Option<&'a str>,
+    zone_error: Option<&'a str>,
+    name_typed: Option<&'a str>,
+    name_error: Option<&'a str>,
+    /// `zone` or `name`, after a redirect.
+    saved: Option<&'a str>,
+    new_feed: Option<String>,
+}
+
 async fn your_data(
     state: &AppState,
     person: &SignedIn,
-    typed: Option<&str>,
-    error: Option<&str>,
-    saved: bool,
-    new_feed: Option<String>,
+    shown: Shown<'_>,
 ) -> Result<maud::Markup, AppError> {
     let person_id = person.person_id;
     let (circles, needs, kept, has_feed) = state
@@ -136,15 +186,21 @@ async fn your_data(
         &person.display_name,
         &facilitated,
         &needs,
+        &NameForm {
+            kept: &person.display_name,
+            typed: shown.name_typed,
+            error: shown.name_error,
+            saved: shown.saved == Some("name"),
+        },
         &ZoneForm {
             kept: kept.as_deref(),
-            typed,
-            error,
-            saved,
+            typed: shown.zone_typed,
+            error: shown.zone_error,
+            saved: shown.saved == Some("zone"),
         },
         &CalendarPart {
             has_feed,
-            new_feed: new_feed.as_deref(),
+            new_feed: shown.new_feed.as_deref(),
         },
     ))
 }
@@ -165,9 +221,11 @@ pub async fn replace_calendar_key(
         state.config.public_base(),
         key.as_str()
     );
-    Ok(your_data(&state, &person, None, None, false, Some(url))
-        .await?
-        .into_response())
+    let shown = Shown {
+        new_feed: Some(url),
+        ..Shown::default()
+    };
+    Ok(your_data(&state, &person, shown).await?.into_response())
 }
 
 /// A person's calendar feed; 404 for a key that is not, or no longer, one.

@@ -559,3 +559,32 @@ on_both_backends! {
         assert_eq!(export["profile"]["time_zone"], "America/Toronto");
     }
 }
+
+on_both_backends! {
+    async fn a_person_changes_the_name_others_see(app) {
+        let circle = circle_with_history(&app).await;
+        for (typed, says) in [("   ", "Please give the name"), ("Ada\r\nBcc: x@example.org", "one line"), ("Ada\u{202e}", "")] {
+            let refused = app.post_form_as(&circle.ada, "/me/name", &[("display_name", typed)]).await;
+            assert_eq!(refused.status().as_u16(), 422, "{typed:?}");
+            let page = refused.text().await.expect("page");
+            assert!(page.contains(says) && page.contains(r#"aria-describedby="display_name-error""#), "{page}");
+        }
+        let names = crate::shoulder::query(&app, |conn| {
+            shoulder::db::schema::people::table
+                .order(shoulder::db::schema::people::id.asc())
+                .select(shoulder::db::schema::people::display_name)
+                .load::<String>(conn)
+        })
+        .await;
+        assert_eq!(names, ["Ada", "Bea"], "nothing written");
+
+        let saved = app.post_form_as(&circle.ada, "/me/name", &[("display_name", " Ada Lovelace ")]).await;
+        assert_eq!(saved.status().as_u16(), 303);
+        assert_eq!(saved.headers()["location"], "/me?saved=name#your-name");
+        let page = app.get_as(&circle.ada, "/me?saved=name").await.text().await.expect("page");
+        assert!(page.contains("Your name is saved.") && page.contains(r#"value="Ada Lovelace""#), "{page}");
+        let bea = app.sign_in("bea@example.org", "Bea").await;
+        let page = app.get_as(&bea, &format!("/circles/{}", circle.id)).await.text().await.expect("page");
+        assert!(page.contains("Ada Lovelace"), "the circle sees the new name: {page}");
+    }
+}

@@ -83,6 +83,37 @@ fn calendar_feed(part: &CalendarPart<'_>) -> Markup {
 /// The word to type before deleting.
 pub const CONFIRM_WORD: &str = "delete";
 
+/// The name form: the name kept, one refused as typed, and why.
+#[derive(Debug, Default)]
+pub struct NameForm<'a> {
+    pub kept: &'a str,
+    pub typed: Option<&'a str>,
+    pub error: Option<&'a str>,
+    pub saved: bool,
+}
+
+fn your_name(name: &NameForm<'_>) -> Markup {
+    html! {
+        section #your-name {
+            h2 { "Your name" }
+            @if name.saved {
+                p.notice role="status" { "Your name is saved." }
+            }
+            form method="post" action="/me/name" {
+                label for="display_name" { "The name people in your circles see" }
+                input #display_name type="text" name="display_name" value=(name.typed.unwrap_or(name.kept))
+                    maxlength="60" autocomplete="name" required
+                    aria-invalid=[name.error.map(|_| "true")]
+                    aria-describedby=[name.error.map(|_| "display_name-error")];
+                @if let Some(error) = name.error {
+                    p.error #display_name-error role="alert" { (error) }
+                }
+                p { button type="submit" { "Save your name" } }
+            }
+        }
+    }
+}
+
 /// The time zone form: what is kept, what was typed, what is wrong.
 #[derive(Debug, Default)]
 pub struct ZoneForm<'a> {
@@ -97,6 +128,7 @@ pub fn your_data(
     viewer: &str,
     facilitated: &[FacilitatedCircle],
     needs_facilitator: &[NeedsFacilitator],
+    name: &NameForm<'_>,
     zone: &ZoneForm<'_>,
     feed: &CalendarPart<'_>,
 ) -> Markup {
@@ -105,6 +137,7 @@ pub fn your_data(
         "Your data",
         html! {
             h1 { "Your data" }
+            (your_name(name))
             (time_zone(zone))
             (calendar_feed(feed))
             section {
