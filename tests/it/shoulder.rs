@@ -763,3 +763,55 @@ on_both_backends! {
         assert_eq!(skips, 1);
     }
 }
+
+/// The text of every `<button>` on a page, its markup taken out: what a
+/// screen reader names it.
+fn button_names(page: &str) -> Vec<String> {
+    page.split("<button")
+        .skip(1)
+        .map(|rest| {
+            let inner =
+                &rest[rest.find('>').expect("a tag") + 1..rest.find("</button>").expect("closed")];
+            let mut text = String::new();
+            let mut in_tag = false;
+            for c in inner.chars() {
+                match c {
+                    '<' => in_tag = true,
+                    '>' => in_tag = false,
+                    c if !in_tag => text.push(c),
+                    _ => {}
+                }
+            }
+            text.split_whitespace().collect::<Vec<_>>().join(" ")
+        })
+        .collect()
+}
+
+on_both_backends! {
+    async fn repeated_controls_on_the_round_page_have_names_of_their_own(app) {
+        let id = circle_of(&app, &PEOPLE).await;
+        let ada = app.sign_in("ada@example.org", "Ada").await;
+        let response = app.post_form_as(&ada, &format!("/circles/{id}/rounds/1"), &[
+            ("commitment-1", "Ask Sam what support looks like"),
+            ("commitment-2", "Credit Lee in the newsletter"),
+        ]).await;
+        assert_eq!(response.status().as_u16(), 303);
+        app.clock.set(utc("2027-03-08T09:00:00Z"));
+        app.run_jobs().await;
+        let bea = app.sign_in("bea@example.org", "Bea").await;
+        for (who, cookie) in [("Ada", &ada), ("Bea", &bea)] {
+            let page = app.get_as(cookie, &format!("/circles/{id}/rounds/2")).await.text().await.expect("page");
+            let names = button_names(&page);
+            let mut unique = names.clone();
+            unique.sort();
+            unique.dedup();
+            assert_eq!(unique.len(), names.len(), "{who}'s buttons: {names:?}");
+            assert!(names.iter().any(|n| n.contains(if who == "Ada" { "I could use help with: Credit Lee" } else { "Offer support to Ada on: Credit Lee" })), "{names:?}");
+        }
+        // In the email, each one-click choice names its commitment.
+        let mail = latest(&app, "ada@example.org", "round 2");
+        let html = mail.html_body().expect("html");
+        assert!(html.contains(r#"aria-label="Done: Ask Sam what support looks like""#), "{html}");
+        assert!(html.contains(r#"aria-label="Release: Credit Lee in the newsletter""#), "{html}");
+    }
+}

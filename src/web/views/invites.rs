@@ -245,7 +245,7 @@ fn pending_section(circle_id: i64, pending: &[PendingRow]) -> Markup {
                 p.muted { "No email invitations are waiting." }
             } @else {
                 table {
-                    thead { tr { th { "Address" } th { "Sent" } th { "Expires" } th {} } }
+                    thead { tr { th { "Address" } th { "Sent" } th { "Expires" } th { span.sr-only { "Withdraw" } } } }
                     tbody {
                         @for invite in pending {
                             tr {
@@ -254,7 +254,9 @@ fn pending_section(circle_id: i64, pending: &[PendingRow]) -> Markup {
                                 td { (invite.expires) }
                                 td {
                                     form method="post" action={ "/circles/" (circle_id) "/invites/" (invite.id) "/revoke" } {
-                                        button.link type="submit" { "Revoke" }
+                                        button.link type="submit" {
+                                            "Revoke" span.sr-only { " the invitation to " (invite.email) }
+                                        }
                                     }
                                 }
                             }

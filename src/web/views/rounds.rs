@@ -297,11 +297,13 @@ fn supportable(page: &RoundPage<'_>, commitment: &CircleCommitment, show_name: b
             form.support method="post" action=(page.action("/support")) {
                 (page.key_field())
                 input type="hidden" name="commitment" value=(commitment.id);
-                label.sr-only for={ (field) "-body" } { "Support for " (commitment.name) }
+                label.sr-only for={ (field) "-body" } { "Support for " (commitment.name) " on: " (commitment.body) }
                 textarea id={ (field) "-body" } name="body" rows="2" maxlength=(MAX_SUPPORT_LEN)
                     placeholder="A word of encouragement, an offer of help…" { (typed) }
                 (problem(&page.drafts.errors, &field))
-                button type="submit" { "Offer support" }
+                button type="submit" {
+                    "Offer support" span.sr-only { " to " (commitment.name) " on: " (commitment.body) }
+                }
             }
         }
     }
@@ -510,10 +512,14 @@ fn own_commitments(page: &RoundPage<'_>) -> Markup {
                                 input type="hidden" name="commitment" value=(commitment.id);
                                 @if commitment.help_wanted {
                                     input type="hidden" name="wanted" value="no";
-                                    button.secondary type="submit" { "I no longer need help" }
+                                    button.secondary type="submit" {
+                                        "I no longer need help" span.sr-only { " with: " (commitment.body) }
+                                    }
                                 } @else {
                                     input type="hidden" name="wanted" value="yes";
-                                    button.secondary type="submit" { "I could use help" }
+                                    button.secondary type="submit" {
+                                        "I could use help" span.sr-only { " with: " (commitment.body) }
+                                    }
                                 }
                             }
                         }
