@@ -394,6 +394,11 @@ on_both_backends! {
         assert!(page.contains("Nothing was deleted"));
         let me = app.get_as(&circle.ada, "/me").await.text().await.expect("still signed in");
         assert!(me.contains("make someone else facilitator of"), "the page says so beforehand");
+        assert!(
+            me.contains(r#"<button class="danger" type="submit" disabled aria-describedby="handover-first">Delete my data</button>"#)
+                && me.contains("Not yet: a circle above needs another facilitator first."),
+            "the button is disabled, saying why: {me}"
+        );
         let ada = person_id(&app, "ada@example.org").await;
         let reflections: Vec<String> = app.state.db
             .run(|conn| Ok::<_, DbError>(check_ins::table.select(check_ins::reflection).load(conn)?))
@@ -405,6 +410,8 @@ on_both_backends! {
         let bea_member = membership_of(&app, circle.id, person_id(&app, "bea@example.org").await).await;
         let handed = app.post_form_as(&circle.ada, &format!("/circles/{}/members/{bea_member}/facilitator", circle.id), &[("confirm", "yes")]).await;
         assert_eq!(handed.status().as_u16(), 303);
+        let me = app.get_as(&circle.ada, "/me").await.text().await.expect("page");
+        assert!(me.contains(r#"<button class="danger" type="submit">Delete my data</button>"#), "{me}");
         let response = app.post_form_as(&circle.ada, "/me/delete", &[("confirm", "delete")]).await;
         assert_eq!(response.status().as_u16(), 200);
         let email: String = app.state.db

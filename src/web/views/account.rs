@@ -184,7 +184,7 @@ pub fn your_data(
                 h2 { "Delete your data" }
                 (what_deleting_does())
                 (handover_needed(needs_facilitator))
-                (delete_form("", None))
+                (delete_form("", None, !needs_facilitator.is_empty()))
             }
         },
     )
@@ -212,7 +212,7 @@ pub fn confirm_delete(
                 "."
             }
             (handover_needed(needs_facilitator))
-            (delete_form(typed, problem))
+            (delete_form(typed, problem, !needs_facilitator.is_empty()))
         },
     )
 }
@@ -255,7 +255,7 @@ fn what_deleting_does() -> Markup {
 fn handover_needed(needs_facilitator: &[NeedsFacilitator]) -> Markup {
     html! {
         @if !needs_facilitator.is_empty() {
-            div.notice role="status" {
+            div.notice #handover-first role="status" {
                 p { "Before you can delete your data, make someone else facilitator of:" }
                 ul {
                     @for circle in needs_facilitator {
@@ -267,7 +267,9 @@ fn handover_needed(needs_facilitator: &[NeedsFacilitator]) -> Markup {
     }
 }
 
-fn delete_form(typed: &str, problem: Option<&str>) -> Markup {
+/// The form that deletes; `blocked` while a circle still needs another
+/// facilitator, when its button is disabled and says why beside it.
+fn delete_form(typed: &str, problem: Option<&str>, blocked: bool) -> Markup {
     html! {
         form method="post" action="/me/delete" {
             @if let Some(problem) = problem {
@@ -275,8 +277,15 @@ fn delete_form(typed: &str, problem: Option<&str>) -> Markup {
             }
             label for="confirm" { "To confirm, type " strong { (CONFIRM_WORD) } }
             input #confirm type="text" name="confirm" value=(typed) autocomplete="off"
+                aria-invalid=[problem.map(|_| "true")]
                 aria-describedby=[problem.map(|_| "confirm-error")];
-            p.actions { button type="submit" { "Delete my data" } }
+            p.actions {
+                button.danger type="submit" disabled[blocked]
+                    aria-describedby=[blocked.then_some("handover-first")] { "Delete my data" }
+                @if blocked {
+                    " " span.muted { "Not yet: a circle above needs another facilitator first." }
+                }
+            }
         }
     }
 }
