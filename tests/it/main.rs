@@ -6,6 +6,7 @@ mod support;
 mod automatic_mail;
 mod binds;
 mod browser;
+mod browser_pages;
 mod browser_round;
 mod calendar;
 mod check_ins;

@@ -2,6 +2,7 @@
 //! (a SQLite file in a temp folder, or a PostgreSQL database of its own), a
 //! real SMTP server in this process, and a fixed clock.
 
+pub mod axe;
 pub mod browser;
 pub mod dkim;
 pub mod postgres;
