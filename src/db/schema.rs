@@ -160,6 +160,19 @@ diesel::table! {
 }
 
 diesel::table! {
+    /// A new address waiting to confirm itself (see `people::address`).
+    address_changes (id) {
+        id -> BigInt,
+        person_id -> BigInt,
+        email -> Text,
+        token_hash -> Text,
+        created_at -> Timestamp,
+        expires_at -> Timestamp,
+        used_at -> Nullable<Timestamp>,
+    }
+}
+
+diesel::table! {
     /// Mail that came back, once per Message-ID, and what became of it.
     inbound_messages (id) {
         id -> BigInt,
@@ -442,9 +455,11 @@ diesel::joinable!(prompt_usage -> circles (circle_id));
 diesel::joinable!(prompt_usage -> rounds (round_id));
 diesel::joinable!(deliveries -> rounds (round_id));
 diesel::joinable!(deliveries -> memberships (membership_id));
+diesel::joinable!(address_changes -> people (person_id));
 
 diesel::allow_tables_to_appear_in_same_query!(
     people,
+    address_changes,
     circles,
     memberships,
     invites,

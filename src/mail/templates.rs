@@ -137,6 +137,30 @@ const BUILT_IN: &[(&str, &str)] = &[
         "receipt/body.html",
         include_str!("../../templates/email/receipt/body.html"),
     ),
+    (
+        "email_change/subject.txt",
+        include_str!("../../templates/email/email_change/subject.txt"),
+    ),
+    (
+        "email_change/body.txt",
+        include_str!("../../templates/email/email_change/body.txt"),
+    ),
+    (
+        "email_change/body.html",
+        include_str!("../../templates/email/email_change/body.html"),
+    ),
+    (
+        "email_change_notice/subject.txt",
+        include_str!("../../templates/email/email_change_notice/subject.txt"),
+    ),
+    (
+        "email_change_notice/body.txt",
+        include_str!("../../templates/email/email_change_notice/body.txt"),
+    ),
+    (
+        "email_change_notice/body.html",
+        include_str!("../../templates/email/email_change_notice/body.html"),
+    ),
 ];
 
 /// The kinds of email we send; each names its template folder.
@@ -151,6 +175,8 @@ pub const KINDS: &[&str] = &[
     "reminder",
     "digest",
     "receipt",
+    "email_change",
+    "email_change_notice",
 ];
 
 /// One email's words, ready for the transport.

@@ -36,9 +36,9 @@ use diesel::prelude::*;
 use super::FORMER_MEMBER;
 use crate::circles::store::{self, CircleStatus, ROLE_FACILITATOR, STATUS_ACTIVE};
 use crate::db::schema::{
-    action_tokens, away_periods, check_ins, circles, commitments, deliveries, follow_throughs,
-    invites, memberships, peer_notes, people, round_links, round_skips, sessions, sign_in_tokens,
-    support_messages,
+    action_tokens, address_changes, away_periods, check_ins, circles, commitments, deliveries,
+    follow_throughs, invites, memberships, peer_notes, people, round_links, round_skips, sessions,
+    sign_in_tokens, support_messages,
 };
 use crate::db::{DbConnection, DbError, write_transaction};
 
@@ -216,6 +216,8 @@ pub fn delete(
         )
         .execute(conn)?;
         diesel::delete(invites::table.filter(invites::email.eq(&email))).execute(conn)?;
+        diesel::delete(address_changes::table.filter(address_changes::person_id.eq(person_id)))
+            .execute(conn)?;
 
         // What others' history needs, without them.
         diesel::update(

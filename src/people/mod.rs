@@ -10,6 +10,7 @@
 //! People are found by address through [`email_is`], which knows every form
 //! an address may be stored in.
 
+pub mod address;
 pub mod delete;
 pub mod export;
 pub mod zone;

@@ -12,16 +12,20 @@ use serde::Deserialize;
 use super::form::FormData;
 use super::session::{SignedInPerson, cleared_cookie};
 use super::views;
-use super::views::account::{CONFIRM_WORD, CalendarPart, FacilitatedCircle, NameForm, ZoneForm};
+use super::views::account::{
+    AddressForm, CONFIRM_WORD, CalendarPart, FacilitatedCircle, NameForm, ZoneForm,
+};
 use crate::app::AppState;
+use crate::auth::Token;
 use crate::auth::session::SignedIn;
 use crate::auth::sign_in::DisplayName;
 use crate::calendar;
 use crate::circles::store;
 use crate::error::AppError;
+use crate::mail::EmailAddress;
 use crate::people::delete::{self, Deletion, NeedsFacilitator};
 use crate::people::export::{self, FormatError, PersonExport};
-use crate::people::{self, zone};
+use crate::people::{self, address, zone};
 use crate::text;
 
 const JSON: &str = "application/json";
@@ -82,6 +86,121 @@ pub async fn page(
     your_data(&state, &person, shown)
         .await
         .map(IntoResponse::into_response)
+}
+
+/// Asks a new address to confirm itself, telling the present one.
+pub async fn change_address(
+    State(state): State<AppState>,
+    SignedInPerson(person): SignedInPerson,
+    data: FormData,
+) -> Result<Response, AppError> {
+    let typed = data.get("email").to_string();
+    let problem = match EmailAddress::parse(&typed) {
+        Err(error) => text::sentence(&error.to_string()),
+        Ok(new) => {
+            let person_id = person.person_id;
+            let now = state.clock.now();
+            let base = state.config.public_base().to_string();
+            let asked = state
+                .db
+                .run(move |conn| address::request(conn, person_id, &new, &base, now))
+                .await?;
+            match asked {
+                Ok(()) => {
+                    state.wake_jobs();
+                    return Ok(Redirect::to("/me?saved=email#your-address").into_response());
+                }
+                Err(refused) => refused.message().to_string(),
+            }
+        }
+    };
+    let shown = Shown {
+        address_typed: Some(&typed),
+        address_error: Some(&problem),
+        ..Shown::default()
+    };
+    let page = your_data(&state, &person, shown).await?;
+    Ok((StatusCode::UNPROCESSABLE_ENTITY, page).into_response())
+}
+
+/// The page behind an address's confirmation link; changes nothing.
+pub async fn confirm_address_page(
+    State(state): State<AppState>,
+    Path(raw): Path<String>,
+) -> Result<Response, AppError> {
+    let Some(token) = Token::parse(&raw) else {
+        return Ok(address_link_refused(&address::Link::Unknown));
+    };
+    let now = state.clock.now();
+    let link = state
+        .db
+        .run(move |conn| address::peek(conn, &token, now))
+        .await?;
+    Ok(match link {
+        address::Link::Valid { new, .. } => {
+            views::account::confirm_address(&raw, &new).into_response()
+        }
+        other => address_link_refused(&other),
+    })
+}
+
+/// Uses the link; then a page that says so (a reload asks nothing again).
+pub async fn confirm_address(
+    State(state): State<AppState>,
+    Path(raw): Path<String>,
+) -> Result<Response, AppError> {
+    let Some(token) = Token::parse(&raw) else {
+        return Ok(address_link_refused(&address::Link::Unknown));
+    };
+    let now = state.clock.now();
+    let confirmed = state
+        .db
+        .run(move |conn| address::confirm(conn, &token, now))
+        .await?;
+    Ok(match confirmed {
+        address::Confirmed::Changed { person_id } => {
+            tracing::info!(person.id = person_id, "email address changed");
+            Redirect::to("/me/email/changed").into_response()
+        }
+        address::Confirmed::Taken => (
+            StatusCode::CONFLICT,
+            views::account::address_outcome(
+                "That address is taken",
+                "Another account started using this address after the link was sent, so your address has not changed.",
+            ),
+        )
+            .into_response(),
+        address::Confirmed::NotUsable(link) => address_link_refused(&link),
+    })
+}
+
+pub async fn address_changed() -> Response {
+    views::account::address_outcome(
+        "Your new address is confirmed",
+        "Shoulder writes to it from now on, and you sign in with it.",
+    )
+    .into_response()
+}
+
+fn address_link_refused(link: &address::Link) -> Response {
+    let (status, title, text) = match link {
+        address::Link::Expired => (
+            StatusCode::GONE,
+            "This link has expired",
+            "Confirmation links work for 24 hours. Ask for a new one under Your data; your address has not changed.",
+        ),
+        address::Link::Used => (
+            StatusCode::GONE,
+            "This link has been used",
+            "Each confirmation link works once.",
+        ),
+        address::Link::Unknown | address::Link::Valid { .. } => (
+            StatusCode::NOT_FOUND,
+            "This link does not work",
+            "It may have been copied incompletely, or a newer link replaced it. Ask for a new one under Your data.",
+        ),
+    };
+    (status, views::account::address_outcome(title, text)).into_response()
 }
 
 /// Changes the name others see; a refused one is shown again as typed,
@@ -153,6 +272,8 @@ struct Shown<'a> {
     zone_error: Option<&'a str>,
     name_typed: Option<&'a str>,
     name_error: Option<&'a str>,
+    address_typed: Option<&'a str>,
+    address_error: Option<&'a str>,
     /// `zone` or `name`, after a redirect.
     saved: Option<&'a str>,
     new_feed: Option<String>,
@@ -191,6 +312,12 @@ async fn your_data(
             typed: shown.name_typed,
             error: shown.name_error,
             saved: shown.saved == Some("name"),
+        },
+        &AddressForm {
+            current: &person.email,
+            typed: shown.address_typed,
+            error: shown.address_error,
+            sent: shown.saved == Some("email"),
         },
         &ZoneForm {
             kept: kept.as_deref(),

@@ -81,6 +81,12 @@ pub fn router(state: AppState) -> Router {
         .route("/sign-out", post(sign_in::sign_out))
         .route("/me", get(account::page))
         .route("/me/name", post(account::set_name))
+        .route("/me/email", post(account::change_address))
+        .route("/me/email/changed", get(account::address_changed))
+        .route(
+            "/me/email/{token}",
+            get(account::confirm_address_page).post(account::confirm_address),
+        )
         .route("/me/time-zone", post(account::set_time_zone))
         .route("/me/calendar", post(account::replace_calendar_key))
         .route("/calendar/{file}", get(account::calendar_feed))

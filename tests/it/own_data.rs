@@ -13,7 +13,7 @@ use shoulder::db::schema::{
 use shoulder::people::export::{CIRCLE_CSV_COLUMNS, PERSON_CSV_COLUMNS};
 
 use crate::on_both_backends;
-use crate::support::{TestApp, open_week, utc, weekly_circle};
+use crate::support::{TestApp, link_path, open_week, utc, weekly_circle};
 
 const CIRCLE: &str = "Night shift accomplices";
 const ADA_REFLECTION: &str = "I talked more than I listened.";
@@ -594,4 +594,86 @@ on_both_backends! {
         let page = app.get_as(&bea, &format!("/circles/{}", circle.id)).await.text().await.expect("page");
         assert!(page.contains("Ada Lovelace"), "the circle sees the new name: {page}");
     }
+}
+
+on_both_backends! {
+    async fn a_new_address_takes_effect_only_once_it_confirms_itself(app) {
+        let circle = circle_with_history(&app).await;
+        let ada = &circle.ada;
+        let address_of = |who: &'static str| {
+            crate::shoulder::query(&app, move |conn| {
+                people::table.filter(people::display_name.eq(who)).select(people::email).first::<String>(conn)
+            })
+        };
+        for (typed, says) in [
+            ("not an address", "@"),
+            ("ada@example.org", "That is already your address."),
+            ("BEA@example.org", "Another account uses that address."),
+        ] {
+            let refused = app.post_form_as(ada, "/me/email", &[("email", typed)]).await;
+            assert_eq!(refused.status().as_u16(), 422, "{typed}");
+            let page = refused.text().await.expect("page");
+            assert!(page.contains(says) && page.contains(&format!(r#"value="{typed}""#)), "{page}");
+            assert!(page.contains(r#"aria-describedby="new_email-error""#), "{page}");
+        }
+
+        // A link left a day unused has expired.
+        let asked = app.post_form_as(ada, "/me/email", &[("email", "ada.try@example.org")]).await;
+        assert_eq!(asked.status().as_u16(), 303);
+        app.run_jobs().await;
+        let stale = link_path(&last_to(&app, "ada.try@example.org").text_body(), app.public_base(), "/me/email/");
+        app.clock.advance(chrono::Duration::hours(25));
+        let expired = app.post_form(&stale, &[]).await;
+        assert_eq!(expired.status().as_u16(), 410);
+        assert!(expired.text().await.expect("page").contains("This link has expired"));
+        assert_eq!(address_of("Ada").await, "ada@example.org");
+
+        // The new address is asked, the old one told.
+        let asked = app.post_form_as(ada, "/me/email", &[("email", "Ada.New@Example.org")]).await;
+        assert_eq!(asked.status().as_u16(), 303);
+        let page = app.get_as(ada, "/me?saved=email").await.text().await.expect("page");
+        assert!(page.contains("A confirmation link is on its way"), "{page}");
+        app.run_jobs().await;
+        let confirm = last_to(&app, "ada.new@example.org");
+        assert_eq!(confirm.subject().as_deref(), Some("Confirm your new address for Shoulder"));
+        let told = last_to(&app, "ada@example.org");
+        assert_eq!(told.subject().as_deref(), Some("Your Shoulder address may change"));
+        assert!(told.text_body().contains("ada.new@example.org"), "{}", told.text_body());
+        let link = link_path(&confirm.text_body(), app.public_base(), "/me/email/");
+        let (status, page) = app.get_text(&link).await;
+        assert_eq!(status, 200);
+        assert!(page.contains("Use ada.new@example.org for Shoulder?"), "{page}");
+        assert_eq!(address_of("Ada").await, "ada@example.org", "opening the link changes nothing");
+
+        let changed = app.post_form(&link, &[]).await;
+        assert_eq!(changed.status().as_u16(), 303);
+        assert_eq!(changed.headers()["location"], "/me/email/changed");
+        let (status, page) = app.get_text("/me/email/changed").await;
+        assert_eq!(status, 200);
+        assert!(page.contains("Your new address is confirmed"), "{page}");
+        assert_eq!(address_of("Ada").await, "ada.new@example.org");
+        assert_eq!(app.post_form(&link, &[]).await.status().as_u16(), 410, "a link works once");
+
+        // Signing in works with the new address only.
+        let again = app.sign_in("ada.new@example.org", "Ada").await;
+        let page = app.get_as(&again, &format!("/circles/{}", circle.id)).await;
+        assert_eq!(page.status().as_u16(), 200, "the same account, in its circle");
+        let asked = app.post_form("/sign-in", &[("email", "ada@example.org")]).await;
+        assert_eq!(asked.status().as_u16(), 200);
+        app.run_jobs().await;
+        assert_eq!(
+            last_to(&app, "ada@example.org").subject().as_deref(),
+            Some("Start a circle on Shoulder"),
+            "the old address is nobody's now"
+        );
+    }
+}
+
+/// The newest email to `to`.
+fn last_to(app: &TestApp, to: &str) -> crate::support::ReceivedEmail {
+    app.emails()
+        .into_iter()
+        .rev()
+        .find(|m| m.to == [to.to_string()])
+        .unwrap_or_else(|| panic!("an email to {to}"))
 }

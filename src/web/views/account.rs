@@ -114,6 +114,68 @@ fn your_name(name: &NameForm<'_>) -> Markup {
     }
 }
 
+/// The address form: the address in use, one refused as typed, and why.
+#[derive(Debug, Default)]
+pub struct AddressForm<'a> {
+    pub current: &'a str,
+    pub typed: Option<&'a str>,
+    pub error: Option<&'a str>,
+    /// A confirmation link was just sent.
+    pub sent: bool,
+}
+
+fn your_address(address: &AddressForm<'_>) -> Markup {
+    html! {
+        section #your-address {
+            h2 { "Your email address" }
+            p { "Shoulder writes to " strong { (address.current) } ", and you sign in with it." }
+            @if address.sent {
+                p.notice role="status" {
+                    "A confirmation link is on its way to the new address, and your present one has been told. "
+                    "Until the link is used, nothing changes."
+                }
+            }
+            form method="post" action="/me/email" {
+                label for="new_email" { "New address" }
+                input #new_email type="email" name="email" value=(address.typed.unwrap_or(""))
+                    autocomplete="email" required
+                    aria-invalid=[address.error.map(|_| "true")]
+                    aria-describedby=[address.error.map(|_| "new_email-error")];
+                @if let Some(error) = address.error {
+                    p.error #new_email-error role="alert" { (error) }
+                }
+                p { button type="submit" { "Send a confirmation link" } }
+            }
+        }
+    }
+}
+
+/// The page behind the emailed link: a button that makes the change.
+pub fn confirm_address(token: &str, new: &str) -> Markup {
+    page(
+        "Confirm your new address",
+        html! {
+            h1 { "Use " (new) " for Shoulder?" }
+            p { "From then on Shoulder writes to this address, and you sign in with it; the old one no longer works for signing in." }
+            form method="post" action={ "/me/email/" (token) } {
+                p { button type="submit" { "Confirm this address" } }
+            }
+        },
+    )
+}
+
+/// After the change, or why the link cannot make it.
+pub fn address_outcome(title: &str, text: &str) -> Markup {
+    page(
+        title,
+        html! {
+            h1 { (title) }
+            p { (text) }
+            p { a href="/me" { "Your data" } }
+        },
+    )
+}
+
 /// The time zone form: what is kept, what was typed, what is wrong.
 #[derive(Debug, Default)]
 pub struct ZoneForm<'a> {
@@ -129,6 +191,7 @@ pub fn your_data(
     facilitated: &[FacilitatedCircle],
     needs_facilitator: &[NeedsFacilitator],
     name: &NameForm<'_>,
+    address: &AddressForm<'_>,
     zone: &ZoneForm<'_>,
     feed: &CalendarPart<'_>,
 ) -> Markup {
@@ -138,6 +201,7 @@ pub fn your_data(
         html! {
             h1 { "Your data" }
             (your_name(name))
+            (your_address(address))
             (time_zone(zone))
             (calendar_feed(feed))
             section {
