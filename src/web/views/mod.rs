@@ -11,6 +11,7 @@ pub mod history;
 pub mod home;
 pub mod invites;
 pub mod layout;
+pub mod problems;
 pub mod prompts;
 pub mod rounds;
 pub mod sign_in;
