@@ -5,16 +5,18 @@
 //! route does to non-members.
 
 use axum::extract::{Path, Query, State};
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
 use serde::Deserialize;
 
 use super::form::FormData;
 use super::session::{SignedInPerson, cleared_cookie};
+use super::shown_once;
 use super::views;
 use super::views::account::{
     AddressForm, CONFIRM_WORD, CalendarPart, FacilitatedCircle, NameForm, ZoneForm,
 };
+use super::views::circles::Confirmation;
 use crate::app::AppState;
 use crate::auth::Token;
 use crate::auth::session::SignedIn;
@@ -78,9 +80,11 @@ pub async fn page(
     State(state): State<AppState>,
     SignedInPerson(person): SignedInPerson,
     Query(query): Query<PageQuery>,
+    headers: HeaderMap,
 ) -> Result<Response, AppError> {
     let shown = Shown {
         saved: query.saved.as_deref(),
+        carried_feed: shown_once::carried(&headers),
         ..Shown::default()
     };
     your_data(&state, &person, shown)
@@ -274,9 +278,11 @@ struct Shown<'a> {
     name_error: Option<&'a str>,
     address_typed: Option<&'a str>,
     address_error: Option<&'a str>,
-    /// `zone` or `name`, after a redirect.
+    /// `zone`, `name`, `email` or `calendar`, after a redirect.
     saved: Option<&'a str>,
-    new_feed: Option<String>,
+    /// A calendar key made a moment ago (see [`shown_once`]), shown while
+    /// it is still the person's.
+    carried_feed: Option<Token>,
 }
 
 async fn your_data(
@@ -285,16 +291,30 @@ async fn your_data(
     shown: Shown<'_>,
 ) -> Result<maud::Markup, AppError> {
     let person_id = person.person_id;
-    let (circles, needs, kept, has_feed) = state
+    let carried = shown.carried_feed;
+    let (circles, needs, kept, has_feed, new_feed) = state
         .db
         .run(move |conn| {
             let circles = store::list_for_person(conn, person_id)?;
             let needs = delete::circles_needing_a_facilitator(conn, person_id)?;
             let kept = zone::of(conn, person_id)?.map(|zone| zone.name().to_string());
             let has_feed = calendar::has_key(conn, person_id)?;
-            Ok::<_, AppError>((circles, needs, kept, has_feed))
+            let new_feed = match carried {
+                Some(key) if calendar::person_of_key(conn, key.as_str())? == Some(person_id) => {
+                    Some(key)
+                }
+                _ => None,
+            };
+            Ok::<_, AppError>((circles, needs, kept, has_feed, new_feed))
         })
         .await?;
+    let new_feed = new_feed.map(|key| {
+        format!(
+            "{}/calendar/{}.ics",
+            state.config.public_base(),
+            key.as_str()
+        )
+    });
     let facilitated: Vec<FacilitatedCircle> = circles
         .into_iter()
         .filter(|(_, role)| role == store::ROLE_FACILITATOR)
@@ -327,32 +347,69 @@ async fn your_data(
         },
         &CalendarPart {
             has_feed,
-            new_feed: shown.new_feed.as_deref(),
+            new_feed: new_feed.as_deref(),
         },
     ))
 }
 
-/// Makes the person's calendar feed a new key, ending the old one, and
-/// shows its address this once: only its hash is kept.
+fn replace_feed_confirmation(person: &SignedIn) -> maud::Markup {
+    let consequences = [
+        "Calendars subscribed to your present address stop getting your rounds; you will need to subscribe them to the new one.".to_string(),
+    ];
+    views::circles::confirm(
+        &person.display_name,
+        &Confirmation {
+            title: "Replace your calendar address?",
+            consequences: &consequences,
+            action: "/me/calendar",
+            fields: &[],
+            button: "Make a new calendar address",
+            danger: true,
+            back: "/me#your-calendar",
+        },
+    )
+}
+
+/// The confirmation page behind "Make a new calendar address".
+pub async fn replace_calendar_key_page(SignedInPerson(person): SignedInPerson) -> Response {
+    replace_feed_confirmation(&person).into_response()
+}
+
+/// Makes the person's calendar feed a new key, ending the old one (asked
+/// first when there is one), and redirects to `/me`, which shows its
+/// address for a few minutes: only its hash is kept, so the key travels in
+/// a cookie for that page alone.
 pub async fn replace_calendar_key(
     State(state): State<AppState>,
     SignedInPerson(person): SignedInPerson,
+    data: FormData,
 ) -> Result<Response, AppError> {
     let person_id = person.person_id;
+    let has_feed = state
+        .db
+        .run(move |conn| calendar::has_key(conn, person_id))
+        .await?;
+    if has_feed && data.get("confirm") != "yes" {
+        return Ok(replace_feed_confirmation(&person).into_response());
+    }
     let key = state
         .db
         .run(move |conn| calendar::replace_key(conn, person_id))
         .await?;
-    let url = format!(
-        "{}/calendar/{}.ics",
-        state.config.public_base(),
-        key.as_str()
-    );
-    let shown = Shown {
-        new_feed: Some(url),
-        ..Shown::default()
-    };
-    Ok(your_data(&state, &person, shown).await?.into_response())
+    Ok((
+        StatusCode::SEE_OTHER,
+        [
+            (
+                header::LOCATION,
+                HeaderValue::from_static("/me?saved=calendar#your-calendar"),
+            ),
+            (
+                header::SET_COOKIE,
+                shown_once::carry(&key, "/me", state.config.public_url_is_https()),
+            ),
+        ],
+    )
+        .into_response())
 }
 
 /// A person's calendar feed; 404 for a key that is not, or no longer, one.

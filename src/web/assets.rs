@@ -13,7 +13,7 @@ use crate::error::AppError;
 
 const STYLESHEET: &str = include_str!("style.css");
 /// Progressive enhancement only: every page works without it.
-const LOCAL_TIME_SCRIPT: &str = include_str!("local-time.js");
+const SCRIPT: &str = include_str!("page.js");
 
 fn versioned(stem: &str, content: &str, extension: &str) -> String {
     let digest = Sha256::digest(content.as_bytes());
@@ -21,8 +21,7 @@ fn versioned(stem: &str, content: &str, extension: &str) -> String {
 }
 
 static STYLESHEET_NAME: LazyLock<String> = LazyLock::new(|| versioned("style", STYLESHEET, "css"));
-static SCRIPT_NAME: LazyLock<String> =
-    LazyLock::new(|| versioned("local-time", LOCAL_TIME_SCRIPT, "js"));
+static SCRIPT_NAME: LazyLock<String> = LazyLock::new(|| versioned("page", SCRIPT, "js"));
 
 pub fn stylesheet_path() -> String {
     format!("/static/{}", *STYLESHEET_NAME)
@@ -36,7 +35,7 @@ pub async fn serve_static(Path(name): Path<String>) -> Result<Response, AppError
     let (content_type, body) = if name == *STYLESHEET_NAME {
         ("text/css; charset=utf-8", STYLESHEET)
     } else if name == *SCRIPT_NAME {
-        ("text/javascript; charset=utf-8", LOCAL_TIME_SCRIPT)
+        ("text/javascript; charset=utf-8", SCRIPT)
     } else {
         return Err(AppError::NotFound);
     };

@@ -8,24 +8,28 @@
 //! buttons on their pages POST.
 
 use axum::extract::{Path, Query, State};
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
 use chrono::{Duration, NaiveDateTime};
 use chrono_tz::Tz;
+use maud::Markup;
 use serde::Deserialize;
 
 use super::form::FormData;
 use super::limits::{ClientAddress, Door, in_words, refusal_over_limit, too_many, wait_over_limit};
 use super::session::{SignedInPerson, Viewer, session_cookie};
+use super::shown_once;
 use super::views;
+use super::views::circles::Confirmation as Asking;
 use super::views::invites::{BatchView, InvitePage, JoinForm, JoinZone, LinkView, PendingRow};
 use crate::app::AppState;
 use crate::auth::Token;
+use crate::auth::session::SignedIn;
 use crate::auth::sign_in::DisplayName;
 use crate::circles::invites::{
     self, AddressList, ConfirmError, Confirmation, Confirmed, InviteError, InviteOverview,
     JOIN_LINK_LIFETIME, JoinOffer, JoinRequest, JoinRequested, LinkStatus, MAX_ADDRESSES_PER_BATCH,
-    Mailing, NewLink, Opened, Refusal, ResetLink, Revoke, SendInvites,
+    Mailing, Opened, Refusal, ResetLink, Revoke, SendInvites,
 };
 use crate::circles::store::CircleStatus;
 use crate::clock::local_text;
@@ -83,22 +87,26 @@ struct Shown {
     pending: Vec<PendingRow>,
 }
 
-fn shown(overview: InviteOverview, fresh: Option<(&NewLink, &str)>) -> Shown {
+/// `carried` is a link made a moment ago, shown only while it is still the
+/// circle's link.
+fn shown(overview: InviteOverview, carried: Option<(&Token, &str)>) -> Shown {
     let circle = overview.circle;
     // A zone that no longer parses is shown in UTC rather than failing the page.
     let zone: Tz = circle.time_zone.parse().unwrap_or(Tz::UTC);
-    let link = match (fresh, overview.link) {
-        (Some((new, base)), _) => LinkView::Fresh {
-            url: format!("{base}/join/{}", new.token.as_str()),
-            expires: when(new.expires_at, zone),
-        },
-        (None, LinkStatus::Active { expires_at }) => LinkView::Exists {
+    let current = carried
+        .filter(|(token, _)| circle.invite_token_hash.as_deref() == Some(token.hash().as_str()));
+    let link = match (current, overview.link) {
+        (Some((token, base)), LinkStatus::Active { expires_at }) => LinkView::Fresh {
+            url: format!("{base}/join/{}", token.as_str()),
             expires: when(expires_at, zone),
         },
-        (None, LinkStatus::Expired { expired_at }) => LinkView::Expired {
+        (_, LinkStatus::Active { expires_at }) => LinkView::Exists {
+            expires: when(expires_at, zone),
+        },
+        (_, LinkStatus::Expired { expired_at }) => LinkView::Expired {
             expired: when(expired_at, zone),
         },
-        (None, LinkStatus::NotMade) => LinkView::NotMade,
+        (_, LinkStatus::NotMade) => LinkView::NotMade,
     };
     let status = circle.status();
     Shown {
@@ -167,15 +175,25 @@ pub async fn invite_page(
     SignedInPerson(person): SignedInPerson,
     Path(id): Path<String>,
     Query(query): Query<Done>,
+    headers: HeaderMap,
 ) -> Result<Response, AppError> {
     let circle_id = parse_id(&id)?;
     let overview = load_overview(&state, circle_id, person.person_id).await?;
+    let carried = shown_once::carried(&headers);
+    let shown = shown(
+        overview,
+        carried
+            .as_ref()
+            .map(|token| (token, state.config.public_base())),
+    );
     let notice = match query.done.as_deref() {
         Some("revoked") => Some("The invitation was withdrawn; its link no longer works."),
         Some("closed") => Some("That invitation had already been used, withdrawn or had expired."),
+        Some("link") if matches!(shown.link, LinkView::Fresh { .. }) => {
+            Some("Here is the new invite link. Any earlier link has stopped working.")
+        }
         _ => None,
     };
-    let shown = shown(overview, None);
     Ok(render_invite_page(
         &state,
         &person.display_name,
@@ -187,50 +205,101 @@ pub async fn invite_page(
     .into_response())
 }
 
-/// Makes a new reusable link and shows it on the page this POST answers,
-/// rather than redirecting: the token then never needs to be kept anywhere.
+/// Asks before replacing a link that still works: whoever was sent it and
+/// has not yet asked to join would find it dead.
+fn replace_link_confirmation(person: &SignedIn, circle_id: i64, circle_name: &str) -> Markup {
+    let title = format!("Replace the invite link of {circle_name}?");
+    let consequences = [
+        "The link you have shared stops working at once: anyone who has it and has not yet asked to join will need the new one.".to_string(),
+        "People who already asked to join keep their confirmation emails, and email invitations are not affected.".to_string(),
+    ];
+    let action = format!("/circles/{circle_id}/invites/link");
+    let back = format!("/circles/{circle_id}/invites");
+    views::circles::confirm(
+        &person.display_name,
+        &Asking {
+            title: &title,
+            consequences: &consequences,
+            action: &action,
+            fields: &[],
+            button: "Replace the link",
+            danger: true,
+            back: &back,
+        },
+    )
+}
+
+/// The confirmation page behind "Make a new link"; it changes nothing.
+pub async fn reset_link_page(
+    State(state): State<AppState>,
+    SignedInPerson(person): SignedInPerson,
+    Path(id): Path<String>,
+) -> Result<Response, AppError> {
+    let circle_id = parse_id(&id)?;
+    let overview = load_overview(&state, circle_id, person.person_id).await?;
+    Ok(replace_link_confirmation(&person, circle_id, &overview.circle.name).into_response())
+}
+
+/// Makes a new reusable link, asking first if one still works, and answers
+/// with a redirect to the invite page, which shows the link: it travels
+/// there in a cookie for that page alone (see [`shown_once`]), since only
+/// its hash is kept.
 pub async fn reset_link(
     State(state): State<AppState>,
     SignedInPerson(person): SignedInPerson,
     client: ClientAddress,
     Path(id): Path<String>,
+    data: FormData,
 ) -> Result<Response, AppError> {
+    let circle_id = parse_id(&id)?;
+    let overview = load_overview(&state, circle_id, person.person_id).await?;
+    let works = matches!(overview.link, LinkStatus::Active { .. });
+    if works && data.get("confirm") != "yes" {
+        return Ok(
+            replace_link_confirmation(&person, circle_id, &overview.circle.name).into_response(),
+        );
+    }
     if let Some(refusal) = refusal_over_limit(&state, Door::Invite, client) {
         return Ok(refusal);
     }
-    let circle_id = parse_id(&id)?;
     let now = state.clock.now();
     let lifetime = link_lifetime(&state);
     let person_id = person.person_id;
-    let (reset, overview) = state
+    let reset = state
         .db
-        .run(move |conn| {
-            let reset = invites::reset_link(conn, circle_id, person_id, lifetime, now)?;
-            let overview = invites::overview(conn, circle_id, person_id, now)?;
-            Ok::<_, AppError>((reset, overview))
-        })
+        .run(move |conn| invites::reset_link(conn, circle_id, person_id, lifetime, now))
         .await?;
-    let Some(overview) = overview else {
-        return Err(AppError::NotFound);
-    };
-    let (fresh, status) = match &reset {
-        ResetLink::Made(link) => (Some((link, state.config.public_base())), StatusCode::OK),
-        ResetLink::CircleNotActive(_) => (None, StatusCode::CONFLICT),
-        ResetLink::NotFacilitator => return Err(AppError::NotFound),
-    };
-    let notice = fresh
-        .is_some()
-        .then_some("Here is the new invite link. Any earlier link has stopped working.");
-    let shown = shown(overview, fresh);
-    let page = render_invite_page(
-        &state,
-        &person.display_name,
-        circle_id,
-        &shown,
-        BatchView::default(),
-        notice,
-    );
-    Ok((status, page).into_response())
+    match reset {
+        ResetLink::Made(link) => {
+            let page = format!("/circles/{circle_id}/invites");
+            let cookie = shown_once::carry(&link.token, &page, state.config.public_url_is_https());
+            Ok((
+                StatusCode::SEE_OTHER,
+                [
+                    (
+                        header::LOCATION,
+                        HeaderValue::from_str(&format!("{page}?done=link#invite-link"))
+                            .unwrap_or(HeaderValue::from_static("/")),
+                    ),
+                    (header::SET_COOKIE, cookie),
+                ],
+            )
+                .into_response())
+        }
+        ResetLink::CircleNotActive(_) => {
+            let shown = shown(overview, None);
+            let page = render_invite_page(
+                &state,
+                &person.display_name,
+                circle_id,
+                &shown,
+                BatchView::default(),
+                None,
+            );
+            Ok((StatusCode::CONFLICT, page).into_response())
+        }
+        ResetLink::NotFacilitator => Err(AppError::NotFound),
+    }
 }
 
 pub async fn send(

@@ -18,6 +18,7 @@ mod prompts;
 mod rounds;
 pub mod server;
 pub mod session;
+mod shown_once;
 mod sign_in;
 mod unsubscribe;
 pub mod views;
@@ -88,7 +89,10 @@ pub fn router(state: AppState) -> Router {
             get(account::confirm_address_page).post(account::confirm_address),
         )
         .route("/me/time-zone", post(account::set_time_zone))
-        .route("/me/calendar", post(account::replace_calendar_key))
+        .route(
+            "/me/calendar",
+            get(account::replace_calendar_key_page).post(account::replace_calendar_key),
+        )
         .route("/calendar/{file}", get(account::calendar_feed))
         .route(
             "/circles/{id}/calendar.ics",
@@ -169,7 +173,10 @@ pub fn router(state: AppState) -> Router {
             "/circles/{id}/invites",
             get(invites::invite_page).post(invites::send),
         )
-        .route("/circles/{id}/invites/link", post(invites::reset_link))
+        .route(
+            "/circles/{id}/invites/link",
+            get(invites::reset_link_page).post(invites::reset_link),
+        )
         .route(
             "/circles/{id}/invites/{invite_id}/revoke",
             post(invites::revoke),

@@ -24,3 +24,24 @@ if (browserZone) {
     option.selected = true;
   }
 }
+
+// Adds a "Copy" button beside fields that name one (data-copy-button):
+// without JavaScript, or without clipboard access, the field can still be
+// selected and copied by hand.
+if (navigator.clipboard) {
+  for (const field of document.querySelectorAll("input[data-copy-button]")) {
+    const button = document.getElementById(field.dataset.copyButton);
+    const said = document.getElementById(field.dataset.copyStatus);
+    if (!button) continue;
+    button.hidden = false;
+    button.addEventListener("click", async () => {
+      try {
+        await navigator.clipboard.writeText(field.value);
+        if (said) said.textContent = "Copied.";
+      } catch {
+        field.select();
+        if (said) said.textContent = "Select the link and copy it by hand.";
+      }
+    });
+  }
+}

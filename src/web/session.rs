@@ -16,13 +16,18 @@ pub const SESSION_COOKIE: &str = "shoulder_session";
 
 /// The session token from the request's cookies, if it has a well-formed one.
 pub fn session_token(headers: &HeaderMap) -> Option<Token> {
+    cookie_token(headers, SESSION_COOKIE)
+}
+
+/// The token in the cookie called `cookie`, if there is one well formed.
+pub fn cookie_token(headers: &HeaderMap, cookie: &str) -> Option<Token> {
     headers
         .get_all(header::COOKIE)
         .iter()
         .filter_map(|value| value.to_str().ok())
         .flat_map(|value| value.split(';'))
         .filter_map(|pair| pair.trim().split_once('='))
-        .find(|(name, _)| *name == SESSION_COOKIE)
+        .find(|(name, _)| *name == cookie)
         .and_then(|(_, value)| Token::parse(value))
 }
 

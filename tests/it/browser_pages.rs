@@ -75,14 +75,7 @@ async fn every_page_passes_wcag_2_2_aa_at_desktop_and_phone_widths() {
     app.run_jobs().await;
     let welcome = latest(&app, "dee@example.org", "Shoulder");
     let first_sign_in = link_path(&welcome.text_body(), app.public_base(), "/sign-in/");
-    let made = app
-        .post_form_as(&ada, &format!("/circles/{id}/invites/link"), &[])
-        .await;
-    let join = link_path(
-        &made.text().await.expect("page"),
-        app.public_base(),
-        "/join/",
-    );
+    let join = app.make_invite_link(&ada, id).await;
     let asked = app
         .post_form(
             &join,

@@ -10,7 +10,7 @@ use shoulder::db::schema::{away_periods, memberships, people};
 
 use crate::on_both_backends;
 use crate::shoulder::query;
-use crate::support::{TestApp, open_week, utc, weekly_circle};
+use crate::support::{TestApp, cookie_from, open_week, utc, weekly_circle};
 
 /// One event as read back: its properties by name.
 type ParsedEvent = BTreeMap<String, String>;
@@ -63,6 +63,37 @@ fn feed_path(page: &str, base: &str) -> String {
     url.strip_prefix(base).expect("ours").to_string()
 }
 
+/// Makes (or, confirmed, replaces) the person's calendar address as a
+/// browser does: the POST redirects to `/me`, which shows the address
+/// while the cookie the redirect set lasts, reloads included.
+async fn make_feed(app: &TestApp, cookie: &str) -> String {
+    let made = app
+        .post_form_as(cookie, "/me/calendar", &[("confirm", "yes")])
+        .await;
+    assert_eq!(made.status().as_u16(), 303);
+    assert_eq!(
+        made.headers()["location"],
+        "/me?saved=calendar#your-calendar"
+    );
+    let with_key = format!("{cookie}; {}", cookie_from(&made));
+    let mut shown = Vec::new();
+    for _ in 0..2 {
+        let page = app
+            .get_as(&with_key, "/me?saved=calendar")
+            .await
+            .text()
+            .await
+            .expect("page");
+        assert!(page.contains("Your calendar address is ready."), "{page}");
+        shown.push(feed_path(&page, app.public_base()));
+    }
+    assert_eq!(
+        shown[0], shown[1],
+        "a reload shows the same address and makes none"
+    );
+    shown.remove(0)
+}
+
 async fn feed(app: &TestApp, path: &str) -> BTreeMap<String, ParsedEvent> {
     let response = app.get(path).await;
     assert_eq!(response.status().as_u16(), 200);
@@ -82,10 +113,7 @@ on_both_backends! {
         assert!(me.contains("Make my calendar address"), "{me}");
         assert!(app.get("/calendar/not-a-key.ics").await.status().as_u16() == 404);
 
-        let made = app.post_form_as(&bea, "/me/calendar", &[]).await;
-        assert_eq!(made.status().as_u16(), 200);
-        let page = made.text().await.expect("page");
-        let path = feed_path(&page, app.public_base());
+        let path = make_feed(&app, &bea).await;
         // Only the key's hash is kept.
         let key = path.trim_start_matches("/calendar/").trim_end_matches(".ics").to_string();
         let stored: Vec<Option<String>> = query(&app, |conn| people::table.select(people::calendar_key_hash).load(conn)).await;
@@ -169,9 +197,14 @@ on_both_backends! {
         assert_eq!(round_starts(&events), ["20270301T090000Z"]);
         assert_eq!(events.values().find(|e| e.contains_key("SEQUENCE")).expect("round 1")["SEQUENCE"], "2");
 
-        // A new address ends the old one.
-        let page = app.post_form_as(&bea, "/me/calendar", &[]).await.text().await.expect("page");
-        let new_path = feed_path(&page, app.public_base());
+        // A new address ends the old one, once confirmed.
+        let asked = app.get_as(&bea, "/me/calendar").await.text().await.expect("page");
+        assert!(asked.contains("Replace your calendar address?"), "{asked}");
+        let unconfirmed = app.post_form_as(&bea, "/me/calendar", &[]).await;
+        assert_eq!(unconfirmed.status().as_u16(), 200);
+        assert!(unconfirmed.text().await.expect("page").contains("stop getting your rounds"));
+        assert_eq!(app.get(&path).await.status().as_u16(), 200, "unconfirmed, nothing changed");
+        let new_path = make_feed(&app, &bea).await;
         assert_ne!(new_path, path);
         assert_eq!(app.get(&path).await.status().as_u16(), 404);
         assert_eq!(feed(&app, &new_path).await.len(), 2);

@@ -13,7 +13,7 @@ use shoulder::db::schema::{
 };
 
 use crate::on_both_backends;
-use crate::support::{ReceivedEmail, TestApp, link_path, open_week, utc, weekly_circle};
+use crate::support::{ReceivedEmail, TestApp, open_week, utc, weekly_circle};
 
 const SCRIPT: &str = "<script>alert('x')</script>";
 const ESCAPED: &str = "&lt;script&gt;alert(";
@@ -238,9 +238,7 @@ on_both_backends! {
             Ok((bea.to_string(), support.to_string()))
         })
         .await;
-        let link = app.post_form_as(&ada, &format!("/circles/{id}/invites/link"), &[]).await;
-        assert_eq!(link.status().as_u16(), 200);
-        let join = link_path(&link.text().await.expect("page"), app.public_base(), "/join/");
+        let join = app.make_invite_link(&ada, id).await;
 
         let settings = |field: &'static str| -> Vec<(&'static str, &'static str)> {
             let mut form = vec![

@@ -324,10 +324,7 @@ async fn pages_with_tokens_or_personal_data_are_never_cached() {
     let act = link_path(&check_in, &base, "/act/");
 
     let ada = app.sign_in("ada@example.org", "Ada").await;
-    let made = app
-        .post_form_as(&ada, &format!("/circles/{id}/invites/link"), &[])
-        .await;
-    let join = link_path(&made.text().await.expect("page"), &base, "/join/");
+    let join = app.make_invite_link(&ada, id).await;
     let before = app.emails().len();
     let asked = app
         .post_form(

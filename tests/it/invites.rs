@@ -98,12 +98,7 @@ async fn facilitator_with_circle(app: &TestApp, size_cap: i32) -> (i64, i64, Str
 
 /// Makes a reusable link on the invite page and returns its path.
 async fn make_link(app: &TestApp, cookie: &str, circle_id: i64) -> String {
-    let response = app
-        .post_form_as(cookie, &format!("/circles/{circle_id}/invites/link"), &[])
-        .await;
-    assert_eq!(response.status().as_u16(), 200);
-    let page = response.text().await.expect("page");
-    link_path(&page, app.public_base(), "/join/")
+    app.make_invite_link(cookie, circle_id).await
 }
 
 /// Sends email invites and returns the result page.
@@ -830,4 +825,83 @@ async fn asking_to_join_too_often_quietly_stops_sending() {
         "the page never changes"
     );
     assert_eq!(count_deliveries(&app, "join_confirm").await, 5);
+}
+
+/// The circle's stored link fingerprint, to show what a request changed.
+async fn link_hash(app: &TestApp, circle_id: i64) -> Option<String> {
+    app.state
+        .db
+        .run(move |conn| {
+            shoulder::db::schema::circles::table
+                .find(circle_id)
+                .select(shoulder::db::schema::circles::invite_token_hash)
+                .first::<Option<String>>(conn)
+                .map_err(DbError::from)
+        })
+        .await
+        .expect("the circle")
+}
+
+on_both_backends! {
+    async fn a_working_link_is_replaced_only_when_confirmed_and_a_reload_repeats_nothing(app) {
+        let (_, circle, cookie) = facilitator_with_circle(&app, 8).await;
+        let invites_page = format!("/circles/{circle}/invites");
+        let link_form = format!("/circles/{circle}/invites/link");
+
+        // With no link yet nothing can be lost: the first one is made at once,
+        // answered by a redirect that carries it to the invite page alone.
+        let made = app.post_form_as(&cookie, &link_form, &[]).await;
+        assert_eq!(made.status().as_u16(), 303);
+        assert_eq!(
+            made.headers().get("location").and_then(|l| l.to_str().ok()),
+            Some(format!("{invites_page}?done=link#invite-link").as_str())
+        );
+        let set_cookie = made.headers().get("set-cookie").and_then(|c| c.to_str().ok()).expect("a cookie").to_string();
+        assert!(set_cookie.contains(&format!("; Path={invites_page};")), "{set_cookie}");
+        assert!(set_cookie.contains("HttpOnly; SameSite=Strict; Max-Age=600"), "{set_cookie}");
+        let carried = cookie_from(&made);
+        let first_hash = link_hash(&app, circle).await.expect("a link");
+
+        // Reloading the page it lands on shows the same link again and changes nothing.
+        let with_link = format!("{cookie}; {carried}");
+        let mut shown = Vec::new();
+        for _ in 0..2 {
+            let page = app.get_as(&with_link, &format!("{invites_page}?done=link")).await.text().await.expect("page");
+            assert!(page.contains("Here is the new invite link."), "{page}");
+            assert!(page.contains(r#"data-copy-button="copy-invite-url""#), "{page}");
+            assert!(page.contains(r#"id="copy-invite-url" type="button" hidden"#), "the copy button waits for the script: {page}");
+            shown.push(link_path(&page, app.public_base(), "/join/"));
+        }
+        assert_eq!(shown[0], shown[1]);
+        let first = shown[0].clone();
+        assert_eq!(link_hash(&app, circle).await.as_deref(), Some(first_hash.as_str()));
+        // Without the cookie (another browser, or later) only its existence shows.
+        let page = app.get_as(&cookie, &invites_page).await.text().await.expect("page");
+        assert!(!page.contains(&first), "{page}");
+        assert!(page.contains("An invite link exists (expires"), "{page}");
+
+        // Replacing a link that works asks first: the GET page and an
+        // unconfirmed POST both say what happens, and neither changes it.
+        let (status, asked) = {
+            let response = app.get_as(&cookie, &link_form).await;
+            (response.status().as_u16(), response.text().await.expect("page"))
+        };
+        assert_eq!(status, 200);
+        assert!(asked.contains("Replace the invite link of Tuesday accomplices?"), "{asked}");
+        assert!(asked.contains("stops working at once"), "{asked}");
+        assert!(asked.contains(r#"name="confirm" value="yes""#), "{asked}");
+        let unconfirmed = app.post_form_as(&cookie, &link_form, &[]).await;
+        assert_eq!(unconfirmed.status().as_u16(), 200);
+        assert!(unconfirmed.text().await.expect("page").contains("Replace the link"));
+        assert_eq!(link_hash(&app, circle).await.as_deref(), Some(first_hash.as_str()));
+        assert_eq!(app.get_text(&first).await.0, 200, "the shared link still works");
+
+        // Confirmed, the old link stops working and the old cookie shows nothing stale.
+        let second = app.make_invite_link(&cookie, circle).await;
+        assert_ne!(second, first);
+        assert_eq!(app.get_text(&first).await.0, 404, "a replaced link is no link at all");
+        assert_eq!(app.get_text(&second).await.0, 200);
+        let page = app.get_as(&with_link, &invites_page).await.text().await.expect("page");
+        assert!(!page.contains(&first) && !page.contains(&second), "{page}");
+    }
 }

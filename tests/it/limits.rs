@@ -113,14 +113,7 @@ async fn joining_and_one_click_links_are_limited_per_client_too() {
     )
     .await;
     let ada = app.sign_in("ada@example.org", "Ada").await;
-    let made = app
-        .post_form_as(&ada, &format!("/circles/{id}/invites/link"), &[])
-        .await;
-    let join = crate::support::link_path(
-        &made.text().await.expect("page"),
-        app.public_base(),
-        "/join/",
-    );
+    let join = app.make_invite_link(&ada, id).await;
     let fields = |email: &'static str| [("name", "Cy"), ("email", email), ("accept", "yes")];
     let asked = app.post_form(&join, &fields("cy@example.org")).await;
     assert_eq!(asked.status().as_u16(), 200);

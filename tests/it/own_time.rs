@@ -367,8 +367,7 @@ on_both_backends! {
         // Joining through a link: the same question, kept on joining.
         let rui = cookie_from(&signed_in);
         let circle = circle_in(&app, "Monday accomplices", "UTC", "weekly mon 09:00", 48, &[("rui@example.org", "Rui")]).await;
-        let made = app.post_form_as(&rui, &format!("/circles/{circle}/invites/link"), &[]).await;
-        let join = link_path(&made.text().await.expect("page"), app.public_base(), "/join/");
+        let join = app.make_invite_link(&rui, circle).await;
         let asked = app.post_form(&join, &[("name", "Bea"), ("email", "bea@example.org"), ("accept", "yes")]).await;
         assert_eq!(asked.status().as_u16(), 200);
         let confirm = emailed_link(&app, "bea@example.org", "/join/confirm/").await;

@@ -64,16 +64,23 @@ fn calendar_feed(part: &CalendarPart<'_>) -> Markup {
                 "calendar when a circle's rhythm changes."
             }
             @if let Some(url) = part.new_feed {
-                p.notice role="status" { "Your calendar address is ready. Copy it now: it is shown only this once." }
+                p.notice role="status" { "Your calendar address is ready. Copy it now: for safety we keep only a fingerprint of it, so this page shows it only for a few minutes." }
                 label for="feed-url" { "Calendar address" }
-                input #feed-url type="text" readonly value=(url);
+                p.copyable {
+                    input #feed-url type="text" readonly value=(url)
+                        data-copy-button="copy-feed-url" data-copy-status="copy-feed-said";
+                    button.secondary #copy-feed-url type="button" hidden { "Copy the address" }
+                }
+                p #copy-feed-said.muted role="status" {}
                 p.muted { "Anyone with this address can read your rounds and away days. If it gets out, make a new one." }
             } @else if part.has_feed {
                 p { "You have a calendar address. To see it again, make a new one: the old one stops working." }
             }
-            form method="post" action="/me/calendar" {
-                button type="submit" {
-                    @if part.has_feed || part.new_feed.is_some() { "Make a new calendar address" } @else { "Make my calendar address" }
+            @if part.has_feed {
+                p { a.button.secondary href="/me/calendar" { "Make a new calendar address" } }
+            } @else {
+                form method="post" action="/me/calendar" {
+                    button type="submit" { "Make my calendar address" }
                 }
             }
         }

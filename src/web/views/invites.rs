@@ -115,14 +115,17 @@ fn link_section(circle_id: i64, link: &LinkView, days: u32) -> Markup {
             @match link {
                 LinkView::Fresh { url, expires } => {
                     label for="invite-url" { "Your invite link" }
-                    input #invite-url type="text" value=(url) readonly;
+                    p.copyable {
+                        input #invite-url type="text" value=(url) readonly
+                            data-copy-button="copy-invite-url" data-copy-status="copy-invite-said";
+                        button.secondary #copy-invite-url type="button" hidden { "Copy the link" }
+                    }
+                    p #copy-invite-said.muted role="status" {}
                     p.muted {
                         "It works until " (expires) ". Copy it now: for safety we keep only a "
-                        "fingerprint of it, so this page cannot show it again. You can always make a new one."
+                        "fingerprint of it, so this page shows it only for a few minutes. You can always make a new one."
                     }
-                    form method="post" action=(action) {
-                        button type="submit" { "Make a new link" }
-                    }
+                    p { a.button.secondary href=(action) { "Make a new link" } }
                 }
                 LinkView::Exists { expires } => {
                     p { "An invite link exists (expires " (expires) ")." }
@@ -130,9 +133,7 @@ fn link_section(circle_id: i64, link: &LinkView, days: u32) -> Markup {
                         "We keep only a fingerprint of it, so it cannot be shown again. "
                         "Making a new link shows it here and stops the old one from working."
                     }
-                    form method="post" action=(action) {
-                        button type="submit" { "Make a new link" }
-                    }
+                    p { a.button.secondary href=(action) { "Make a new link" } }
                 }
                 LinkView::Expired { expired } => {
                     p { "The last invite link expired on " (expired) "." }

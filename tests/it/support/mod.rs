@@ -309,6 +309,36 @@ impl TestApp {
         request.send().await.expect("the server answers")
     }
 
+    /// Makes a circle's reusable invite link as a facilitator's browser
+    /// does (replacing one that works, confirmed), follows the redirect
+    /// with the cookie that carries the link, and returns the link's path.
+    pub async fn make_invite_link(&self, cookie: &str, circle_id: i64) -> String {
+        let made = self
+            .post_form_as(
+                cookie,
+                &format!("/circles/{circle_id}/invites/link"),
+                &[("confirm", "yes")],
+            )
+            .await;
+        assert_eq!(made.status().as_u16(), 303, "the link is made");
+        let location = made
+            .headers()
+            .get("location")
+            .and_then(|l| l.to_str().ok())
+            .expect("a redirect")
+            .to_string();
+        let carried = cookie_from(&made);
+        let page = self
+            .get_as(&format!("{cookie}; {carried}"), &location)
+            .await;
+        assert_eq!(page.status().as_u16(), 200);
+        link_path(
+            &page.text().await.expect("the invite page"),
+            self.public_base(),
+            "/join/",
+        )
+    }
+
     /// Signs `email` in through the real emailed-link flow (creating the
     /// person as `name` on a first sign-in) and returns the session cookie.
     pub async fn sign_in(&self, email: &str, name: &str) -> String {
