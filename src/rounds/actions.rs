@@ -27,8 +27,8 @@ use crate::auth::Token;
 use crate::circles::store::STATUS_ACTIVE;
 use crate::clock;
 use crate::db::schema::{
-    action_tokens, check_ins, circles, commitments, follow_throughs, memberships, people,
-    round_link_uses, round_links, rounds,
+    action_tokens, away_periods, check_ins, circles, commitments, follow_throughs, memberships,
+    people, round_link_uses, round_links, rounds,
 };
 use crate::db::{DbConnection, DbError, write_transaction};
 
@@ -424,6 +424,75 @@ fn check(
         round_number,
     };
     Ok(Ok((pending, found.record)))
+}
+
+/// What a link already used recorded, for the page its use redirects to
+/// (and for opening it again from the email while its round is open):
+/// `None` for a link not used, not ours, or past its time. An away link
+/// brings the member's latest away dates.
+pub fn recorded(
+    conn: &mut DbConnection,
+    link: &Link,
+    now: NaiveDateTime,
+) -> Result<Option<(Pending, Option<AwayDates>)>, DbError> {
+    let Some(found) = find(conn, link)? else {
+        return Ok(None);
+    };
+    let closed_at = found.reach.8;
+    if !found.used
+        || found.expires_at <= now
+        || (found.choice != Named::Away && closed_at.is_some())
+    {
+        return Ok(None);
+    }
+    let (membership_id, member_name, circle_id, circle_name, time_zone, round_id, round_number, ..) =
+        found.reach;
+    let mut dates = None;
+    let choice = match found.choice {
+        Named::Skip => Choice::Skip,
+        Named::Away => {
+            dates = away_periods::table
+                .filter(away_periods::membership_id.eq(membership_id))
+                .order(away_periods::id.desc())
+                .select((away_periods::starts_on, away_periods::ends_on))
+                .first::<(NaiveDate, NaiveDate)>(conn)
+                .optional()?
+                .map(|(starts_on, ends_on)| AwayDates { starts_on, ends_on });
+            Choice::Away
+        }
+        Named::Follow {
+            commitment_id,
+            outcome,
+        } => {
+            let body = commitments::table
+                .filter(commitments::id.eq(commitment_id))
+                .filter(commitments::membership_id.eq(membership_id))
+                .select(commitments::body)
+                .first::<String>(conn)
+                .optional()?;
+            let Some(commitment) = body else {
+                return Ok(None);
+            };
+            Choice::Follow {
+                commitment_id,
+                commitment,
+                outcome,
+            }
+        }
+    };
+    Ok(Some((
+        Pending {
+            choice,
+            membership_id,
+            member_name,
+            circle_id,
+            circle_name,
+            time_zone,
+            round_id,
+            round_number,
+        },
+        dates,
+    )))
 }
 
 /// Records a link's first use: `false` when it was used already. On

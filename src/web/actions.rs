@@ -4,11 +4,15 @@
 //!
 //! The GET only shows what the link will do, since mail scanners open
 //! links; the page's button POSTs. A choice works once, while its round is
-//! open. It needs no sign-in: the key alone names the member.
+//! open. It needs no sign-in: the key alone names the member. The POST
+//! answers with a redirect to the link itself, whose GET, once the choice
+//! is made, shows what was recorded and what is still open; so a reload
+//! repeats nothing.
 
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use axum::response::{IntoResponse, Response};
+use axum::response::{IntoResponse, Redirect, Response};
+use chrono::NaiveDateTime;
 
 use super::form::FormData;
 use super::limits::{ClientAddress, Door, refusal_over_limit};
@@ -16,7 +20,7 @@ use super::views;
 use crate::app::AppState;
 use crate::db::DbError;
 use crate::error::AppError;
-use crate::rounds::actions::{self, Choice, Link, Pending, StillOpen, Unusable};
+use crate::rounds::actions::{self, Choice, Link, Pending, Unusable};
 use crate::rounds::away::{AwayDates, AwayForm, FieldErrors};
 use crate::rounds::links;
 
@@ -64,9 +68,10 @@ async fn confirm(state: AppState, link: Option<Link>) -> Result<Response, AppErr
     };
     let action = link.path();
     let now = state.clock.now().naive_utc();
+    let peek_link = link.clone();
     let pending = state
         .db
-        .run(move |conn| actions::peek(conn, &link, now))
+        .run(move |conn| actions::peek(conn, &peek_link, now))
         .await?;
     Ok(match pending {
         Ok(pending) => views::actions::confirm(
@@ -77,8 +82,38 @@ async fn confirm(state: AppState, link: Option<Link>) -> Result<Response, AppErr
             actions::local_today(&pending.time_zone, now),
         )
         .into_response(),
+        Err(Unusable::Used) => recorded(&state, link, now).await?,
         Err(why) => unusable(why),
     })
+}
+
+/// The page a used link shows: what it recorded, what is still open in its
+/// round, and the way to the round page.
+async fn recorded(state: &AppState, link: Link, now: NaiveDateTime) -> Result<Response, AppError> {
+    let key = link.key().cloned();
+    let found = state
+        .db
+        .run(move |conn| {
+            let Some((pending, away)) = actions::recorded(conn, &link, now)? else {
+                return Ok(None);
+            };
+            let still_open = actions::still_open(conn, &pending)?;
+            Ok::<_, DbError>(Some((pending, away, still_open)))
+        })
+        .await?;
+    let Some((pending, away, still_open)) = found else {
+        return Ok(unusable(Unusable::Used));
+    };
+    // The email's key opens the member's round page, no sign-in.
+    let round_page = key.map(|key| {
+        links::url(
+            state.config.public_base(),
+            pending.circle_id,
+            pending.round_number,
+            &key,
+        )
+    });
+    Ok(views::actions::done(&pending, away, round_page.as_deref(), &still_open).into_response())
 }
 
 async fn perform(
@@ -115,35 +150,18 @@ async fn perform(
             }
         }
     }
-    let key = link.key().cloned();
     let done = state
         .db
-        .run(move |conn| {
-            let done = actions::perform(conn, &link, away, now)?;
-            let still_open = match &done {
-                Ok(pending) => actions::still_open(conn, pending)?,
-                Err(_) => StillOpen::default(),
-            };
-            Ok::<_, DbError>(done.map(|pending| (pending, still_open)))
-        })
+        .run(move |conn| actions::perform(conn, &link, away, now))
         .await?;
     Ok(match done {
-        Ok((pending, still_open)) => {
+        Ok(pending) => {
             tracing::info!(
                 circle.id = pending.circle_id,
                 round.number = pending.round_number,
                 "emailed choice recorded"
             );
-            // The email's key opens the member's round page, no sign-in.
-            let round_page = key.map(|key| {
-                links::url(
-                    state.config.public_base(),
-                    pending.circle_id,
-                    pending.round_number,
-                    &key,
-                )
-            });
-            views::actions::done(&pending, away, round_page.as_deref(), &still_open).into_response()
+            Redirect::to(&action).into_response()
         }
         Err(why) => unusable(why),
     })

@@ -91,6 +91,22 @@ pub async fn body_of(response: reqwest::Response) -> (u16, String) {
     (status, response.text().await.expect("body"))
 }
 
+/// Makes an emailed one-click choice as a browser does: the POST answers
+/// with a redirect to the link itself, whose page then says what was
+/// recorded. A refused choice comes back as the POST's own status and page.
+pub async fn choose(app: &TestApp, path: &str, fields: &[(&str, &str)]) -> (u16, String) {
+    let response = app.post_form(path, fields).await;
+    if response.status().as_u16() != 303 {
+        return body_of(response).await;
+    }
+    assert_eq!(
+        response.headers()["location"],
+        path,
+        "back to the link itself"
+    );
+    body_of(app.get(path).await).await
+}
+
 on_both_backends! {
     async fn a_round_link_checks_in_without_signing_in_for_that_round_only(app) {
         let id = circle_of(&app, &PEOPLE).await;
@@ -189,7 +205,7 @@ on_both_backends! {
         let recorded = query(&app, |conn| follow_throughs::table.count().get_result::<i64>(conn)).await;
         assert_eq!(recorded, 0);
 
-        let (status, page) = body_of(app.post_form(&done, &[]).await).await;
+        let (status, page) = choose(&app, &done, &[]).await;
         assert_eq!(status, 200);
         assert!(page.contains("Marked Done"));
         // It says what is still open, and leads to the round page by the
@@ -205,10 +221,15 @@ on_both_backends! {
         assert!(page.contains(&format!(r#"href="{}{round_page}""#, app.public_base())), "{page}");
         let (status, _) = body_of(app.get(&round_page).await).await;
         assert_eq!(status, 200, "the round page opens without signing in");
+        // Reloading the page the choice led to records nothing more and
+        // still says what it recorded; pressing again is refused.
+        let (status, again) = body_of(app.get(&done).await).await;
+        assert_eq!(status, 200);
+        assert!(again.contains("Marked Done") && again.contains("Still open in this round"), "{again}");
         let (status, page) = body_of(app.post_form(&done, &[]).await).await;
         assert_eq!(status, 409, "a choice link works once");
         assert!(page.contains("already been used"));
-        let (status, page) = body_of(app.post_form(&release, &[]).await).await;
+        let (status, page) = choose(&app, &release, &[]).await;
         assert_eq!(status, 200);
         assert!(page.contains("Your reflection and what you will do next") && !page.contains("How it went:"), "{page}");
 
@@ -410,7 +431,9 @@ on_both_backends! {
         assert!(page.contains("Skip this round?"));
         let skips = query(&app, |conn| round_skips::table.count().get_result::<i64>(conn)).await;
         assert_eq!(skips, 0, "opening the link changes nothing");
-        assert_eq!(app.post_form(&skip, &[]).await.status().as_u16(), 200);
+        let (status, page) = choose(&app, &skip, &[]).await;
+        assert_eq!(status, 200);
+        assert!(page.contains("You are skipping this round"), "{page}");
         assert_eq!(app.post_form(&skip, &[]).await.status().as_u16(), 409);
 
         // The reminder (24 hours before close) goes to Ada and Bea only.
@@ -429,9 +452,9 @@ on_both_backends! {
         let (status, page) = body_of(app.post_form(&away, &[("starts", "2027-03-20"), ("ends", "2027-03-12")]).await).await;
         assert_eq!(status, 422);
         assert!(page.contains("comes before the first") && page.contains(r#"value="2027-03-20""#));
-        let (status, page) = body_of(app.post_form(&away, &[("starts", "2027-03-14"), ("ends", "2027-03-20")]).await).await;
+        let (status, page) = choose(&app, &away, &[("starts", "2027-03-14"), ("ends", "2027-03-20")]).await;
         assert_eq!(status, 200);
-        assert!(page.contains("Away dates saved"));
+        assert!(page.contains("Away dates saved") && page.contains("From 14 March 2027 to 20 March 2027"), "{page}");
 
         app.clock.set(utc("2027-03-03T09:00:00Z"));
         app.run_jobs().await;
@@ -678,10 +701,10 @@ on_both_backends! {
         assert_eq!(recorded, 0);
 
         // Each choice works once; another choice on the same key still works.
-        assert_eq!(app.post_form(&done, &[]).await.status().as_u16(), 200);
+        assert_eq!(choose(&app, &done, &[]).await.0, 200);
         assert_eq!(app.post_form(&done, &[]).await.status().as_u16(), 409);
         let partly = choice_link(&app, &text, "Ask Sam what support looks like", "Partly");
-        assert_eq!(app.post_form(&partly, &[]).await.status().as_u16(), 200);
+        assert_eq!(choose(&app, &partly, &[]).await.0, 200);
         let outcome = query(&app, |conn| {
             follow_throughs::table.select(follow_throughs::outcome).load::<String>(conn)
         }).await;
@@ -757,7 +780,9 @@ on_both_backends! {
         assert_eq!(status, 200);
         assert!(page.contains("Skip this round?"), "{page}");
         assert!(page.contains(&format!(r#"action="{path}""#)), "the button posts to the same link");
-        assert_eq!(app.post_form(&path, &[]).await.status().as_u16(), 200);
+        let (status, page) = choose(&app, &path, &[]).await;
+        assert_eq!(status, 200);
+        assert!(page.contains("You are skipping this round") && page.contains("sign in and go to the round"), "{page}");
         assert_eq!(app.post_form(&path, &[]).await.status().as_u16(), 409);
         let skips = query(&app, |conn| round_skips::table.count().get_result::<i64>(conn)).await;
         assert_eq!(skips, 1);
