@@ -35,6 +35,7 @@ use crate::db::{DbConnection, DbError, write_transaction};
 use crate::mail::outbox::{self, NewEmail};
 use crate::mail::{EmailAddress, EmailAddressError};
 use crate::rate_limit::{self, Limit, Verdict};
+use crate::text::{self, TextError};
 
 /// Addresses one invite form may carry.
 pub const MAX_ADDRESSES_PER_BATCH: usize = 20;
@@ -281,6 +282,23 @@ impl AddressList {
     }
 }
 
+/// The most a personal note in email invites may say.
+pub const MAX_NOTE_CHARS: usize = 600;
+
+/// What one press of "Send invitations" sends: the addresses, and a note
+/// in the facilitator's own words for every one of them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Batch {
+    pub addresses: AddressList,
+    pub note: Option<String>,
+}
+
+/// The note as typed: blank is no note; line breaks are kept.
+pub fn parse_note(raw: &str) -> Result<Option<String>, TextError> {
+    let note = text::multi_line(raw, MAX_NOTE_CHARS, false)?;
+    Ok((!note.is_empty()).then_some(note))
+}
+
 /// What happened to one address of an invite form.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum AddressOutcome {
@@ -323,18 +341,19 @@ pub enum SendInvites {
     CircleNotActive(CircleStatus),
 }
 
-/// Sends an email invite to each address of `list` that should get one, in
-/// one transaction: invite rows and their emails are written together or
+/// Sends an email invite to each address of the batch that should get one,
+/// in one transaction: invite rows and their emails are written together or
 /// not at all.
 pub fn send_invites(
     conn: &mut DbConnection,
     mailing: Mailing<'_>,
     circle_id: i64,
     person_id: i64,
-    list: &AddressList,
+    batch: &Batch,
     lifetime: Duration,
     now: DateTime<Utc>,
 ) -> Result<SendInvites, InviteError> {
+    let list = &batch.addresses;
     let at = now.naive_utc();
     write_transaction(conn, |conn| {
         let Some(circle) = find_for_facilitator(conn, circle_id, person_id)? else {
@@ -366,6 +385,7 @@ pub fn send_invites(
                         facilitator: &facilitator,
                         person_id,
                         email: &email,
+                        note: batch.note.as_deref(),
                         lifetime,
                     };
                     let outcome = invite_one(conn, mailing, &invite, pending, now)?;
@@ -415,6 +435,7 @@ pub fn send_invites(
 struct Invitation<'a> {
     circle: &'a Circle,
     facilitator: &'a str,
+    note: Option<&'a str>,
     person_id: i64,
     email: &'a EmailAddress,
     lifetime: Duration,
@@ -504,6 +525,7 @@ fn invite_one(
         "circle_name": invite.circle.name,
         "purpose": invite.circle.purpose,
         "facilitator": invite.facilitator,
+        "note": invite.note,
         "link": format!("{public_base}/join/{}", token.as_str()),
         "days": invite.lifetime.num_days(),
         "public_url": public_base,
@@ -621,6 +643,12 @@ pub struct JoinOffer {
     pub facilitators: Vec<String>,
     /// For an email invite, the address it went to: the one that joins.
     pub fixed_email: Option<String>,
+    /// When rounds open, in words ("Every Tuesday at 18:30"), in the
+    /// circle's zone; `None` when the schedule cannot be read.
+    pub schedule: Option<String>,
+    pub time_zone: String,
+    pub next_round_at: Option<NaiveDateTime>,
+    pub round_hours: i32,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -669,7 +697,15 @@ pub fn open_invite(
         .filter(|member| member.role == ROLE_FACILITATOR)
         .map(|member| member.display_name)
         .collect();
+    let schedule = circle
+        .settings()
+        .ok()
+        .map(|settings| settings.cadence.describe());
     Ok(Opened::Offer(JoinOffer {
+        schedule,
+        round_hours: circle.round_length_minutes / 60,
+        next_round_at: circle.next_round_at,
+        time_zone: circle.time_zone,
         circle_id: circle.id,
         circle_name: circle.name,
         purpose: circle.purpose,
@@ -1104,12 +1140,68 @@ impl<E: Into<ConfirmError>> From<E> for Abort {
     }
 }
 
+/// Queues one short email to each facilitator of `circle` who wants to
+/// know that `person_id` joined: not muted, notices on.
+fn tell_facilitators(
+    conn: &mut DbConnection,
+    circle: &Circle,
+    person_id: i64,
+    public_base: &str,
+    at: NaiveDateTime,
+) -> Result<(), DbError> {
+    let member: String = people::table
+        .find(person_id)
+        .select(people::display_name)
+        .first(conn)?;
+    let members = store::count_active(conn, circle.id)?;
+    let facilitators = memberships::table
+        .inner_join(people::table)
+        .filter(memberships::circle_id.eq(circle.id))
+        .filter(memberships::role.eq(ROLE_FACILITATOR))
+        .filter(memberships::status.eq(STATUS_ACTIVE))
+        .filter(memberships::muted.eq(false))
+        .filter(memberships::join_notices.eq(true))
+        .filter(people::deleted_at.is_null())
+        .select((memberships::id, people::email, people::display_name))
+        .load::<(i64, String, String)>(conn)?;
+    for (membership_id, email, name) in facilitators {
+        let Ok(to) = EmailAddress::parse(&email) else {
+            continue;
+        };
+        let context = json!({
+            "name": name,
+            "member": member,
+            "circle_name": circle.name,
+            "members": members,
+            "size_cap": circle.size_cap,
+            "link": format!("{public_base}/circles/{}", circle.id),
+            "public_url": public_base,
+        });
+        outbox::enqueue(
+            conn,
+            at,
+            &NewEmail {
+                send_at: None,
+                kind: "joined",
+                to,
+                to_name: Some(name),
+                round_id: None,
+                membership_id: Some(membership_id),
+                context: context.into(),
+                headers: Vec::new(),
+            },
+        )?;
+    }
+    Ok(())
+}
+
 /// Confirms a pending join: creates the person if new, adds (or restarts)
 /// the membership, marks the invite used and starts a session, all in one
 /// transaction. Any refusal rolls everything back, the link's use included.
 pub fn confirm_join(
     conn: &mut DbConnection,
     token: &Token,
+    public_base: &str,
     now: DateTime<Utc>,
 ) -> Result<Confirmed, ConfirmError> {
     let at = now.naive_utc();
@@ -1182,6 +1274,7 @@ pub fn confirm_join(
         )
         .set(invites::used_at.eq(at))
         .execute(conn)?;
+        tell_facilitators(conn, &admission.circle, person_id, public_base, at)?;
         let session = session::start(conn, person_id, at)?;
         tracing::info!(
             circle.id = circle_id,

@@ -103,6 +103,8 @@ pub struct Membership {
     /// When their check-in email arrives (`HH:MM` in their zone), when not
     /// at the opening.
     pub check_in_at: Option<String>,
+    /// Whether, as a facilitator, they are emailed when someone joins.
+    pub join_notices: bool,
 }
 
 impl Membership {
@@ -331,6 +333,18 @@ pub fn count_active(conn: &mut DbConnection, circle_id: i64) -> Result<i64, DbEr
         .get_result(conn)?)
 }
 
+/// Whether a facilitator is emailed when someone joins.
+pub fn set_join_notices(
+    conn: &mut DbConnection,
+    membership_id: i64,
+    on: bool,
+) -> Result<(), DbError> {
+    diesel::update(memberships::table.find(membership_id))
+        .set(memberships::join_notices.eq(on))
+        .execute(conn)?;
+    Ok(())
+}
+
 /// The circle and the viewer's membership, only if they are an active member.
 pub fn find_for_member(
     conn: &mut DbConnection,
@@ -351,11 +365,12 @@ pub fn find_for_member(
             memberships::muted,
             memberships::shares_reflections,
             memberships::check_in_at,
+            memberships::join_notices,
         ))
-        .first::<(Circle, i64, String, bool, bool, Option<String>)>(conn)
+        .first::<(Circle, i64, String, bool, bool, Option<String>, bool)>(conn)
         .optional())?;
     Ok(found.map(
-        |(circle, id, role, muted, shares_reflections, check_in_at)| {
+        |(circle, id, role, muted, shares_reflections, check_in_at, join_notices)| {
             (
                 circle,
                 Membership {
@@ -364,6 +379,7 @@ pub fn find_for_member(
                     muted,
                     shares_reflections,
                     check_in_at,
+                    join_notices,
                 },
             )
         },

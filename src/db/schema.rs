@@ -75,6 +75,8 @@ diesel::table! {
         /// When their check-in email arrives: `None` when the round
         /// opens, else `HH:MM` in their own zone.
         check_in_at -> Nullable<Text>,
+        /// Whether a facilitator is emailed when someone joins.
+        join_notices -> Bool,
     }
 }
 

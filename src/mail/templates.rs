@@ -161,6 +161,18 @@ const BUILT_IN: &[(&str, &str)] = &[
         "email_change_notice/body.html",
         include_str!("../../templates/email/email_change_notice/body.html"),
     ),
+    (
+        "joined/subject.txt",
+        include_str!("../../templates/email/joined/subject.txt"),
+    ),
+    (
+        "joined/body.txt",
+        include_str!("../../templates/email/joined/body.txt"),
+    ),
+    (
+        "joined/body.html",
+        include_str!("../../templates/email/joined/body.html"),
+    ),
 ];
 
 /// The kinds of email we send; each names its template folder.
@@ -177,6 +189,7 @@ pub const KINDS: &[&str] = &[
     "receipt",
     "email_change",
     "email_change_notice",
+    "joined",
 ];
 
 /// One email's words, ready for the transport.

@@ -246,6 +246,8 @@ pub async fn show(
         ),
         "facilitator" => Some("They are a facilitator of the circle now, as you are."),
         "removed" => Some("They are no longer in the circle. You can invite them again."),
+        "join-notices-on" => Some("You will get a short email whenever someone joins."),
+        "join-notices-off" => Some("You will no longer be emailed when someone joins."),
         _ => None,
     });
     circle_page(&state, session, circle_id, None, notice).await
@@ -359,6 +361,7 @@ async fn circle_page(
         size_cap: circle.size_cap,
         viewer_is_facilitator: membership.is_facilitator(),
         muted: membership.muted,
+        join_notices: membership.join_notices,
         rounds: recent_rounds
             .into_iter()
             .map(|round| RoundLine {
@@ -711,6 +714,43 @@ pub async fn change_mail(
     }
     tracing::info!(circle.id = circle_id, muted, "circle mail setting changed");
     Ok(Redirect::to(&format!("/circles/{circle_id}")).into_response())
+}
+
+/// Turns a facilitator's "someone joined" emails on or off.
+pub async fn change_join_notices(
+    State(state): State<AppState>,
+    SignedInPerson(person): SignedInPerson,
+    Path(circle_id): Path<i64>,
+    data: FormData,
+) -> Result<Response, AppError> {
+    let (_, membership) = facilitated(&state, &person, circle_id).await?;
+    let on = match data.get("notices") {
+        "on" => true,
+        "off" => false,
+        _ => {
+            return Ok((
+                StatusCode::UNPROCESSABLE_ENTITY,
+                views::circles::refused(
+                    &person.display_name,
+                    "Nothing changed",
+                    "Choose whether to be emailed when someone joins.",
+                    &format!("/circles/{circle_id}#email"),
+                ),
+            )
+                .into_response());
+        }
+    };
+    let membership_id = membership.id;
+    state
+        .db
+        .run(move |conn| store::set_join_notices(conn, membership_id, on))
+        .await?;
+    let done = if on {
+        "join-notices-on"
+    } else {
+        "join-notices-off"
+    };
+    Ok(Redirect::to(&format!("/circles/{circle_id}?done={done}#email")).into_response())
 }
 
 /// The circle's open and upcoming rounds as a file a facilitator can share

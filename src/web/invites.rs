@@ -27,9 +27,9 @@ use crate::auth::Token;
 use crate::auth::session::SignedIn;
 use crate::auth::sign_in::DisplayName;
 use crate::circles::invites::{
-    self, AddressList, ConfirmError, Confirmation, Confirmed, InviteError, InviteOverview,
-    JOIN_LINK_LIFETIME, JoinOffer, JoinRequest, JoinRequested, LinkStatus, MAX_ADDRESSES_PER_BATCH,
-    Mailing, Opened, Refusal, ResetLink, Revoke, SendInvites,
+    self, AddressList, AddressOutcome, AddressResult, Batch, ConfirmError, Confirmation, Confirmed,
+    InviteError, InviteOverview, JOIN_LINK_LIFETIME, JoinOffer, JoinRequest, JoinRequested,
+    LinkStatus, MAX_ADDRESSES_PER_BATCH, Mailing, Opened, Refusal, ResetLink, Revoke, SendInvites,
 };
 use crate::circles::store::CircleStatus;
 use crate::clock::local_text;
@@ -168,6 +168,16 @@ async fn load_overview(
 #[derive(Deserialize)]
 pub struct Done {
     done: Option<String>,
+    /// After a batch of email invites: how many were sent, and how many
+    /// were not because they were members, invited lately or listed twice.
+    #[serde(default)]
+    sent: usize,
+    #[serde(default)]
+    member: usize,
+    #[serde(default)]
+    invited: usize,
+    #[serde(default)]
+    twice: usize,
 }
 
 pub async fn invite_page(
@@ -187,11 +197,16 @@ pub async fn invite_page(
             .map(|token| (token, state.config.public_base())),
     );
     let notice = match query.done.as_deref() {
-        Some("revoked") => Some("The invitation was withdrawn; its link no longer works."),
-        Some("closed") => Some("That invitation had already been used, withdrawn or had expired."),
-        Some("link") if matches!(shown.link, LinkView::Fresh { .. }) => {
-            Some("Here is the new invite link. Any earlier link has stopped working.")
+        Some("revoked") => {
+            Some("The invitation was withdrawn; its link no longer works.".to_string())
         }
+        Some("closed") => {
+            Some("That invitation had already been used, withdrawn or had expired.".to_string())
+        }
+        Some("link") if matches!(shown.link, LinkView::Fresh { .. }) => {
+            Some("Here is the new invite link. Any earlier link has stopped working.".to_string())
+        }
+        Some("sent") => Some(sent_notice(&query)),
         _ => None,
     };
     Ok(render_invite_page(
@@ -200,9 +215,37 @@ pub async fn invite_page(
         circle_id,
         &shown,
         BatchView::default(),
-        notice,
+        notice.as_deref(),
     )
     .into_response())
+}
+
+/// What a batch did, from the counts its redirect carries.
+fn sent_notice(query: &Done) -> String {
+    let mut said = vec![match query.sent {
+        1 => "1 invitation sent; it is listed below until it is answered.".to_string(),
+        n => format!("{n} invitations sent; they are listed below until they are answered."),
+    }];
+    match query.member {
+        0 => {}
+        1 => said.push("1 address is already a member.".into()),
+        n => said.push(format!("{n} addresses are already members.")),
+    }
+    match query.invited {
+        0 => {}
+        1 => {
+            said.push("1 address was invited in the last day, so it was not emailed again.".into())
+        }
+        n => said.push(format!(
+            "{n} addresses were invited in the last day, so they were not emailed again."
+        )),
+    }
+    match query.twice {
+        0 => {}
+        1 => said.push("1 address was listed twice and invited once.".into()),
+        n => said.push(format!("{n} addresses were listed twice and invited once.")),
+    }
+    said.join(" ")
 }
 
 /// Asks before replacing a link that still works: whoever was sent it and
@@ -302,6 +345,55 @@ pub async fn reset_link(
     }
 }
 
+/// What the invite form's fields say is wrong, each kept beside its field.
+#[derive(Default)]
+struct BatchProblems {
+    addresses: Option<String>,
+    note: Option<String>,
+}
+
+fn parse_batch(typed: &str, note: &str) -> Result<Batch, BatchProblems> {
+    let addresses = AddressList::parse(typed).map_err(|e| text::sentence(&e.to_string()));
+    let note = invites::parse_note(note).map_err(|e| text::sentence(&format!("your note: {e}")));
+    match (addresses, note) {
+        (Ok(addresses), Ok(note)) => Ok(Batch { addresses, note }),
+        (addresses, note) => Err(BatchProblems {
+            addresses: addresses.err(),
+            note: note.err(),
+        }),
+    }
+}
+
+/// Whether an address's outcome asks the facilitator to do something: fix
+/// a typo, or try again later.
+fn needs_another_look(outcome: &AddressOutcome) -> bool {
+    matches!(
+        outcome,
+        AddressOutcome::Malformed(_)
+            | AddressOutcome::CircleCapReached
+            | AddressOutcome::DailyCapReached
+            | AddressOutcome::NewAddressCapReached
+    )
+}
+
+/// The invite page's address after a batch with nothing to look at again:
+/// how many were sent and why any others were not, as counts.
+fn sent_summary(circle_id: i64, results: &[AddressResult]) -> String {
+    let count =
+        |wanted: fn(&AddressOutcome) -> bool| results.iter().filter(|r| wanted(&r.outcome)).count();
+    format!(
+        "/circles/{circle_id}/invites?done=sent&sent={}&member={}&invited={}&twice={}#email-invites",
+        count(AddressOutcome::sent),
+        count(|o| *o == AddressOutcome::AlreadyMember),
+        count(|o| *o == AddressOutcome::AlreadyInvited),
+        count(|o| *o == AddressOutcome::Repeated),
+    )
+}
+
+/// Sends email invites. A batch every address of which was dealt with
+/// answers with a redirect to the invite page, which says what happened in
+/// counts and lists the invitations now waiting; a batch with addresses to
+/// look at again shows each address's outcome and keeps those in the box.
 pub async fn send(
     State(state): State<AppState>,
     SignedInPerson(person): SignedInPerson,
@@ -311,22 +403,24 @@ pub async fn send(
 ) -> Result<Response, AppError> {
     let circle_id = parse_id(&id)?;
     let typed = form.get("addresses").to_string();
+    let typed_note = form.get("note").to_string();
     let person_id = person.person_id;
     let parsed = match wait_over_limit(&state, Door::Invite, client) {
         Some(wait) => Err((
-            format!(
-                "Many invitations have been sent from your network. Please try again {}.",
-                in_words(wait)
-            ),
+            BatchProblems {
+                addresses: Some(format!(
+                    "Many invitations have been sent from your network. Please try again {}.",
+                    in_words(wait)
+                )),
+                note: None,
+            },
             Some(wait),
         )),
-        None => {
-            AddressList::parse(&typed).map_err(|error| (text::sentence(&error.to_string()), None))
-        }
+        None => parse_batch(&typed, &typed_note).map_err(|problems| (problems, None)),
     };
-    let list = match parsed {
-        Ok(list) => list,
-        Err((error, wait)) => {
+    let batch = match parsed {
+        Ok(batch) => batch,
+        Err((problems, wait)) => {
             let overview = load_overview(&state, circle_id, person_id).await?;
             let shown = shown(overview, None);
             let page = render_invite_page(
@@ -336,7 +430,9 @@ pub async fn send(
                 &shown,
                 BatchView {
                     typed: &typed,
-                    error: Some(error),
+                    note: &typed_note,
+                    error: problems.addresses,
+                    note_error: problems.note,
                     results: &[],
                 },
                 None,
@@ -358,7 +454,7 @@ pub async fn send(
                 new_addresses_per_hour: worker.config.limits.new_addresses_per_hour,
             };
             let outcome =
-                invites::send_invites(conn, mailing, circle_id, person_id, &list, lifetime, now)?;
+                invites::send_invites(conn, mailing, circle_id, person_id, &batch, lifetime, now)?;
             let overview = invites::overview(conn, circle_id, person_id, now)?;
             Ok::<_, AppError>((outcome, overview))
         })
@@ -366,31 +462,54 @@ pub async fn send(
     let Some(overview) = overview else {
         return Err(AppError::NotFound);
     };
-    let shown = shown(overview, None);
-    let (status, results, kept) = match &outcome {
-        SendInvites::Done(results) => {
-            if results.iter().any(|r| r.outcome.sent()) {
-                state.wake_jobs();
-            }
-            // Sent addresses are done with; the box is emptied for the next ones.
-            (StatusCode::OK, results.as_slice(), "")
+    let results = match &outcome {
+        SendInvites::Done(results) => results,
+        SendInvites::CircleNotActive(_) => {
+            let page = render_invite_page(
+                &state,
+                &person.display_name,
+                circle_id,
+                &shown(overview, None),
+                BatchView {
+                    typed: &typed,
+                    note: &typed_note,
+                    ..BatchView::default()
+                },
+                None,
+            );
+            return Ok((StatusCode::CONFLICT, page).into_response());
         }
-        SendInvites::CircleNotActive(_) => (StatusCode::CONFLICT, &[][..], typed.as_str()),
         SendInvites::NotFacilitator => return Err(AppError::NotFound),
     };
+    if results.iter().any(|r| r.outcome.sent()) {
+        state.wake_jobs();
+    }
+    if !results.iter().any(|r| needs_another_look(&r.outcome)) {
+        return Ok(Redirect::to(&sent_summary(circle_id, results)).into_response());
+    }
+    // What was sent is done with; what was not stays in the box, the note
+    // too, to send again once put right.
+    let kept = results
+        .iter()
+        .filter(|r| needs_another_look(&r.outcome))
+        .map(|r| r.entry.as_str())
+        .collect::<Vec<_>>()
+        .join("\n");
     let page = render_invite_page(
         &state,
         &person.display_name,
         circle_id,
-        &shown,
+        &shown(overview, None),
         BatchView {
-            typed: kept,
+            typed: &kept,
+            note: &typed_note,
             error: None,
+            note_error: None,
             results,
         },
         None,
     );
-    Ok((status, page).into_response())
+    Ok(page.into_response())
 }
 
 pub async fn revoke(
@@ -469,7 +588,8 @@ pub async fn join_page(
         email: viewer.as_ref().map_or("", |v| v.email.as_str()),
         ..JoinForm::default()
     };
-    Ok(views::invites::join(token.as_str(), &offer, &form, name).into_response())
+    let reader = viewer.as_ref().and_then(|v| v.time_zone);
+    Ok(views::invites::join(token.as_str(), &offer, &form, name, reader).into_response())
 }
 
 /// What is wrong with a join form, field by field.
@@ -509,6 +629,7 @@ pub async fn request_join(
 ) -> Result<Response, AppError> {
     let shown_name = viewer.as_ref().map(|v| v.display_name.clone());
     let name = shown_name.as_deref();
+    let reader = viewer.as_ref().and_then(|v| v.time_zone);
     let Some(token) = Token::parse(&raw) else {
         return Ok(refused(&Refusal::UnknownLink, name));
     };
@@ -531,7 +652,7 @@ pub async fn request_join(
         };
         return Ok(too_many(
             wait,
-            views::invites::join(token.as_str(), &offer, &typed, name),
+            views::invites::join(token.as_str(), &offer, &typed, name, reader),
         ));
     }
     let request = match parse_join_form(&form, &offer) {
@@ -545,7 +666,7 @@ pub async fn request_join(
                 email_error: problems.email,
                 accept_error: problems.accept,
             };
-            let page = views::invites::join(token.as_str(), &offer, &typed, name);
+            let page = views::invites::join(token.as_str(), &offer, &typed, name, reader);
             return Ok((StatusCode::UNPROCESSABLE_ENTITY, page).into_response());
         }
     };
@@ -657,10 +778,12 @@ pub async fn confirm(
             }
         }
     };
+    let worker = state.clone();
     let outcome = state
         .db
         .run(move |conn| {
-            let outcome = invites::confirm_join(conn, &token, now)?;
+            let public_base = worker.config.public_base();
+            let outcome = invites::confirm_join(conn, &token, public_base, now)?;
             if let (Confirmed::Joined { person_id, .. }, Some(zone_name)) = (&outcome, zone_name) {
                 zone::set_if_unset(conn, *person_id, &zone_name)?;
             }
@@ -671,6 +794,8 @@ pub async fn confirm(
         Confirmed::Joined {
             circle_id, session, ..
         } => {
+            // Facilitators' "someone joined" emails are waiting.
+            state.wake_jobs();
             let to = format!("/circles/{circle_id}");
             (
                 StatusCode::SEE_OTHER,

@@ -158,6 +158,10 @@ pub fn router(state: AppState) -> Router {
         .route("/circles/{id}/health", get(history::health))
         .route("/circles/{id}/mail", post(circles::change_mail))
         .route(
+            "/circles/{id}/join-notices",
+            post(circles::change_join_notices),
+        )
+        .route(
             "/circles/{id}/check-in-hour",
             post(circles::set_check_in_hour),
         )

@@ -5,7 +5,7 @@
 use fantoccini::{Client, Locator};
 
 use crate::shoulder::{choice_link, latest, round_link};
-use crate::support::browser::{Browser, click};
+use crate::support::browser::{Browser, click, wait_for};
 use crate::support::{Backend, TestApp, axe, link_path, open_week, weekly_circle};
 
 /// Signs `client` in with the session `cookie` ("name=value") of `app`,
@@ -109,6 +109,11 @@ async fn every_page_passes_wcag_2_2_aa_at_desktop_and_phone_widths() {
         client.goto(&app.url(&path)).await.expect("the page opens");
         problems.extend(axe::problems(client, &axe, what).await);
     }
+    // The choice made: its link then says what was recorded.
+    client.goto(&app.url(&done)).await.expect("the choice");
+    click(client, "main form button[type=submit]").await;
+    wait_for(client, "Still open in this round").await;
+    problems.extend(axe::problems(client, &axe, "a one-click choice recorded").await);
 
     use_session(client, &app, &ada).await;
     client
@@ -148,6 +153,14 @@ async fn every_page_passes_wcag_2_2_aa_at_desktop_and_phone_widths() {
         ),
         ("/me".into(), "your data"),
         ("/me/delete".into(), "deleting your data"),
+        (
+            format!("/circles/{id}/invites/link"),
+            "asking before replacing the invite link",
+        ),
+        (
+            "/me/calendar".into(),
+            "asking before replacing the calendar address",
+        ),
     ] {
         client.goto(&app.url(&path)).await.expect("the page opens");
         problems.extend(axe::problems(client, &axe, what).await);
@@ -194,6 +207,47 @@ async fn every_page_passes_wcag_2_2_aa_at_desktop_and_phone_widths() {
             .expect("the form comes back with its problems");
         problems.extend(axe::problems(client, &axe, what).await);
     }
+
+    // A replaced invite link is shown after the redirect, with the copy
+    // button the script reveals; an invitation with too long a note comes
+    // back with its summary focused.
+    client
+        .goto(&app.url(&format!("/circles/{id}/invites/link")))
+        .await
+        .expect("the confirmation");
+    click(client, "main form button[type=submit]").await;
+    client
+        .wait()
+        .for_element(Locator::Css("#copy-invite-url:not([hidden])"))
+        .await
+        .expect("the copy button, revealed by the script");
+    problems.extend(axe::problems(client, &axe, "a new invite link").await);
+    click(client, "#copy-invite-url").await;
+    wait_for(client, "Copied.").await;
+    client
+        .execute(
+            "document.getElementById('addresses').value = 'cy@example.org'; \
+             document.getElementById('note').value = 'x'.repeat(700); return true;",
+            vec![],
+        )
+        .await
+        .expect("a long note");
+    click(client, "#email-invites button[type=submit]").await;
+    client
+        .wait()
+        .for_element(Locator::Css("#problems"))
+        .await
+        .expect("the form comes back with its problems");
+    let focused = client
+        .execute("return document.activeElement.id;", vec![])
+        .await
+        .expect("the focused element");
+    assert_eq!(
+        focused,
+        serde_json::json!("problems"),
+        "the summary takes focus"
+    );
+    problems.extend(axe::problems(client, &axe, "an invitation refused").await);
 
     use_session(client, &app, &bea).await;
     for (path, what) in [

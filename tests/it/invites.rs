@@ -101,16 +101,40 @@ async fn make_link(app: &TestApp, cookie: &str, circle_id: i64) -> String {
     app.make_invite_link(cookie, circle_id).await
 }
 
-/// Sends email invites and returns the result page.
+/// Sends email invites and returns the page that says what happened: a
+/// batch with nothing to look at again redirects to the invite page.
 async fn invite(app: &TestApp, cookie: &str, circle_id: i64, addresses: &str) -> (u16, String) {
+    invite_with_note(app, cookie, circle_id, addresses, "").await
+}
+
+async fn invite_with_note(
+    app: &TestApp,
+    cookie: &str,
+    circle_id: i64,
+    addresses: &str,
+    note: &str,
+) -> (u16, String) {
     let response = app
         .post_form_as(
             cookie,
             &format!("/circles/{circle_id}/invites"),
-            &[("addresses", addresses)],
+            &[("addresses", addresses), ("note", note)],
         )
         .await;
     let status = response.status().as_u16();
+    if status == 303 {
+        let location = response.headers()["location"]
+            .to_str()
+            .expect("ascii")
+            .to_string();
+        assert!(
+            location.starts_with(&format!("/circles/{circle_id}/invites?done=sent&")),
+            "{location}"
+        );
+        let page = app.get_as(cookie, &location).await;
+        assert_eq!(page.status().as_u16(), 200);
+        return (303, page.text().await.expect("page"));
+    }
     (status, response.text().await.expect("page"))
 }
 
@@ -125,7 +149,7 @@ async fn ask_to_join(app: &TestApp, join: &str, name: &str, email: &str) -> (u16
 
 /// Asks to join and returns the path of the emailed confirmation link.
 async fn confirmation_link(app: &TestApp, join: &str, name: &str, email: &str) -> String {
-    let before = app.emails().len();
+    let before = settled(app).await;
     let (status, page) = ask_to_join(app, join, name, email).await;
     assert_eq!(status, 200, "{page}");
     assert!(page.contains("Check your email"), "{page}");
@@ -133,11 +157,30 @@ async fn confirmation_link(app: &TestApp, join: &str, name: &str, email: &str) -
     link_path(&emails[0].text_body(), app.public_base(), "/join/confirm/")
 }
 
+/// Sends whatever is queued (a facilitator told of an earlier join, say)
+/// and waits until it has arrived: how many emails have, all told.
+async fn settled(app: &TestApp) -> usize {
+    app.run_jobs().await;
+    let queued = app
+        .state
+        .db
+        .run(|conn| {
+            let n: i64 = deliveries::table.count().get_result(conn)?;
+            Ok::<i64, DbError>(n)
+        })
+        .await
+        .expect("counted");
+    app.smtp
+        .wait_for_messages(usize::try_from(queued).expect("a count"))
+        .len()
+}
+
 /// Invites one address and returns the path of its emailed join link.
 async fn emailed_invite(app: &TestApp, cookie: &str, circle_id: i64, address: &str) -> String {
     let before = app.emails().len();
     let (status, page) = invite(app, cookie, circle_id, address).await;
-    assert_eq!(status, 200, "{page}");
+    assert_eq!(status, 303, "sent, and answered with a redirect: {page}");
+    assert!(page.contains("1 invitation sent"), "{page}");
     let emails = deliver(app, before, 1).await;
     link_path(
         &to(&emails, address).text_body(),
@@ -306,12 +349,14 @@ on_both_backends! {
             "cy@example.org, Dee@Example.org\nnot an address\ndee@example.org\nfay@example.org",
         )
         .await;
-        assert_eq!(status, 200, "{page}");
+        assert_eq!(status, 200, "some sent, one to put right: {page}");
         assert!(page.contains("2 of 5 sent"), "{page}");
         assert_eq!(page.matches("<td>Invited.</td>").count(), 2, "{page}");
         assert!(page.contains("Not sent: an email address cannot contain spaces"), "{page}");
         assert!(page.contains("Listed twice; invited once."), "{page}");
         assert!(page.contains("Already a member of this circle."), "{page}");
+        // Only the address to put right stays in the box.
+        assert!(page.contains(r#"aria-describedby="addresses-hint">not an address</textarea>"#), "{page}");
 
         let emails = deliver(&app, before, 2).await;
         for address in ["cy@example.org", "dee@example.org"] {
@@ -335,9 +380,14 @@ on_both_backends! {
         assert!(page.contains("cy@example.org") && page.contains("dee@example.org"), "{page}");
         assert_eq!(page.matches("Revoke").count(), 2, "{page}");
 
-        // Within a day, the same address is not emailed again.
-        let (_, page) = invite(&app, &cookie, circle, "cy@example.org").await;
-        assert!(page.contains("Already invited in the last day"), "{page}");
+        // Within a day, the same address is not emailed again; nothing to
+        // put right, so the answer is a redirect saying so in counts.
+        let (status, page) = invite(&app, &cookie, circle, "cy@example.org\nfay@example.org\nFAY@example.org").await;
+        assert_eq!(status, 303);
+        assert!(page.contains("0 invitations sent"), "{page}");
+        assert!(page.contains("1 address is already a member."), "{page}");
+        assert!(page.contains("1 address was invited in the last day, so it was not emailed again."), "{page}");
+        assert!(page.contains("1 address was listed twice and invited once."), "{page}");
         assert_eq!(count_deliveries(&app, "invite").await, 2);
 
         // After a day it is, with a fresh link; the old one stops working.
@@ -790,7 +840,7 @@ async fn invite_caps_hold_per_circle_and_per_facilitator_per_day() {
     let second = start_circle(&app, fay, "Thursday listeners", 8).await;
     invite(&app, &cookie, second, &batch(100, 120)).await;
     let (_, page) = invite(&app, &cookie, second, &batch(120, 130)).await;
-    assert!(page.contains("10 of 10 sent"), "{page}");
+    assert!(page.contains("10 invitations sent"), "{page}");
     assert_eq!(count_deliveries(&app, "invite").await, 60);
 
     // A third circle has room, but Fay has no invitations left today.
@@ -805,7 +855,7 @@ async fn invite_caps_hold_per_circle_and_per_facilitator_per_day() {
     // A new day, a new allowance.
     app.clock.advance(Duration::days(1));
     let (_, page) = invite(&app, &cookie, third, "p999@example.org").await;
-    assert!(page.contains("1 of 1 sent"), "{page}");
+    assert!(page.contains("1 invitation sent"), "{page}");
     assert_eq!(count_deliveries(&app, "invite").await, 61);
 }
 
@@ -903,5 +953,125 @@ on_both_backends! {
         assert_eq!(app.get_text(&second).await.0, 200);
         let page = app.get_as(&with_link, &invites_page).await.text().await.expect("page");
         assert!(!page.contains(&first) && !page.contains(&second), "{page}");
+    }
+}
+
+on_both_backends! {
+    async fn an_email_invite_carries_the_facilitator_s_note_and_a_long_one_is_refused_whole(app) {
+        let (_, circle, cookie) = facilitator_with_circle(&app, 8).await;
+        let too_long = "I thought of you. ".repeat(40);
+        let (status, page) = invite_with_note(&app, &cookie, circle, "cy@example.org\ndee@example.org", &too_long).await;
+        assert_eq!(status, 422);
+        assert!(page.contains("Your note: this is limited to 600 characters (you wrote 719)."), "{page}");
+        // Both fields come back as typed, the note tied to its message and
+        // the summary at the top linking to it.
+        assert!(page.contains(">cy@example.org\ndee@example.org</textarea>"), "{page}");
+        assert!(page.contains(&format!("{too_long}</textarea>")), "{page}");
+        assert!(page.contains(r#"id="note" name="note" rows="3" aria-invalid="true" aria-describedby="note-error note-hint">"#), "{page}");
+        assert!(page.contains(r##"<a href="#note">Your note: this is limited"##), "{page}");
+        assert!(page.contains(r#"class="error-summary" id="problems" tabindex="-1" autofocus"#), "{page}");
+        assert_eq!(count_deliveries(&app, "invite").await, 0, "nothing sent");
+
+        let before = app.emails().len();
+        let note = "Cy, you said you wanted company in this.\nThe first round is <gentle> & short.";
+        let (status, page) = invite_with_note(&app, &cookie, circle, "cy@example.org", note).await;
+        assert_eq!(status, 303, "{page}");
+        let emails = deliver(&app, before, 1).await;
+        let text = emails[0].text_body();
+        assert!(text.contains(&format!("Fay adds:\n\n{note}")), "{text}");
+        let html = emails[0].html_body().expect("html");
+        assert!(html.contains("The first round is &lt;gentle&gt; &amp; short."), "{html}");
+
+        // Without a note the email says nothing of one.
+        let before = app.emails().len();
+        invite(&app, &cookie, circle, "dee@example.org").await;
+        let emails = deliver(&app, before, 1).await;
+        assert!(!emails[0].text_body().contains("adds:"), "{}", emails[0].text_body());
+    }
+}
+
+on_both_backends! {
+    async fn the_join_page_says_when_the_circle_meets_in_the_reader_s_time(app) {
+        let (_, circle, cookie) = facilitator_with_circle(&app, 8).await;
+        let join = make_link(&app, &cookie, circle).await;
+        let next: chrono::NaiveDateTime = app
+            .state
+            .db
+            .run(move |conn| {
+                shoulder::db::schema::circles::table
+                    .find(circle)
+                    .select(shoulder::db::schema::circles::next_round_at)
+                    .first::<Option<chrono::NaiveDateTime>>(conn)
+                    .map_err(DbError::from)
+            })
+            .await
+            .expect("the circle")
+            .expect("a next round");
+        let toronto: chrono_tz::Tz = "America/Toronto".parse().expect("a zone");
+        let there = next.and_utc().with_timezone(&toronto);
+
+        // A visitor: the circle's rhythm and zone, and the next round there,
+        // with the instant for the script to show in the browser's zone.
+        let (_, page) = app.get_text(&join).await;
+        assert!(page.contains("When it meets"), "{page}");
+        assert!(page.contains(&format!("Every Tuesday at {} (Toronto time), each round open for", there.format("%H:%M"))), "{page}");
+        assert!(page.contains(&there.format("%A %-d %B %Y, %H:%M").to_string()), "{page}");
+        assert!(page.contains(&format!(r#"datetime="{}" data-local"#, next.and_utc().to_rfc3339_opts(chrono::SecondsFormat::Secs, true))), "{page}");
+
+        // Someone signed in with a zone of their own reads it in theirs too.
+        let hal = add_person(&app, "hal@example.org", "Hal").await;
+        app.state
+            .db
+            .run(move |conn| shoulder::people::zone::set(conn, hal, "Europe/Berlin"))
+            .await
+            .expect("zone set");
+        let hal_cookie = sign_in_as(&app, "hal@example.org").await;
+        let page = app.get_as(&hal_cookie, &join).await.text().await.expect("page");
+        let berlin: chrono_tz::Tz = "Europe/Berlin".parse().expect("a zone");
+        let here = next.and_utc().with_timezone(&berlin);
+        assert!(page.contains(&format!("{} your time", here.format("%H:%M"))), "{page}");
+    }
+}
+
+on_both_backends! {
+    async fn facilitators_hear_once_when_someone_joins_unless_they_turn_it_off(app) {
+        let (_, circle, cookie) = facilitator_with_circle(&app, 8).await;
+        let join = make_link(&app, &cookie, circle).await;
+        let confirm = confirmation_link(&app, &join, "Bea", "bea@example.org").await;
+        let before = app.emails().len();
+        assert_eq!(app.post_form(&confirm, &[]).await.status().as_u16(), 303);
+        let emails = deliver(&app, before, 1).await;
+        let told = to(&emails, FACILITATOR);
+        assert_eq!(told.subject().as_deref(), Some("Bea joined Tuesday accomplices"));
+        let text = told.text_body();
+        assert!(text.contains("which now has 2 of\n8 places taken") || text.contains("now has 2 of 8 places taken"), "{text}");
+        assert!(text.contains(&format!("{}/circles/{circle}", app.public_base())), "{text}");
+
+        // The setting sits under Email on the circle's page, for facilitators only.
+        let page = app.get_as(&cookie, &format!("/circles/{circle}")).await.text().await.expect("page");
+        assert!(page.contains("Stop emailing me when someone joins"), "{page}");
+        let off = app.post_form_as(&cookie, &format!("/circles/{circle}/join-notices"), &[("notices", "off")]).await;
+        assert_eq!(off.status().as_u16(), 303);
+        assert_eq!(off.headers()["location"], format!("/circles/{circle}?done=join-notices-off#email").as_str());
+        let refused = app.post_form_as(&cookie, &format!("/circles/{circle}/join-notices"), &[("notices", "maybe")]).await;
+        assert_eq!(refused.status().as_u16(), 422);
+        let page = app.get_as(&cookie, &format!("/circles/{circle}?done=join-notices-off")).await.text().await.expect("page");
+        assert!(page.contains("You will no longer be emailed when someone joins."), "{page}");
+        assert!(page.contains("Email me when someone joins"), "{page}");
+
+        // Turned off, the next join tells nobody.
+        let confirm = confirmation_link(&app, &join, "Cy", "cy@example.org").await;
+        let before = app.emails().len();
+        assert_eq!(app.post_form(&confirm, &[]).await.status().as_u16(), 303);
+        app.run_jobs().await;
+        assert_eq!(app.emails().len(), before, "no email when notices are off");
+        assert_eq!(count_deliveries(&app, "joined").await, 1);
+
+        // A member cannot reach the setting.
+        let cy = sign_in_as(&app, "cy@example.org").await;
+        let page = app.get_as(&cy, &format!("/circles/{circle}")).await.text().await.expect("page");
+        assert!(!page.contains("when someone joins"), "{page}");
+        let response = app.post_form_as(&cy, &format!("/circles/{circle}/join-notices"), &[("notices", "on")]).await;
+        assert_eq!(response.status().as_u16(), 404);
     }
 }

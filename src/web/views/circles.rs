@@ -203,6 +203,8 @@ pub struct CirclePage<'a> {
     pub viewer_is_facilitator: bool,
     /// Whether the viewer has muted this circle's email.
     pub muted: bool,
+    /// Whether the viewer, as a facilitator, is emailed when someone joins.
+    pub join_notices: bool,
     pub rounds: Vec<RoundLine>,
     /// The open round, if one is open: it leads the page.
     pub round_now: Option<RoundNow>,
@@ -535,6 +537,17 @@ pub fn circle(page: &CirclePage<'_>) -> Markup {
                     } @else {
                         p { "You get this circle's emails." }
                         button.link type="submit" name="action" value="mute" { "Mute this circle's emails" }
+                    }
+                }
+                @if page.viewer_is_facilitator && !page.muted {
+                    form method="post" action={ "/circles/" (id) "/join-notices" } {
+                        @if page.join_notices {
+                            p { "You get a short email when someone joins." }
+                            button.link type="submit" name="notices" value="off" { "Stop emailing me when someone joins" }
+                        } @else {
+                            p { "You are not emailed when someone joins." }
+                            button.link type="submit" name="notices" value="on" { "Email me when someone joins" }
+                        }
                     }
                 }
             }

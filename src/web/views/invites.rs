@@ -3,12 +3,16 @@
 //! page, the confirmation page whose button joins, and one page per reason a
 //! join cannot go ahead.
 
+use chrono::SecondsFormat;
+use chrono_tz::Tz;
 use maud::{Markup, html};
 
 use super::layout::{page, page_for};
+use super::problems::{self, Problem, described_by, invalid, message, message_id};
 use super::zones::first_choice;
-use crate::circles::invites::{AddressOutcome, AddressResult, JoinOffer, Refusal};
+use crate::circles::invites::{AddressOutcome, AddressResult, JoinOffer, MAX_NOTE_CHARS, Refusal};
 use crate::circles::store::CircleStatus;
+use crate::clock::{local_text, time_for, zone_or_utc, zones};
 
 /// A page for whoever is looking: named in the header when signed in.
 fn page_as(viewer: Option<&str>, title: &str, content: Markup) -> Markup {
@@ -47,7 +51,10 @@ pub struct PendingRow {
 #[derive(Default)]
 pub struct BatchView<'a> {
     pub typed: &'a str,
+    pub note: &'a str,
+    /// What is wrong with the addresses as a whole (none, or too many).
     pub error: Option<String>,
+    pub note_error: Option<String>,
     pub results: &'a [AddressResult],
 }
 
@@ -152,6 +159,13 @@ fn link_section(circle_id: i64, link: &LinkView, days: u32) -> Markup {
     }
 }
 
+fn batch_problems<'a>(batch: &'a BatchView<'_>) -> Vec<Problem<'a>> {
+    [("addresses", &batch.error), ("note", &batch.note_error)]
+        .into_iter()
+        .filter_map(|(field, error)| error.as_deref().map(|message| Problem { field, message }))
+        .collect()
+}
+
 fn email_section(view: &InvitePage<'_>) -> Markup {
     let batch = &view.batch;
     html! {
@@ -160,16 +174,26 @@ fn email_section(view: &InvitePage<'_>) -> Markup {
             @if !batch.results.is_empty() {
                 (results_table(batch.results))
             }
+            (problems::summary(&batch_problems(batch)))
             form method="post" action={ "/circles/" (view.circle_id) "/invites" } {
                 label for="addresses" { "Email addresses" }
-                p.muted {
+                p.muted #addresses-hint {
                     "Up to " (view.max_addresses) " at once, one per line or separated by commas. "
                     "Each person gets their own link, which works once, for " (view.days) " days."
                 }
-                textarea #addresses name="addresses" rows="5" { (batch.typed) }
-                @if let Some(error) = &batch.error {
-                    p.error #addresses-error { (error) }
+                textarea #addresses name="addresses" rows="5" required
+                    aria-invalid=[invalid(batch.error.as_ref())]
+                    aria-describedby=[described("addresses", batch.error.is_some(), Some("addresses-hint"))] { (batch.typed) }
+                (message("addresses", batch.error.as_deref()))
+                label for="note" { "A note from you (optional)" }
+                p.muted #note-hint {
+                    "Added to each email in your own words, such as why you thought of them. "
+                    "Up to " (MAX_NOTE_CHARS) " characters."
                 }
+                textarea #note name="note" rows="3"
+                    aria-invalid=[invalid(batch.note_error.as_ref())]
+                    aria-describedby=[described("note", batch.note_error.is_some(), Some("note-hint"))] { (batch.note) }
+                (message("note", batch.note_error.as_deref()))
                 p { button type="submit" { "Send invitations" } }
             }
         }
@@ -298,7 +322,63 @@ fn names(list: &[String]) -> String {
     }
 }
 
-pub fn join(token: &str, offer: &JoinOffer, form: &JoinForm<'_>, viewer: Option<&str>) -> Markup {
+/// The join form's problems for the summary at its top, in the form's order.
+fn join_problems<'a>(form: &'a JoinForm<'_>) -> Vec<Problem<'a>> {
+    [
+        ("name", &form.name_error),
+        ("email", &form.email_error),
+        ("accept", &form.accept_error),
+    ]
+    .into_iter()
+    .filter_map(|(field, error)| error.as_deref().map(|message| Problem { field, message }))
+    .collect()
+}
+
+/// `aria-describedby` for a field with a hint of its own: the message
+/// first when there is one.
+fn described(field: &str, has_problem: bool, hint: Option<&str>) -> Option<String> {
+    let ids: Vec<String> = has_problem
+        .then(|| message_id(field))
+        .into_iter()
+        .chain(hint.map(str::to_string))
+        .collect();
+    (!ids.is_empty()).then(|| ids.join(" "))
+}
+
+/// When the circle meets: its rhythm, how long a round stays open, and the
+/// next round, in the reader's own zone when they have chosen one, else in
+/// the circle's with the browser's own time beside it where a script can
+/// tell it.
+fn rhythm(offer: &JoinOffer, reader: Option<Tz>) -> Markup {
+    let zone = zone_or_utc(&offer.time_zone);
+    html! {
+        h2 { "When it meets" }
+        @match &offer.schedule {
+            Some(schedule) => p { (schedule) " (" (zones::place_in_region(zone.name())) " time), each round open for " (offer.round_hours) " hours." },
+            None => p.muted { "Its facilitator is setting its rhythm." },
+        }
+        @if let Some(at) = offer.next_round_at {
+            @let at = at.and_utc();
+            @match reader {
+                Some(reader) => p { "Next round: " strong { (time_for(at, zone, Some(reader))) } "." },
+                None => p {
+                    "Next round: " strong { (local_text(at, zone)) } "; "
+                    time datetime=(at.to_rfc3339_opts(SecondsFormat::Secs, true)) data-local {
+                        (at.format("%A %-d %B %Y, %H:%M UTC"))
+                    } "."
+                },
+            }
+        }
+    }
+}
+
+pub fn join(
+    token: &str,
+    offer: &JoinOffer,
+    form: &JoinForm<'_>,
+    viewer: Option<&str>,
+    reader: Option<Tz>,
+) -> Markup {
     let title = format!("Join {}", offer.circle_name);
     page_as(
         viewer,
@@ -314,39 +394,41 @@ pub fn join(token: &str, offer: &JoinOffer, form: &JoinForm<'_>, viewer: Option<
             }
             h2 { "What members agree to" }
             (agreements_list(&offer.agreements))
+            (rhythm(offer, reader))
             p.muted {
                 "Each round everyone gets the same question, says what they will do before the next "
                 "round, and encourages someone else. Nobody is scored, and \"not yet\" is an honest answer."
             }
+            (problems::summary(&join_problems(form)))
             form method="post" action={ "/join/" (token) } {
                 label for="name" { "Your name" }
-                p.muted { "As the others in the circle will see it." }
-                input #name type="text" name="name" value=(form.name) maxlength="60" autocomplete="name" required;
-                @if let Some(error) = &form.name_error {
-                    p.error #name-error { (error) }
-                }
+                p.muted #name-hint { "As the others in the circle will see it." }
+                input #name type="text" name="name" value=(form.name) maxlength="60" autocomplete="name" required
+                    aria-invalid=[invalid(form.name_error.as_ref())]
+                    aria-describedby=[described("name", form.name_error.is_some(), Some("name-hint"))];
+                (message("name", form.name_error.as_deref()))
                 label for="email" { "Your email address" }
                 @match &offer.fixed_email {
                     Some(email) => {
-                        input #email type="email" name="email" value=(email) readonly;
-                        p.muted { "This invitation was sent to this address, so it is the one that joins." }
+                        input #email type="email" name="email" value=(email) readonly aria-describedby="email-hint";
+                        p.muted #email-hint { "This invitation was sent to this address, so it is the one that joins." }
                     }
                     None => {
-                        input #email type="email" name="email" value=(form.email) autocomplete="email" required;
-                        @if let Some(error) = &form.email_error {
-                            p.error #email-error { (error) }
-                        }
+                        input #email type="email" name="email" value=(form.email) autocomplete="email" required
+                            aria-invalid=[invalid(form.email_error.as_ref())]
+                            aria-describedby=[described_by("email", form.email_error.as_ref())];
+                        (message("email", form.email_error.as_deref()))
                     }
                 }
                 p {
                     label.inline {
-                        input #accept type="checkbox" name="accept" value="yes" checked[form.accepted];
+                        input #accept type="checkbox" name="accept" value="yes" checked[form.accepted]
+                            aria-invalid=[invalid(form.accept_error.as_ref())]
+                            aria-describedby=[described_by("accept", form.accept_error.as_ref())];
                         " I accept these agreements"
                     }
                 }
-                @if let Some(error) = &form.accept_error {
-                    p.error #accept-error { (error) }
-                }
+                (message("accept", form.accept_error.as_deref()))
                 p { button type="submit" { "Ask to join" } }
                 p.muted { "We will email you a link to confirm; you join when you use it." }
             }
