@@ -424,15 +424,21 @@ pub async fn set_check_in_hour(
     let typed = data.get("check_in_at").to_string();
     let hour = match data.get("when") {
         "opening" => Ok(None),
-        "hour" => own_hour::parse(&typed).map(Some),
-        _ => Err("Choose when the round opens, or an hour of your own."),
+        "hour" => own_hour::parse(&typed)
+            .map(Some)
+            .map_err(|error| (views::circles::HOUR, error)),
+        _ => Err((
+            views::circles::HOUR_CHOICE,
+            "Choose when the round opens, or an hour of your own.",
+        )),
     };
     let hour = match hour {
         Ok(hour) => hour,
-        Err(error) => {
+        Err((field, error)) => {
             let problem = HourProblem {
                 typed: &typed,
                 error,
+                field,
             };
             return circle_page(&state, session, circle_id, Some(problem), None).await;
         }

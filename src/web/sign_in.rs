@@ -9,7 +9,7 @@ use super::form::FormData;
 use super::limits::{ClientAddress, Door, Limited, in_words, too_many, wait_over_limit};
 use super::session::{Viewer, cleared_cookie, session_cookie, session_token};
 use super::views;
-use super::views::sign_in::Welcome;
+use super::views::sign_in::{Refused, Welcome};
 use crate::app::AppState;
 use crate::auth::sign_in::{
     self, DisplayName, LinkState, Redeemed, RequestError, Requested, ReturnPath,
@@ -49,7 +49,7 @@ pub async fn request(
         let page = views::sign_in::form(
             &typed,
             next.as_ref().map_or("", ReturnPath::as_str),
-            Some(&reason),
+            Some(Refused::TooMany(&reason)),
         );
         return Ok(too_many(wait, page));
     }
@@ -59,7 +59,7 @@ pub async fn request(
             let page = views::sign_in::form(
                 &typed,
                 next.as_ref().map_or("", ReturnPath::as_str),
-                Some(&text::sentence(&error.to_string())),
+                Some(Refused::Address(&text::sentence(&error.to_string()))),
             );
             return Ok((StatusCode::UNPROCESSABLE_ENTITY, page).into_response());
         }

@@ -269,3 +269,100 @@ async fn a_first_sign_in_proposes_the_browser_s_time_zone_and_keeps_it() {
         "{page}"
     );
 }
+
+/// The `id` of the element that has focus, once it is `expected` (the
+/// page's autofocus runs after it loads), or whatever has it after a while.
+async fn focus_settles_on(client: &Client, expected: &str) -> String {
+    let mut focused = String::new();
+    for _ in 0..100 {
+        focused = client
+            .execute(
+                "return document.activeElement ? document.activeElement.id : '';",
+                vec![],
+            )
+            .await
+            .expect("the focused element")
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
+        if focused == expected {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    focused
+}
+
+/// The `id` of the element the address's fragment points at, if any.
+async fn target_id(client: &Client) -> String {
+    client
+        .execute(
+            "const t = document.querySelector(':target'); return t ? t.id : '';",
+            vec![],
+        )
+        .await
+        .expect("the target")
+        .as_str()
+        .unwrap_or_default()
+        .to_string()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_form_opens_on_its_summary_whose_links_lead_to_each_field() {
+    let app = TestApp::start(Backend::Sqlite).await.expect("SQLite");
+    let Some(browser) = Browser::start().await else {
+        return;
+    };
+    let client = browser.client();
+    client
+        .goto(&app.url("/sign-in"))
+        .await
+        .expect("sign-in page");
+    fill(client, "#email", "rui@example.org").await;
+    click(client, "form button[type=submit]").await;
+    wait_for(client, "Check your email").await;
+    let email = latest_email_to(&app, "rui@example.org").await;
+    let link = crate::support::link_path(&email.text_body(), app.public_base(), "/sign-in/");
+    client.goto(&app.url(&link)).await.expect("the link opens");
+    wait_for(client, "You are signing in as").await;
+    fill(client, "#name", "Rui").await;
+    click(client, "main form button[type=submit]").await;
+    wait_for(client, "When rounds open").await;
+
+    // A circle with nothing written and room for too many, past the
+    // browser's own checks, which would stop the form before the server.
+    fill(client, "#size_cap", "13").await;
+    client
+        .execute(
+            "document.querySelectorAll('[required], [min], [max]').forEach(e => { \
+                e.removeAttribute('required'); e.removeAttribute('min'); e.removeAttribute('max'); }); \
+             return true;",
+            vec![],
+        )
+        .await
+        .expect("the browser's own checks set aside");
+    click(client, "button[value=save]").await;
+    // The name, purpose and agreements are empty, and the room too big.
+    let summary = wait_for(client, "4 answers need another look").await;
+    assert!(summary.contains("3 to 12 people"), "{summary}");
+
+    assert_eq!(
+        focus_settles_on(client, "problems").await,
+        "problems",
+        "the page opens on its summary"
+    );
+    for field in ["size_cap", "name"] {
+        click(client, &format!("#problems a[href='#{field}']")).await;
+        assert_eq!(
+            focus_settles_on(client, field).await,
+            field,
+            "the link leads to {field}"
+        );
+        assert_eq!(target_id(client).await, field);
+    }
+    assert_eq!(
+        value_of(client, "#size_cap").await,
+        "13",
+        "what was typed is kept"
+    );
+}

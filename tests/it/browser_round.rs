@@ -12,7 +12,7 @@ use shoulder::db::schema::{check_ins, commitments, memberships, people, support_
 
 use crate::shoulder::{choice_link, circle_of, query, round_link};
 use crate::support::browser::{Browser, click, fill, wait_for};
-use crate::support::{Backend, ReceivedEmail, TestApp, utc};
+use crate::support::{Backend, ReceivedEmail, TestApp, axe, utc};
 
 const PEOPLE: [(&str, &str); 3] = [
     ("ada@example.org", "Ada"),
@@ -266,6 +266,44 @@ async fn a_round_in_the_browser_check_in_follow_through_support_and_history() {
         Some("1"),
         "round 2's bar counts Ada's one Done"
     );
+    chart_holds_up_on_a_phone(ada).await;
+}
+
+/// The chart on the page in `client`, at a 390 px phone: drawn at its own
+/// size, so its smallest text is 12 px or more, with every texture its
+/// pieces are filled with defined, and nothing for axe-core to find.
+async fn chart_holds_up_on_a_phone(client: &Client) {
+    let Some(axe) = axe::script() else {
+        return;
+    };
+    client
+        .set_window_size(390, 844)
+        .await
+        .expect("a phone's width");
+    let seen = client
+        .execute(
+            "const svg = document.querySelector('svg.chart'); \
+             const scale = svg.getBoundingClientRect().width / svg.viewBox.baseVal.width; \
+             const sizes = [...svg.querySelectorAll('text')].map(t => t.getBoundingClientRect().height > 0 ? \
+                 parseFloat(t.getAttribute('font-size')) * scale : 0); \
+             const missing = [...svg.querySelectorAll('[fill^=\"url(#\"]')] \
+                 .map(e => e.getAttribute('fill').slice(5, -1)) \
+                 .filter(id => !(document.getElementById(id) instanceof SVGPatternElement)); \
+             return { smallest: Math.min(...sizes), missing: missing, textures: \
+                 svg.querySelectorAll('[fill^=\"url(#\"]').length };",
+            vec![],
+        )
+        .await
+        .expect("the chart measured");
+    let smallest = seen["smallest"].as_f64().expect("a size");
+    assert!(
+        smallest >= 12.0,
+        "the chart's smallest text at 390 px: {seen}"
+    );
+    assert_eq!(seen["missing"], serde_json::json!([]), "{seen}");
+    assert!(seen["textures"].as_u64().unwrap_or(0) >= 3, "{seen}");
+    let problems = axe::problems(client, &axe, "the history chart").await;
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
 }
 
 /// The id `/dev/mail` lists for the newest email to `to` whose subject

@@ -370,3 +370,90 @@ async fn the_html_version_shows_in_its_sandboxed_frame_in_a_browser() {
     client.enter_parent_frame().await.expect("back to the page");
     assert!(client.title().await.expect("a title").starts_with("Framed"));
 }
+
+/// Whether the page in `client` is wider than its window, at the window's
+/// present size.
+async fn scrolls_sideways(client: &fantoccini::Client) -> serde_json::Value {
+    client
+        .execute(
+            "return { page: document.documentElement.scrollWidth, window: window.innerWidth };",
+            vec![],
+        )
+        .await
+        .expect("the page's width")
+}
+
+/// The mailbox and a message with long headers, a long link and a long
+/// line of HTML fit a 390 px phone: the page never scrolls sideways (the
+/// text and source scroll in their own boxes), and axe-core finds nothing,
+/// at a desktop's width either.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_mailbox_and_a_message_fit_a_phone_and_pass_axe() {
+    let app = start(Backend::Sqlite, MailTransportKind::File)
+        .await
+        .expect("SQLite is always available");
+    let Some(browser) = Browser::start().await else {
+        return;
+    };
+    let Some(axe) = crate::support::axe::script() else {
+        return;
+    };
+    ask_for_link(&app, "ada@example.org").await;
+    let long_word = "accountability".repeat(8);
+    send(
+        &app,
+        "wide.1",
+        Some(&format!("Ada {long_word}")),
+        RenderedEmail {
+            subject: format!("A subject with a very long word {long_word} in it"),
+            text: format!(
+                "Your round: https://circles.example.org/circles/1/rounds/2?key={}\n{}",
+                "k".repeat(120),
+                "-".repeat(200)
+            ),
+            html: format!("<p>{}</p>", "<b>wide</b>".repeat(60)),
+        },
+    )
+    .await;
+    let (_, list) = app.get_text("/dev/mail").await;
+    let ids = listed_ids(&list);
+    assert_eq!(ids.len(), 2, "{list}");
+
+    let client = browser.client();
+    let mut problems = Vec::new();
+    for (path, what) in [
+        ("/dev/mail".to_string(), "the mailbox"),
+        (format!("/dev/mail/{}", ids[0]), "a message with long lines"),
+        (format!("/dev/mail/{}", ids[1]), "a sign-in email"),
+    ] {
+        client.goto(&app.url(&path)).await.expect("the page opens");
+        // The HTML source, shown as it would be when opened.
+        client
+            .execute(
+                "document.querySelectorAll('details').forEach(d => d.open = true); return true;",
+                vec![],
+            )
+            .await
+            .expect("the source opened");
+        problems.extend(crate::support::axe::problems(client, &axe, what).await);
+        client
+            .set_window_size(390, 844)
+            .await
+            .expect("a phone's width");
+        let widths = scrolls_sideways(client).await;
+        assert!(
+            widths["page"].as_u64() <= widths["window"].as_u64(),
+            "{what} at 390 px: {widths}"
+        );
+        client
+            .set_window_size(1280, 900)
+            .await
+            .expect("a desktop's width");
+    }
+    assert!(
+        problems.is_empty(),
+        "{} problems:\n{}",
+        problems.len(),
+        problems.join("\n")
+    );
+}

@@ -16,6 +16,7 @@ mod crashes;
 mod deploy;
 mod dev_mail;
 mod dkim;
+mod forms_sent_back;
 mod health;
 mod hearing;
 mod history;

@@ -5,6 +5,7 @@
 use maud::{Markup, html};
 
 use super::layout::{page, page_for};
+use super::problems::{Problem, described_by, invalid, message, summary};
 use super::zones::{ZonePicker, picker};
 use crate::people::FORMER_MEMBER;
 use crate::people::delete::NeedsFacilitator;
@@ -37,9 +38,7 @@ fn time_zone(zone: &ZoneForm<'_>) -> Markup {
                     propose_browser_zone: zone.kept.is_none() && zone.typed.is_none(),
                     error_id: zone.error.map(|_| "time_zone-error"),
                 }))
-                @if let Some(error) = zone.error {
-                    p.error #time_zone-error role="alert" { (error) }
-                }
+                (message("time_zone", zone.error))
                 p { button type="submit" { "Save time zone" } }
             }
         }
@@ -110,11 +109,9 @@ fn your_name(name: &NameForm<'_>) -> Markup {
                 label for="display_name" { "The name people in your circles see" }
                 input #display_name type="text" name="display_name" value=(name.typed.unwrap_or(name.kept))
                     maxlength="60" autocomplete="name" required
-                    aria-invalid=[name.error.map(|_| "true")]
-                    aria-describedby=[name.error.map(|_| "display_name-error")];
-                @if let Some(error) = name.error {
-                    p.error #display_name-error role="alert" { (error) }
-                }
+                    aria-invalid=[invalid(name.error)]
+                    aria-describedby=[described_by("display_name", name.error)];
+                (message("display_name", name.error))
                 p { button type="submit" { "Save your name" } }
             }
         }
@@ -146,11 +143,9 @@ fn your_address(address: &AddressForm<'_>) -> Markup {
                 label for="new_email" { "New address" }
                 input #new_email type="email" name="email" value=(address.typed.unwrap_or(""))
                     autocomplete="email" required
-                    aria-invalid=[address.error.map(|_| "true")]
-                    aria-describedby=[address.error.map(|_| "new_email-error")];
-                @if let Some(error) = address.error {
-                    p.error #new_email-error role="alert" { (error) }
-                }
+                    aria-invalid=[invalid(address.error)]
+                    aria-describedby=[described_by("new_email", address.error)];
+                (message("new_email", address.error))
                 p { button type="submit" { "Send a confirmation link" } }
             }
         }
@@ -202,11 +197,26 @@ pub fn your_data(
     zone: &ZoneForm<'_>,
     feed: &CalendarPart<'_>,
 ) -> Markup {
+    // Each form here is sent on its own, so at most one of these is set.
+    let problems: Vec<Problem<'_>> = [
+        ("display_name", name.error),
+        ("new_email", address.error),
+        ("time_zone", zone.error),
+    ]
+    .into_iter()
+    .filter_map(|(field, error)| {
+        error.map(|message| Problem {
+            field: Some(field),
+            message,
+        })
+    })
+    .collect();
     page_for(
         viewer,
         "Your data",
         html! {
             h1 { "Your data" }
+            (summary(&problems))
             (your_name(name))
             (your_address(address))
             (time_zone(zone))
@@ -274,6 +284,9 @@ pub fn confirm_delete(
         html! {
             p.muted { a href="/me" { "← Your data" } }
             h1 { "Delete your data" }
+            @if let Some(problem) = problem {
+                (summary(&[Problem { field: Some("confirm"), message: problem }]))
+            }
             (what_deleting_does())
             p {
                 "If you would like a copy first, "
@@ -343,13 +356,11 @@ fn handover_needed(needs_facilitator: &[NeedsFacilitator]) -> Markup {
 fn delete_form(typed: &str, problem: Option<&str>, blocked: bool) -> Markup {
     html! {
         form method="post" action="/me/delete" {
-            @if let Some(problem) = problem {
-                p.error #confirm-error role="alert" { (problem) }
-            }
             label for="confirm" { "To confirm, type " strong { (CONFIRM_WORD) } }
             input #confirm type="text" name="confirm" value=(typed) autocomplete="off"
-                aria-invalid=[problem.map(|_| "true")]
-                aria-describedby=[problem.map(|_| "confirm-error")];
+                aria-invalid=[invalid(problem)]
+                aria-describedby=[described_by("confirm", problem)];
+            (message("confirm", problem))
             p.actions {
                 button.danger type="submit" disabled[blocked]
                     aria-describedby=[blocked.then_some("handover-first")] { "Delete my data" }

@@ -6,6 +6,7 @@ use chrono_tz::Tz;
 use maud::{Markup, html};
 
 use super::layout::page_for;
+use super::problems::{Problem, described_by, described_by_with_hint, invalid, message, summary};
 use super::zones::{ZonePicker, picker};
 use crate::circles::settings::{FieldErrors, MAX_ROUND_HOURS, SettingsForm, WEEKDAYS};
 use crate::rounds::ScheduleNotes;
@@ -32,12 +33,51 @@ pub struct FormPage<'a> {
 /// The key of a form's error that belongs to no field: a limit reached.
 pub const LIMIT_REACHED: &str = "limit";
 
+/// The settings form's fields that can be refused, in the order the form
+/// shows them, so that the summary reads in the same order. Each is also
+/// the `id` its link goes to: for the weekdays, the first checkbox; for
+/// the kind of cadence, the first radio button.
+const SETTINGS_FIELDS: [&str; 12] = [
+    "name",
+    "purpose",
+    "agreements",
+    "cadence_kind",
+    "days",
+    "every_weeks",
+    "month_day",
+    "time",
+    "cron",
+    "time_zone",
+    "round_hours",
+    "size_cap",
+];
+
+/// The settings form's problems, for its summary: a limit first (it is no
+/// field's), then the fields in the order they are shown.
+fn settings_problems(errors: &FieldErrors) -> Vec<Problem<'_>> {
+    let limit = errors.get(LIMIT_REACHED).map(|message| Problem {
+        field: None,
+        message: message.as_str(),
+    });
+    let fields = SETTINGS_FIELDS.iter().filter_map(|field| {
+        errors.get(field).map(|message| Problem {
+            field: Some(*field),
+            message: message.as_str(),
+        })
+    });
+    // A key this list does not know still reaches the reader.
+    let others = errors
+        .iter()
+        .filter(|(key, _)| **key != LIMIT_REACHED && !SETTINGS_FIELDS.contains(key))
+        .map(|(_, message)| Problem {
+            field: None,
+            message: message.as_str(),
+        });
+    limit.into_iter().chain(fields).chain(others).collect()
+}
+
 fn problem(errors: &FieldErrors, field: &str) -> Markup {
-    html! {
-        @if let Some(message) = errors.get(field) {
-            p.error id={ (field) "-error" } { (message) }
-        }
-    }
+    message(field, errors.get(field).map(String::as_str))
 }
 
 pub fn settings_form(page: &FormPage<'_>) -> Markup {
@@ -51,50 +91,57 @@ pub fn settings_form(page: &FormPage<'_>) -> Markup {
     };
     let form = page.form;
     let errors = page.errors;
+    let flag = |field: &str| invalid(errors.get(field));
+    let about = |field: &str| described_by(field, errors.get(field));
     page_for(
         page.viewer,
         title,
         html! {
             h1 { (title) }
-            @if let Some(limit) = errors.get(LIMIT_REACHED) {
-                p.error role="alert" { (limit) }
-            } @else if !errors.is_empty() {
-                p.error role="alert" { "Some answers need another look; each is marked below." }
-            }
+            (summary(&settings_problems(errors)))
             form method="post" action=(action) {
                 label for="name" { "Name" }
-                input #name type="text" name="name" value=(form.name) maxlength="80" required;
+                input #name type="text" name="name" value=(form.name) maxlength="80" required
+                    aria-invalid=[flag("name")] aria-describedby=[about("name")];
                 (problem(errors, "name"))
 
                 label for="purpose" { "Purpose" }
-                p.muted { "Why this circle meets, in a sentence or two." }
-                textarea #purpose name="purpose" rows="3" required { (form.purpose) }
+                p.muted #purpose-hint { "Why this circle meets, in a sentence or two." }
+                textarea #purpose name="purpose" rows="3" required
+                    aria-invalid=[flag("purpose")]
+                    aria-describedby=(described_by_with_hint("purpose", errors.get("purpose"), "purpose-hint")) { (form.purpose) }
                 (problem(errors, "purpose"))
 
                 label for="agreements" { "Agreements" }
-                p.muted { "What every member accepts when they join, one per line." }
-                textarea #agreements name="agreements" rows="5" required { (form.agreements) }
+                p.muted #agreements-hint { "What every member accepts when they join, one per line." }
+                textarea #agreements name="agreements" rows="5" required
+                    aria-invalid=[flag("agreements")]
+                    aria-describedby=(described_by_with_hint("agreements", errors.get("agreements"), "agreements-hint")) { (form.agreements) }
                 (problem(errors, "agreements"))
 
                 fieldset {
                     legend { "When rounds open" }
                     p {
                         label.inline {
-                            input type="radio" name="cadence_kind" value="weekly" checked[form.cadence_kind == "weekly"];
+                            input #cadence_kind type="radio" name="cadence_kind" value="weekly" checked[form.cadence_kind == "weekly"]
+                                aria-invalid=[flag("cadence_kind")] aria-describedby=[about("cadence_kind")];
                             " On days of the week"
                         }
                     }
                     p.days {
-                        @for (_, key, day) in WEEKDAYS {
+                        @for (index, (_, key, day)) in WEEKDAYS.iter().enumerate() {
                             label.inline {
-                                input type="checkbox" name="day" value=(key) checked[form.days.iter().any(|d| d == key)];
+                                // The first weekday carries the group's id, for the summary's link.
+                                input id=[(index == 0).then_some("days")] type="checkbox" name="day" value=(key)
+                                    checked[form.days.iter().any(|d| d == key)]
+                                    aria-invalid=[flag("days")] aria-describedby=[about("days")];
                                 " " (day)
                             }
                         }
                     }
                     (problem(errors, "days"))
                     label for="every_weeks" { "Every" }
-                    select #every_weeks name="every_weeks" {
+                    select #every_weeks name="every_weeks" aria-invalid=[flag("every_weeks")] aria-describedby=[about("every_weeks")] {
                         @for n in 1..=4u8 {
                             @let value = n.to_string();
                             option value=(value) selected[form.every_weeks == value] {
@@ -105,23 +152,29 @@ pub fn settings_form(page: &FormPage<'_>) -> Markup {
                     (problem(errors, "every_weeks"))
                     p {
                         label.inline {
-                            input type="radio" name="cadence_kind" value="monthly" checked[form.cadence_kind == "monthly"];
+                            input type="radio" name="cadence_kind" value="monthly" checked[form.cadence_kind == "monthly"]
+                                aria-invalid=[flag("cadence_kind")] aria-describedby=[about("cadence_kind")];
                             " Monthly, on day "
                         }
-                        input.short type="number" name="month_day" min="1" max="31" value=(form.month_day) aria-label="Day of the month";
+                        input.short #month_day type="number" name="month_day" min="1" max="31" value=(form.month_day) aria-label="Day of the month"
+                            aria-invalid=[flag("month_day")] aria-describedby=[about("month_day")];
                     }
                     (problem(errors, "month_day"))
                     label for="time" { "At (local time)" }
-                    input #time type="time" name="time" value=(form.time);
+                    input #time type="time" name="time" value=(form.time)
+                        aria-invalid=[flag("time")] aria-describedby=[about("time")];
                     (problem(errors, "time"))
                     p {
                         label.inline {
-                            input type="radio" name="cadence_kind" value="cron" checked[form.cadence_kind == "cron"];
+                            input type="radio" name="cadence_kind" value="cron" checked[form.cadence_kind == "cron"]
+                                aria-invalid=[flag("cadence_kind")] aria-describedby=[about("cadence_kind")];
                             " A cron expression"
                         }
                     }
-                    input #cron type="text" name="cron" value=(form.cron) placeholder="0 9 * * 1" aria-label="Cron expression";
-                    p.muted { "Five fields (minute hour day month weekday, Sunday is 0 or 7) or six with seconds first; at most hourly." }
+                    input #cron type="text" name="cron" value=(form.cron) placeholder="0 9 * * 1" aria-label="Cron expression"
+                        aria-invalid=[flag("cron")]
+                        aria-describedby=(described_by_with_hint("cron", errors.get("cron"), "cron-hint"));
+                    p.muted #cron-hint { "Five fields (minute hour day month weekday, Sunday is 0 or 7) or six with seconds first; at most hourly." }
                     (problem(errors, "cron"))
                     (problem(errors, "cadence_kind"))
                 }
@@ -136,11 +189,13 @@ pub fn settings_form(page: &FormPage<'_>) -> Markup {
                 (problem(errors, "time_zone"))
 
                 label for="round_hours" { "A round stays open for (hours)" }
-                input.short #round_hours type="number" name="round_hours" min="1" max=(MAX_ROUND_HOURS) value=(form.round_hours);
+                input.short #round_hours type="number" name="round_hours" min="1" max=(MAX_ROUND_HOURS) value=(form.round_hours)
+                    aria-invalid=[flag("round_hours")] aria-describedby=[about("round_hours")];
                 (problem(errors, "round_hours"))
 
                 label for="size_cap" { "Room for (people, 3 to 12)" }
-                input.short #size_cap type="number" name="size_cap" min="3" max="12" value=(form.size_cap);
+                input.short #size_cap type="number" name="size_cap" min="3" max="12" value=(form.size_cap)
+                    aria-invalid=[flag("size_cap")] aria-describedby=[about("size_cap")];
                 (problem(errors, "size_cap"))
 
                 @if let Some(times) = &page.preview {
@@ -225,11 +280,19 @@ pub struct OwnHour<'a> {
     pub problem: Option<HourProblem<'a>>,
 }
 
-/// A refused hour: what was sent, and why.
+/// A refused hour: what was sent, why, and which field it is about
+/// ([`HOUR_CHOICE`] or [`HOUR`]).
 pub struct HourProblem<'a> {
     pub typed: &'a str,
     pub error: &'a str,
+    pub field: &'static str,
 }
+
+/// The hour form's choice between the opening and an hour of one's own:
+/// the `id` of its first radio button.
+pub const HOUR_CHOICE: &str = "when";
+/// The hour form's own hour.
+pub const HOUR: &str = "check_in_at";
 
 /// The form for when the viewer's check-in email arrives.
 fn own_hour_form(circle_id: i64, circle_zone: &str, hour: &OwnHour<'_>) -> Markup {
@@ -240,29 +303,40 @@ fn own_hour_form(circle_id: i64, circle_zone: &str, hour: &OwnHour<'_>) -> Marku
         .map(|problem| problem.typed)
         .or(hour.kept)
         .unwrap_or("");
+    // The problem, when there is one and it is about `field`.
+    let on = |field: &str| {
+        hour.problem
+            .as_ref()
+            .filter(|problem| problem.field == field)
+            .map(|problem| problem.error)
+    };
     html! {
         form method="post" action={ "/circles/" (circle_id) "/check-in-hour" } {
-            @if let Some(problem) = &hour.problem {
-                p.error #check_in_at-error role="alert" { "Your choice was not saved: " (problem.error) }
-            }
             fieldset {
                 legend { "When your check-in email arrives" }
                 p {
                     label.inline {
-                        input type="radio" name="when" value="opening" checked[!at_hour];
+                        input #when type="radio" name="when" value="opening" checked[!at_hour]
+                            aria-invalid=[invalid(on(HOUR_CHOICE))]
+                            aria-describedby=[described_by(HOUR_CHOICE, on(HOUR_CHOICE))];
                         " When the round opens"
                     }
                 }
                 p {
                     label.inline {
-                        input type="radio" name="when" value="hour" checked[at_hour];
+                        input type="radio" name="when" value="hour" checked[at_hour]
+                            aria-invalid=[invalid(on(HOUR_CHOICE))]
+                            aria-describedby=[described_by(HOUR_CHOICE, on(HOUR_CHOICE))];
                         " At an hour of my own:"
                     }
                     " "
                     input #check_in_at type="time" name="check_in_at" value=(typed)
                         aria-label="Your hour"
-                        aria-invalid=[hour.problem.as_ref().map(|_| "true")]
-                        aria-describedby=(if hour.problem.is_some() { "check_in_at-error check_in_at-hint" } else { "check_in_at-hint" });
+                        aria-invalid=[invalid(on(HOUR))]
+                        aria-describedby=(described_by_with_hint(HOUR, on(HOUR), "check_in_at-hint"));
+                }
+                @if let Some(problem) = &hour.problem {
+                    (message(problem.field, Some(problem.error)))
                 }
                 p.muted #check_in_at-hint {
                     @match hour.zone {
@@ -404,6 +478,9 @@ pub fn circle(page: &CirclePage<'_>) -> Markup {
                 p.notice role="status" { (notice) }
             }
             h1 { (page.name) }
+            @if let Some(problem) = &page.own_hour.problem {
+                (summary(&[Problem { field: Some(problem.field), message: problem.error }]))
+            }
             @if let Some(now) = &page.round_now {
                 (round_now(page, now))
             }

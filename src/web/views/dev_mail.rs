@@ -37,7 +37,7 @@ pub fn list(transport: &str, messages: &[KeptEmail<'_>]) -> Markup {
                     " and the email will appear here once the background jobs have run."
                 }
             } @else {
-                table {
+                table.mailbox {
                     thead {
                         tr { th { "Date" } th { "To" } th { "Subject" } }
                     }
@@ -88,8 +88,8 @@ pub fn message(email: &ParsedEmail, reply: Option<ReplyBox<'_>>) -> Markup {
         &subject,
         html! {
             p { a href="/dev/mail" { "← All messages" } }
-            h1 { (subject) }
-            dl {
+            h1.subject { (subject) }
+            dl.headers {
                 dt { "From" } dd { (or_none(email.from.as_deref())) }
                 dt { "To" } dd { (or_none(email.to.as_deref())) }
                 dt { "Subject" } dd { (or_none(email.subject.as_deref())) }
@@ -98,7 +98,7 @@ pub fn message(email: &ParsedEmail, reply: Option<ReplyBox<'_>>) -> Markup {
             }
             h2 { "Text version" }
             @match &email.text {
-                Some(text) => pre { (linked_text(text)) },
+                Some(text) => pre.text-version { (linked_text(text)) },
                 None => p.muted { "This message has no text version." },
             }
             h2 { "HTML version" }
@@ -114,7 +114,10 @@ pub fn message(email: &ParsedEmail, reply: Option<ReplyBox<'_>>) -> Markup {
                         width="100%" height=(HTML_FRAME_HEIGHT) {}
                     details {
                         summary { "HTML source" }
-                        pre { (body) }
+                        // Lines as the email has them, in a box that scrolls
+                        // sideways on its own; focusable, so that a keyboard
+                        // can scroll it too.
+                        pre.source tabindex="0" role="region" aria-label="HTML source" { (body) }
                     }
                 }
                 None => p.muted { "This message has no HTML version." },

@@ -162,7 +162,12 @@ fn link_section(circle_id: i64, link: &LinkView, days: u32) -> Markup {
 fn batch_problems<'a>(batch: &'a BatchView<'_>) -> Vec<Problem<'a>> {
     [("addresses", &batch.error), ("note", &batch.note_error)]
         .into_iter()
-        .filter_map(|(field, error)| error.as_deref().map(|message| Problem { field, message }))
+        .filter_map(|(field, error)| {
+            error.as_deref().map(|message| Problem {
+                field: Some(field),
+                message,
+            })
+        })
         .collect()
 }
 
@@ -330,7 +335,12 @@ fn join_problems<'a>(form: &'a JoinForm<'_>) -> Vec<Problem<'a>> {
         ("accept", &form.accept_error),
     ]
     .into_iter()
-    .filter_map(|(field, error)| error.as_deref().map(|message| Problem { field, message }))
+    .filter_map(|(field, error)| {
+        error.as_deref().map(|message| Problem {
+            field: Some(field),
+            message,
+        })
+    })
     .collect()
 }
 

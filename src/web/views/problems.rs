@@ -6,10 +6,13 @@
 
 use maud::{Markup, html};
 
-/// One problem: the `id` of the field it belongs to and what to do about it.
+/// One problem: where its link goes and what to do about it.
 #[derive(Debug, Clone, Copy)]
 pub struct Problem<'a> {
-    pub field: &'a str,
+    /// The `id` of the field it belongs to; for a problem that is no one
+    /// field's, the form's; `None` when the page shows neither, and the
+    /// summary lists it without a link.
+    pub field: Option<&'a str>,
     pub message: &'a str,
 }
 
@@ -35,7 +38,13 @@ pub fn summary(problems: &[Problem<'_>]) -> Markup {
                 p { "Nothing was saved. Each link below goes to its answer." }
                 ul {
                     @for problem in problems {
-                        li { a href={ "#" (problem.field) } { (problem.message) } }
+                        li {
+                            @if let Some(field) = problem.field {
+                                a href={ "#" (field) } { (problem.message) }
+                            } @else {
+                                (problem.message)
+                            }
+                        }
                     }
                 }
             }
@@ -62,6 +71,15 @@ pub fn described_by<T>(field: &str, problem: Option<T>) -> Option<String> {
     problem.map(|_| message_id(field))
 }
 
+/// `aria-describedby`'s value for a field with a hint of its own: the
+/// message first while there is a problem, then the hint, which stays.
+pub fn described_by_with_hint<T>(field: &str, problem: Option<T>, hint: &str) -> String {
+    match problem {
+        Some(_) => format!("{} {hint}", message_id(field)),
+        None => hint.to_string(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -70,11 +88,11 @@ mod tests {
     fn the_summary_takes_focus_and_links_to_each_field() {
         let html = summary(&[
             Problem {
-                field: "name",
+                field: Some("name"),
                 message: "Give the circle a name.",
             },
             Problem {
-                field: "size_cap",
+                field: Some("size_cap"),
                 message: "Room for 3 to 12 people.",
             },
         ])
@@ -83,6 +101,21 @@ mod tests {
         assert!(html.contains("2 answers need another look"), "{html}");
         assert!(html.contains(r##"<a href="#name">Give the circle a name.</a>"##));
         assert!(html.contains(r##"<a href="#size_cap">Room for 3 to 12 people.</a>"##));
+    }
+
+    #[test]
+    fn a_problem_with_no_field_on_the_page_is_listed_without_a_link() {
+        let html = summary(&[Problem {
+            field: None,
+            message: "You have started 3 circles today.",
+        }])
+        .into_string();
+        assert!(html.contains("One answer needs another look"), "{html}");
+        assert!(
+            html.contains("<li>You have started 3 circles today.</li>"),
+            "{html}"
+        );
+        assert!(!html.contains("<a "), "{html}");
     }
 
     #[test]
@@ -104,6 +137,18 @@ mod tests {
         assert_eq!(
             described_by("time", Some("x")).as_deref(),
             Some("time-error")
+        );
+    }
+
+    #[test]
+    fn a_hint_stays_beside_the_message() {
+        assert_eq!(
+            described_by_with_hint("time", Some("x"), "time-hint"),
+            "time-error time-hint"
+        );
+        assert_eq!(
+            described_by_with_hint("time", None::<&str>, "time-hint"),
+            "time-hint"
         );
     }
 }

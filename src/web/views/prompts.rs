@@ -5,6 +5,7 @@
 use maud::{Markup, html};
 
 use super::layout::page_for;
+use super::problems::{Problem, described_by, invalid, message, summary};
 use crate::prompts::circle::{FieldErrors, OwnPromptForm};
 
 /// A deck the circle may choose.
@@ -69,11 +70,32 @@ pub struct PromptsPage<'a> {
 }
 
 fn problem(errors: &FieldErrors, field: &str) -> Markup {
-    html! {
-        @if let Some(message) = errors.get(field) {
-            p.error id={ (field) "-error" } { (message) }
-        }
-    }
+    message(field, errors.get(field).map(String::as_str))
+}
+
+/// The page's fields that can be refused, in the order it shows them;
+/// each is the `id` of its field.
+const PROMPT_FIELDS: [&str; 5] = ["prompt_id", "deck", "theme", "question", "follow_up"];
+
+/// The summary's problems in the page's order. A pin refused when the page
+/// no longer offers any prompt to pin has no field to link to.
+fn prompt_problems<'a>(view: &'a PromptsPage<'_>) -> Vec<Problem<'a>> {
+    let shown = |field: &str| field != "prompt_id" || !view.choices.is_empty();
+    let known = PROMPT_FIELDS.iter().filter_map(|field| {
+        view.errors.get(field).map(|message| Problem {
+            field: shown(field).then_some(*field),
+            message: message.as_str(),
+        })
+    });
+    let others = view
+        .errors
+        .iter()
+        .filter(|(key, _)| !PROMPT_FIELDS.contains(key))
+        .map(|(_, message)| Problem {
+            field: None,
+            message: message.as_str(),
+        });
+    known.chain(others).collect()
 }
 
 /// A long question shortened for a select list, on a character boundary.
@@ -101,6 +123,8 @@ fn choice_label(choice: &PromptChoice) -> String {
 pub fn prompts_page(view: &PromptsPage<'_>) -> Markup {
     let id = view.circle_id;
     let errors = view.errors;
+    let flag = |field: &str| invalid(errors.get(field));
+    let about = |field: &str| described_by(field, errors.get(field));
     let title = format!("Prompts for {}", view.circle_name);
     let deck_choices = view.choices.iter().filter(|c| !c.own);
     let own_choices = view.choices.iter().filter(|c| c.own);
@@ -113,9 +137,7 @@ pub fn prompts_page(view: &PromptsPage<'_>) -> Markup {
             @if let Some(notice) = view.notice {
                 p.notice role="status" { (notice) }
             }
-            @if !errors.is_empty() {
-                p.error role="alert" { "Something needs another look; it is marked below." }
-            }
+            (summary(&prompt_problems(view)))
             p.muted {
                 "Every round asks the whole circle one question. The circle moves through its deck in order, "
                 "then through its own prompts, without repeating one until all have been asked."
@@ -148,7 +170,8 @@ pub fn prompts_page(view: &PromptsPage<'_>) -> Markup {
                             (view.used) " of " (view.choices.len()) " prompts have been asked. "
                             "A pin holds for one round; after it, the circle carries on in order."
                         }
-                        select #prompt_id name="prompt_id" {
+                        select #prompt_id name="prompt_id"
+                            aria-invalid=[flag("prompt_id")] aria-describedby=[about("prompt_id")] {
                             @if deck_choices.clone().next().is_some() {
                                 optgroup label="From the deck" {
                                     @for choice in deck_choices {
@@ -175,11 +198,11 @@ pub fn prompts_page(view: &PromptsPage<'_>) -> Markup {
                 }
             }
 
-            section #deck {
+            section #choose-deck {
                 h2 { "Deck" }
                 form method="post" action={ "/circles/" (id) "/prompts/deck" } {
                     label for="deck" { "The circle draws from" }
-                    select #deck name="deck" {
+                    select #deck name="deck" aria-invalid=[flag("deck")] aria-describedby=[about("deck")] {
                         @for deck in &view.decks {
                             option value=(deck.name) selected[deck.name == view.deck] {
                                 (deck.title) " (" (deck.prompts) " prompts, " (deck.themes) " themes)"
@@ -216,7 +239,8 @@ pub fn prompts_page(view: &PromptsPage<'_>) -> Markup {
                 h3 { "Add a prompt" }
                 form method="post" action={ "/circles/" (id) "/prompts/own" } {
                     label for="theme" { "Theme" }
-                    input #theme type="text" name="theme" value=(view.form.theme) maxlength=(view.max_theme) list="deck-themes" required;
+                    input #theme type="text" name="theme" value=(view.form.theme) maxlength=(view.max_theme) list="deck-themes" required
+                        aria-invalid=[flag("theme")] aria-describedby=[about("theme")];
                     datalist #deck-themes {
                         @for theme in &view.themes { option value=(theme) {} }
                     }
@@ -224,12 +248,14 @@ pub fn prompts_page(view: &PromptsPage<'_>) -> Markup {
 
                     label for="question" { "Question" }
                     p.muted { "Warm and concrete, answerable in a few sentences; up to " (view.max_question) " characters." }
-                    textarea #question name="question" rows="3" maxlength=(view.max_question) required { (view.form.question) }
+                    textarea #question name="question" rows="3" maxlength=(view.max_question) required
+                        aria-invalid=[flag("question")] aria-describedby=[about("question")] { (view.form.question) }
                     (problem(errors, "question"))
 
                     label for="follow_up" { "Follow-up (optional)" }
                     p.muted { "A nudge towards something to do before the next round." }
-                    textarea #follow_up name="follow_up" rows="2" maxlength=(view.max_follow_up) { (view.form.follow_up) }
+                    textarea #follow_up name="follow_up" rows="2" maxlength=(view.max_follow_up)
+                        aria-invalid=[flag("follow_up")] aria-describedby=[about("follow_up")] { (view.form.follow_up) }
                     (problem(errors, "follow_up"))
 
                     p.actions { button type="submit" { "Add the prompt" } }

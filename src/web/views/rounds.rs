@@ -5,6 +5,7 @@ use chrono::NaiveDate;
 use maud::{Markup, html};
 
 use super::layout::{page, page_for};
+use super::problems::{Problem, described_by, invalid, message, summary};
 use crate::rounds::away::{AwayForm, AwayPeriod};
 use crate::rounds::check_in::{
     CheckInForm, FOR_ME, FOR_THE_CIRCLE, FieldErrors, MAX_COMMITMENT_LEN, MAX_COMMITMENTS,
@@ -145,11 +146,97 @@ impl RoundPage<'_> {
 }
 
 fn problem(errors: &FieldErrors, field: &str) -> Markup {
-    html! {
-        @if let Some(message) = errors.get(field) {
-            p.error id={ (field) "-error" } role="alert" { (message) }
-        }
+    message(field, errors.get(field).map(String::as_str))
+}
+
+/// `aria-invalid` for the fields of the problem kept under `key`.
+fn flag(errors: &FieldErrors, key: &str) -> Option<&'static str> {
+    invalid(errors.get(key))
+}
+
+/// `aria-describedby` for the fields of the problem kept under `key`,
+/// naming its message.
+fn describing(errors: &FieldErrors, key: &str) -> Option<String> {
+    described_by(key, errors.get(key))
+}
+
+/// Where a problem's link in the summary goes: the `id` of its field; the
+/// check-in form's for what belongs to that form but to none of its fields;
+/// `None` when the page shows neither (the item it names is not on the page,
+/// or the problem is with an act rather than with something typed).
+fn problem_target(page: &RoundPage<'_>, key: &str) -> Option<String> {
+    let id_in = |prefix: &str| {
+        key.strip_prefix(prefix)
+            .and_then(|id| id.parse::<i64>().ok())
+    };
+    let own = |commitment: &&CircleCommitment| commitment.membership_id == page.membership_id;
+    if let Some(id) = id_in("follow-") {
+        let shown = page.open_commitments.iter().any(|c| c.id == id);
+        return Some(if shown { key } else { "check-in" }.to_string());
     }
+    if let Some(id) = id_in("support-") {
+        let shown = page.circle_open.iter().any(|c| c.id == id && !own(&c));
+        return shown.then(|| format!("{key}-body"));
+    }
+    if let Some(id) = id_in("answer-note-") {
+        let shown = page
+            .notes
+            .iter()
+            .any(|n| n.id == id && n.answer.is_none() && n.to_id == page.membership_id);
+        return shown.then(|| key.to_string());
+    }
+    if let Some(id) = id_in("answer-support-") {
+        let shown = page
+            .circle_open
+            .iter()
+            .filter(own)
+            .flat_map(|c| &c.support)
+            .any(|s| s.id == id && s.answer.is_none());
+        return shown.then(|| key.to_string());
+    }
+    let commitment = (1..=MAX_COMMITMENTS).any(|n| key == format!("commitment-{n}"));
+    match key {
+        "reflection" | "audience" | "away-starts" | "away-ends" => Some(key.to_string()),
+        _ if commitment => Some(key.to_string()),
+        "commitment-extra" => Some("check-in".to_string()),
+        "note-for" if !page.others.is_empty() => Some("note-for".to_string()),
+        "note" if !page.others.is_empty() => Some("note-body".to_string()),
+        _ => None,
+    }
+}
+
+/// Where a problem stands among the check-in form's, which the summary
+/// lists in the form's order; the other forms have one field or two.
+fn form_order(key: &str) -> u8 {
+    match key {
+        _ if key.starts_with("follow-") => 0,
+        "reflection" => 1,
+        "audience" => 2,
+        "commitment-extra" => 4,
+        _ if key.starts_with("commitment-") => 3,
+        "away-starts" => 5,
+        "away-ends" => 6,
+        _ => 7,
+    }
+}
+
+/// The summary of what the form just sent needs, at the top of the page.
+fn round_summary(page: &RoundPage<'_>) -> Markup {
+    let mut found: Vec<(&str, Option<String>, &str)> = page
+        .drafts
+        .errors
+        .iter()
+        .map(|(key, message)| (key.as_str(), problem_target(page, key), message.as_str()))
+        .collect();
+    found.sort_by_key(|(key, _, _)| (form_order(key), *key));
+    let problems: Vec<Problem<'_>> = found
+        .iter()
+        .map(|(_, target, message)| Problem {
+            field: target.as_deref(),
+            message,
+        })
+        .collect();
+    summary(&problems)
 }
 
 pub fn round(page: &RoundPage<'_>) -> Markup {
@@ -160,6 +247,7 @@ pub fn round(page: &RoundPage<'_>) -> Markup {
         @if page.key.is_some() {
             p.muted { "Checking in as " strong { (page.viewer) } " through the link in your email. It works for this round until it closes." }
         }
+        (round_summary(page))
         @if let Some(notice) = page.notice {
             p.notice role="status" { (notice.message()) }
         }
@@ -192,23 +280,7 @@ pub fn round(page: &RoundPage<'_>) -> Markup {
 fn check_in_form(page: &RoundPage<'_>) -> Markup {
     let form = page.form;
     let errors = &page.drafts.errors;
-    let check_in_errors = errors.keys().any(|k| {
-        k == "reflection"
-            || k == "audience"
-            || k.starts_with("commitment-")
-            || k.starts_with("follow-")
-    });
     html! {
-        @if check_in_errors {
-            p.error role="alert" { "Some answers need another look; each is marked below. Nothing was saved yet." }
-            // Problems with fields this page does not show (a commitment
-            // that is not the viewer's) have no place below.
-            @for (field, message) in errors.iter() {
-                @if field.strip_prefix("follow-").is_some_and(|id| !page.open_commitments.iter().any(|c| c.id.to_string() == id)) {
-                    p.error { (message) }
-                }
-            }
-        }
         form #check-in method="post" action=(page.action("")) {
             (page.key_field())
             h2 { "Your check-in" }
@@ -227,34 +299,42 @@ fn check_in_form(page: &RoundPage<'_>) -> Markup {
                     @for commitment in page.open_commitments {
                         @let id = commitment.id.to_string();
                         @let (chosen, note) = form.follow.get(&id).cloned().unwrap_or_default();
+                        @let key = format!("follow-{id}");
                         fieldset {
                             legend { (commitment.body) " " span.muted { "(round " (commitment.made_in_round) ")" } }
-                            @for outcome in Outcome::ALL {
+                            @for (index, outcome) in Outcome::ALL.into_iter().enumerate() {
                                 label.inline {
-                                    input type="radio" name={ "outcome-" (id) } value=(outcome.as_str()) checked[chosen == outcome.as_str()];
+                                    // The first choice carries the id the summary links to.
+                                    input id=[(index == 0).then_some(&key)] type="radio" name={ "outcome-" (id) }
+                                        value=(outcome.as_str()) checked[chosen == outcome.as_str()]
+                                        aria-invalid=[flag(errors, &key)] aria-describedby=[describing(errors, &key)];
                                     " " (outcome.label())
                                 }
                             }
                             label for={ "note-" (id) } { "A short note (optional)" }
-                            input id={ "note-" (id) } type="text" name={ "note-" (id) } value=(note) maxlength=(MAX_NOTE_LEN);
-                            (problem(errors, &format!("follow-{id}")))
+                            input id={ "note-" (id) } type="text" name={ "note-" (id) } value=(note) maxlength=(MAX_NOTE_LEN)
+                                aria-invalid=[flag(errors, &key)] aria-describedby=[describing(errors, &key)];
+                            (problem(errors, &key))
                         }
                     }
                     p.muted { "\"Partly\" closes it with honest credit for what you did. \"Not yet\" carries it into the next round. \"Release\" lets it go honestly; it is not a miss." }
                 }
             }
             label for="reflection" { "Your reflection (optional)" }
-            textarea #reflection name="reflection" rows="5" { (form.reflection) }
+            textarea #reflection name="reflection" rows="5"
+                aria-invalid=[flag(errors, "reflection")] aria-describedby=[describing(errors, "reflection")] { (form.reflection) }
             (problem(errors, "reflection"))
             fieldset.audience {
                 legend { "Who reads your reflection" }
                 label.inline {
-                    input type="radio" name="audience" value=(FOR_THE_CIRCLE) checked[form.audience != FOR_ME];
+                    input #audience type="radio" name="audience" value=(FOR_THE_CIRCLE) checked[form.audience != FOR_ME]
+                        aria-invalid=[flag(errors, "audience")] aria-describedby=[describing(errors, "audience")];
                     " The circle: "
                     span.muted { "everyone in it reads it with your name, on this page and in the round's digest" }
                 }
                 label.inline {
-                    input type="radio" name="audience" value=(FOR_ME) checked[form.audience == FOR_ME];
+                    input type="radio" name="audience" value=(FOR_ME) checked[form.audience == FOR_ME]
+                        aria-invalid=[flag(errors, "audience")] aria-describedby=[describing(errors, "audience")];
                     " Only me: "
                     span.muted { "no one else, not the facilitator either; it is in nobody else's page, email or export" }
                 }
@@ -266,7 +346,8 @@ fn check_in_form(page: &RoundPage<'_>) -> Markup {
             @for index in 0..MAX_COMMITMENTS {
                 @let field = format!("commitment-{}", index + 1);
                 label.sr-only for=(field) { "Commitment " (index + 1) }
-                input id=(field) type="text" name=(field) value=(form.commitments[index]) maxlength=(MAX_COMMITMENT_LEN);
+                input id=(field) type="text" name=(field) value=(form.commitments[index]) maxlength=(MAX_COMMITMENT_LEN)
+                    aria-invalid=[flag(errors, &field)] aria-describedby=[describing(errors, &field)];
                 (problem(errors, &field))
             }
             (problem(errors, "commitment-extra"))
@@ -299,7 +380,9 @@ fn supportable(page: &RoundPage<'_>, commitment: &CircleCommitment, show_name: b
                 input type="hidden" name="commitment" value=(commitment.id);
                 label.sr-only for={ (field) "-body" } { "Support for " (commitment.name) " on: " (commitment.body) }
                 textarea id={ (field) "-body" } name="body" rows="2" maxlength=(MAX_SUPPORT_LEN)
-                    placeholder="A word of encouragement, an offer of help…" { (typed) }
+                    placeholder="A word of encouragement, an offer of help…"
+                    aria-invalid=[flag(&page.drafts.errors, &field)]
+                    aria-describedby=[describing(&page.drafts.errors, &field)] { (typed) }
                 (problem(&page.drafts.errors, &field))
                 button type="submit" {
                     "Offer support" span.sr-only { " to " (commitment.name) " on: " (commitment.body) }
@@ -366,7 +449,9 @@ fn answer_form(page: &RoundPage<'_>, on_note: bool, id: i64, author: &str, body:
                 span.muted { "(\"thank you\", \"yes, let's talk\")" }
                 span.sr-only { ", about: " (about) }
             }
-            input id=(field) type="text" name="answer" value=(typed) maxlength=(MAX_ANSWER_LEN);
+            input id=(field) type="text" name="answer" value=(typed) maxlength=(MAX_ANSWER_LEN)
+                aria-invalid=[flag(&page.drafts.errors, &field)]
+                aria-describedby=[describing(&page.drafts.errors, &field)];
             (problem(&page.drafts.errors, &field))
             button.secondary type="submit" { "Send the answer" span.sr-only { " to " (author) ", about: " (about) } }
         }
@@ -443,7 +528,8 @@ fn notes(page: &RoundPage<'_>) -> Markup {
                     (page.key_field())
                     p.muted { "A word for your peer, or anyone in the circle: what you noticed in them, a thank-you, an offer. The circle reads it here and in the digest; they also find it in their next email." }
                     label for="note-for" { "Note for" }
-                    select #note-for name="for" {
+                    select #note-for name="for"
+                        aria-invalid=[flag(errors, "note-for")] aria-describedby=[describing(errors, "note-for")] {
                         @for (id, name) in page.others {
                             option value=(id) selected[*id == typed_for] {
                                 (name)
@@ -453,7 +539,8 @@ fn notes(page: &RoundPage<'_>) -> Markup {
                     }
                     (problem(errors, "note-for"))
                     label for="note-body" { "Your note, up to " (MAX_PEER_NOTE_LEN) " characters" }
-                    textarea #note-body name="body" rows="3" maxlength=(MAX_PEER_NOTE_LEN) { (typed) }
+                    textarea #note-body name="body" rows="3" maxlength=(MAX_PEER_NOTE_LEN)
+                        aria-invalid=[flag(errors, "note")] aria-describedby=[describing(errors, "note")] { (typed) }
                     (problem(errors, "note"))
                     p { button.secondary type="submit" { "Leave the note" } }
                 }
@@ -621,10 +708,12 @@ fn stepping_back(page: &RoundPage<'_>) -> Markup {
                 (page.key_field())
                 p.muted { "Away for a while? On those days you get no check-in or reminder, and you are left out of the pairs." }
                 label for="away-starts" { "First day away" }
-                input #away-starts type="date" name="starts" value=(typed.starts) min=(page.today.format("%Y-%m-%d"));
+                input #away-starts type="date" name="starts" value=(typed.starts) min=(page.today.format("%Y-%m-%d"))
+                    aria-invalid=[flag(errors, "away-starts")] aria-describedby=[describing(errors, "away-starts")];
                 (problem(errors, "away-starts"))
                 label for="away-ends" { "Last day away" }
-                input #away-ends type="date" name="ends" value=(typed.ends) min=(page.today.format("%Y-%m-%d"));
+                input #away-ends type="date" name="ends" value=(typed.ends) min=(page.today.format("%Y-%m-%d"))
+                    aria-invalid=[flag(errors, "away-ends")] aria-describedby=[describing(errors, "away-ends")];
                 (problem(errors, "away-ends"))
                 p { button.secondary type="submit" { "Set away dates" } }
             }

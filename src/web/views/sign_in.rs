@@ -4,21 +4,47 @@
 use maud::{Markup, html};
 
 use super::layout::page;
+use super::problems::{Problem, described_by, invalid, message, summary};
 use super::zones::first_choice;
 use crate::auth::sign_in::LinkState;
 
-pub fn form(email: &str, next: &str, error: Option<&str>) -> Markup {
+/// Why the sign-in form came back.
+#[derive(Debug, Clone, Copy)]
+pub enum Refused<'a> {
+    /// The address as typed is not one, and why.
+    Address(&'a str),
+    /// Too many links were asked for from the network: nothing typed is
+    /// wrong, so no field is marked.
+    TooMany(&'a str),
+}
+
+pub fn form(email: &str, next: &str, refused: Option<Refused<'_>>) -> Markup {
+    let address = match refused {
+        Some(Refused::Address(why)) => Some(why),
+        _ => None,
+    };
+    let problems: Vec<Problem<'_>> = match refused {
+        Some(Refused::Address(why)) => vec![Problem {
+            field: Some("email"),
+            message: why,
+        }],
+        Some(Refused::TooMany(why)) => vec![Problem {
+            field: None,
+            message: why,
+        }],
+        None => Vec::new(),
+    };
     page(
         "Sign in",
         html! {
             h1 { "Sign in" }
+            (summary(&problems))
             p { "No password: we email you a link that signs you in." }
             form method="post" action="/sign-in" {
                 label for="email" { "Your email address" }
-                input #email type="email" name="email" value=(email) autocomplete="email" required;
-                @if let Some(error) = error {
-                    p.error #email-error { (error) }
-                }
+                input #email type="email" name="email" value=(email) autocomplete="email" required
+                    aria-invalid=[invalid(address)] aria-describedby=[described_by("email", address)];
+                (message("email", address))
                 input type="hidden" name="next" value=(next);
                 p { button type="submit" { "Email me a sign-in link" } }
             }
@@ -54,21 +80,36 @@ pub struct Welcome<'a> {
 /// The page behind the link. `welcome` is there when signing in creates
 /// the account: it asks for a name and a time zone.
 pub fn confirm(token: &str, email: &str, welcome: Option<&Welcome<'_>>) -> Markup {
+    let problems: Vec<Problem<'_>> = welcome
+        .map(|welcome| {
+            [
+                ("name", welcome.name_error),
+                ("time_zone", welcome.time_zone_error),
+            ]
+        })
+        .into_iter()
+        .flatten()
+        .filter_map(|(field, error)| {
+            error.map(|message| Problem {
+                field: Some(field),
+                message,
+            })
+        })
+        .collect();
     page(
         "Sign in",
         html! {
             h1 { "Sign in to Shoulder" }
+            (summary(&problems))
             p { "You are signing in as " strong { (email) } "." }
             form method="post" action={ "/sign-in/" (token) } {
                 @if let Some(welcome) = welcome {
                     p { "Welcome! What should people in your circles call you?" }
                     label for="name" { "Your name" }
                     input #name type="text" name="name" value=(welcome.name) maxlength="60" autocomplete="name" required
-                        aria-invalid=[welcome.name_error.map(|_| "true")]
-                        aria-describedby=[welcome.name_error.map(|_| "name-error")];
-                    @if let Some(error) = welcome.name_error {
-                        p.error #name-error { (error) }
-                    }
+                        aria-invalid=[invalid(welcome.name_error)]
+                        aria-describedby=[described_by("name", welcome.name_error)];
+                    (message("name", welcome.name_error))
                     (first_choice(welcome.time_zone, welcome.time_zone_error))
                 }
                 p { button type="submit" { "Sign in" } }
