@@ -501,13 +501,17 @@ pub async fn delete(
         .run(move |conn| delete::delete(conn, person_id, now))
         .await?;
     let done = || {
-        // The sessions are gone from the database; the cookie goes too.
+        // The sessions are gone from the database; the cookie goes too. A
+        // redirect, so a reload asks for nothing again.
         (
-            [(
-                header::SET_COOKIE,
-                cleared_cookie(state.config.public_url_is_https()),
-            )],
-            views::account::deleted(),
+            StatusCode::SEE_OTHER,
+            [
+                (header::LOCATION, HeaderValue::from_static("/me/deleted")),
+                (
+                    header::SET_COOKIE,
+                    cleared_cookie(state.config.public_url_is_https()),
+                ),
+            ],
         )
             .into_response()
     };
@@ -535,6 +539,11 @@ pub async fn delete(
             Ok((StatusCode::CONFLICT, page).into_response())
         }
     }
+}
+
+/// Where deleting one's data leads: it says what happened, to anyone.
+pub async fn deleted() -> Response {
+    views::account::deleted().into_response()
 }
 
 async fn circle_export(

@@ -683,18 +683,53 @@ pub async fn request_join(
         })
         .await?;
     Ok(match outcome {
-        JoinRequested::Sent { email, circle_name } => {
+        JoinRequested::Sent { email, .. } => {
             state.wake_jobs();
-            views::invites::check_your_email(
-                &email,
-                &circle_name,
-                JOIN_LINK_LIFETIME.num_hours(),
-                name,
+            // A redirect, so a reload sends no second confirmation email.
+            let page = format!("/join/{raw}/sent");
+            (
+                StatusCode::SEE_OTHER,
+                [
+                    (
+                        header::LOCATION,
+                        HeaderValue::from_str(&page).unwrap_or(HeaderValue::from_static("/")),
+                    ),
+                    (
+                        header::SET_COOKIE,
+                        shown_once::carry_text(&email, &page, state.config.public_url_is_https()),
+                    ),
+                ],
             )
-            .into_response()
+                .into_response()
         }
         JoinRequested::Refused(refusal) => refused(&refusal, name),
     })
+}
+
+/// "Check your email" after asking to join, naming the address while the
+/// browser still has it.
+pub async fn join_requested(
+    State(state): State<AppState>,
+    Viewer(viewer): Viewer,
+    Path(raw): Path<String>,
+    headers: HeaderMap,
+) -> Result<Response, AppError> {
+    let name = viewer.as_ref().map(|v| v.display_name.as_str());
+    let Some(token) = Token::parse(&raw) else {
+        return Ok(refused(&Refusal::UnknownLink, name));
+    };
+    let offer = match open(&state, token, viewer.as_ref().map(|v| v.person_id)).await? {
+        Opened::Offer(offer) => offer,
+        Opened::Refused(refusal) => return Ok(refused(&refusal, name)),
+    };
+    let email = shown_once::carried_text(&headers);
+    Ok(views::invites::check_your_email(
+        email.as_deref(),
+        &offer.circle_name,
+        JOIN_LINK_LIFETIME.num_hours(),
+        name,
+    )
+    .into_response())
 }
 
 pub async fn confirm_page(

@@ -75,6 +75,7 @@ pub fn router(state: AppState) -> Router {
     let routes = Router::new()
         .route("/", get(home))
         .route("/sign-in", get(sign_in::form).post(sign_in::request))
+        .route("/sign-in/sent", get(sign_in::sent))
         .route(
             "/sign-in/{token}",
             get(sign_in::confirm_page).post(sign_in::redeem),
@@ -104,6 +105,7 @@ pub fn router(state: AppState) -> Router {
             "/me/delete",
             get(account::delete_page).post(account::delete),
         )
+        .route("/me/deleted", get(account::deleted))
         .route(
             "/circles/{id}/export.json",
             get(account::circle_export_json),
@@ -189,6 +191,7 @@ pub fn router(state: AppState) -> Router {
             "/join/{token}",
             get(invites::join_page).post(invites::request_join),
         )
+        .route("/join/{token}/sent", get(invites::join_requested))
         .route(
             "/join/confirm/{token}",
             get(invites::confirm_page).post(invites::confirm),

@@ -21,6 +21,11 @@ pub fn session_token(headers: &HeaderMap) -> Option<Token> {
 
 /// The token in the cookie called `cookie`, if there is one well formed.
 pub fn cookie_token(headers: &HeaderMap, cookie: &str) -> Option<Token> {
+    cookie_value(headers, cookie).and_then(Token::parse)
+}
+
+/// The value of the cookie called `cookie`, as sent.
+pub fn cookie_value<'a>(headers: &'a HeaderMap, cookie: &str) -> Option<&'a str> {
     headers
         .get_all(header::COOKIE)
         .iter()
@@ -28,7 +33,7 @@ pub fn cookie_token(headers: &HeaderMap, cookie: &str) -> Option<Token> {
         .flat_map(|value| value.split(';'))
         .filter_map(|pair| pair.trim().split_once('='))
         .find(|(name, _)| *name == cookie)
-        .and_then(|(_, value)| Token::parse(value))
+        .map(|(_, value)| value)
 }
 
 /// `Set-Cookie` for a new session: HttpOnly, SameSite=Lax, Secure on https.

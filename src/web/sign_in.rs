@@ -1,13 +1,14 @@
 //! Handlers for signing in by emailed link, and signing out.
 
 use axum::extract::{Path, Query, State};
-use axum::http::{StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
 use serde::Deserialize;
 
 use super::form::FormData;
 use super::limits::{ClientAddress, Door, Limited, in_words, too_many, wait_over_limit};
 use super::session::{Viewer, cleared_cookie, session_cookie, session_token};
+use super::shown_once;
 use super::views;
 use super::views::sign_in::{Refused, Welcome};
 use crate::app::AppState;
@@ -87,7 +88,26 @@ pub async fn request(
         Requested::NewAddressCap => state.metrics.record_limit_reached(Limited::NewAddresses),
     }
     state.wake_jobs();
-    Ok(views::sign_in::check_your_email(&shown).into_response())
+    // Answered the same whoever asked: a redirect, the address beside it.
+    Ok((
+        StatusCode::SEE_OTHER,
+        [
+            (header::LOCATION, HeaderValue::from_static(SENT_PAGE)),
+            (
+                header::SET_COOKIE,
+                shown_once::carry_text(&shown, SENT_PAGE, state.config.public_url_is_https()),
+            ),
+        ],
+    )
+        .into_response())
+}
+
+/// Where asking for a sign-in link leads.
+const SENT_PAGE: &str = "/sign-in/sent";
+
+/// "Check your email", naming the address while the browser still has it.
+pub async fn sent(headers: HeaderMap) -> Response {
+    views::sign_in::check_your_email(shown_once::carried_text(&headers).as_deref()).into_response()
 }
 
 pub async fn confirm_page(

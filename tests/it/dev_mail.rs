@@ -20,7 +20,7 @@ async fn start(backend: Backend, transport: MailTransportKind) -> Option<TestApp
 /// Asks for a sign-in link for `email` and delivers the outbox.
 async fn ask_for_link(app: &TestApp, email: &str) {
     let response = app.post_form("/sign-in", &[("email", email)]).await;
-    assert_eq!(response.status().as_u16(), 200);
+    assert_eq!(response.status().as_u16(), 303);
     app.run_jobs().await;
 }
 

@@ -336,7 +336,7 @@ async fn pages_with_tokens_or_personal_data_are_never_cached() {
             ],
         )
         .await;
-    assert_eq!(asked.status().as_u16(), 200);
+    assert_eq!(asked.status().as_u16(), 303);
     app.post_form("/sign-in", &[("email", "bea@example.org")])
         .await;
     app.run_jobs().await;

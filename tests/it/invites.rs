@@ -80,7 +80,7 @@ fn to<'a>(emails: &'a [ReceivedEmail], address: &str) -> &'a ReceivedEmail {
 async fn sign_in_as(app: &TestApp, email: &str) -> String {
     let before = app.emails().len();
     let asked = app.post_form("/sign-in", &[("email", email)]).await;
-    assert_eq!(asked.status().as_u16(), 200);
+    assert_eq!(asked.status().as_u16(), 303);
     let emails = deliver(app, before, 1).await;
     let link = link_path(&emails[0].text_body(), app.public_base(), "/sign-in/");
     let response = app.post_form(&link, &[]).await;
@@ -138,12 +138,20 @@ async fn invite_with_note(
     (status, response.text().await.expect("page"))
 }
 
-/// Fills in the join form; returns the answer's status and page.
+/// Fills in the join form; returns the answer's status and page, the
+/// page a request sent redirects to with its status (200), that is.
 async fn ask_to_join(app: &TestApp, join: &str, name: &str, email: &str) -> (u16, String) {
     let response = app
         .post_form(join, &[("name", name), ("email", email), ("accept", "yes")])
         .await;
     let status = response.status().as_u16();
+    if status == 303 {
+        assert_eq!(
+            response.headers()["location"],
+            format!("{join}/sent").as_str()
+        );
+        return app.follow("", response).await;
+    }
     (status, response.text().await.expect("page"))
 }
 

@@ -338,7 +338,7 @@ on_both_backends! {
     /// Someone new is asked for their zone when they first sign in or join;
     /// an unknown one is refused with what was sent kept, a known one kept.
     async fn a_first_sign_in_and_a_first_join_ask_for_a_zone(app) {
-        assert_eq!(app.post_form("/sign-in", &[("email", "rui@example.org")]).await.status().as_u16(), 200);
+        assert_eq!(app.post_form("/sign-in", &[("email", "rui@example.org")]).await.status().as_u16(), 303);
         let link = emailed_link(&app, "rui@example.org", "/sign-in/").await;
         let (status, page) = app.get_text(&link).await;
         assert_eq!(status, 200);
@@ -369,7 +369,7 @@ on_both_backends! {
         let circle = circle_in(&app, "Monday accomplices", "UTC", "weekly mon 09:00", 48, &[("rui@example.org", "Rui")]).await;
         let join = app.make_invite_link(&rui, circle).await;
         let asked = app.post_form(&join, &[("name", "Bea"), ("email", "bea@example.org"), ("accept", "yes")]).await;
-        assert_eq!(asked.status().as_u16(), 200);
+        assert_eq!(asked.status().as_u16(), 303);
         let confirm = emailed_link(&app, "bea@example.org", "/join/confirm/").await;
         let (_, page) = app.get_text(&confirm).await;
         assert!(page.contains(r#"data-browser-zone="propose""#), "{page}");

@@ -452,6 +452,10 @@ on_both_backends! {
         let (status, page) = body_of(app.post_form(&away, &[("starts", "2027-03-20"), ("ends", "2027-03-12")]).await).await;
         assert_eq!(status, 422);
         assert!(page.contains("comes before the first") && page.contains(r#"value="2027-03-20""#));
+        // Summed up at the top, which takes focus, and tied to its field.
+        assert!(page.contains(r#"id="problems" tabindex="-1" autofocus"#), "{page}");
+        assert!(page.contains(r##"<a href="#away-ends">"##), "{page}");
+        assert!(page.contains(r#"aria-invalid="true" aria-describedby="away-ends-error""#), "{page}");
         let (status, page) = choose(&app, &away, &[("starts", "2027-03-14"), ("ends", "2027-03-20")]).await;
         assert_eq!(status, 200);
         assert!(page.contains("Away dates saved") && page.contains("From 14 March 2027 to 20 March 2027"), "{page}");

@@ -5,6 +5,7 @@ use chrono::NaiveDate;
 use maud::{Markup, html};
 
 use super::layout::page;
+use super::problems::{self, Problem, described_by, invalid, message};
 use crate::rounds::actions::{Choice, Pending, StillOpen, Unusable};
 use crate::rounds::away::{AwayDates, AwayForm, FieldErrors};
 use crate::rounds::check_in::Outcome;
@@ -22,12 +23,17 @@ fn meaning(outcome: Outcome) -> &'static str {
     }
 }
 
-fn problem(errors: &FieldErrors, field: &str) -> Markup {
-    html! {
-        @if let Some(message) = errors.get(field) {
-            p.error id={ (field) "-error" } role="alert" { (message) }
-        }
-    }
+/// The away form's problems for the summary at its top, first day first.
+fn away_problems(errors: &FieldErrors) -> Vec<Problem<'_>> {
+    ["away-starts", "away-ends"]
+        .into_iter()
+        .filter_map(|field| {
+            errors.get(field).map(|message| Problem {
+                field: Some(field),
+                message,
+            })
+        })
+        .collect()
 }
 
 /// What a GET shows: the choice, and a button that POSTs it to `action`,
@@ -62,13 +68,18 @@ pub fn confirm(
                 Choice::Away => {
                     h1 { "Away for a while?" }
                     p { "On the days you give, you get no check-in or reminder from " (pending.circle_name) ", and you are left out of the shoulder-up pairs. Both days count." }
+                    (problems::summary(&away_problems(errors)))
                     form method="post" action=(action) {
                         label for="away-starts" { "First day away" }
-                        input #away-starts type="date" name="starts" value=(away.starts) min=(today.format("%Y-%m-%d"));
-                        (problem(errors, "away-starts"))
+                        input #away-starts type="date" name="starts" value=(away.starts) min=(today.format("%Y-%m-%d"))
+                            aria-invalid=[invalid(errors.get("away-starts"))]
+                            aria-describedby=[described_by("away-starts", errors.get("away-starts"))];
+                        (message("away-starts", errors.get("away-starts").map(String::as_str)))
                         label for="away-ends" { "Last day away" }
-                        input #away-ends type="date" name="ends" value=(away.ends) min=(today.format("%Y-%m-%d"));
-                        (problem(errors, "away-ends"))
+                        input #away-ends type="date" name="ends" value=(away.ends) min=(today.format("%Y-%m-%d"))
+                            aria-invalid=[invalid(errors.get("away-ends"))]
+                            aria-describedby=[described_by("away-ends", errors.get("away-ends"))];
+                        (message("away-ends", errors.get("away-ends").map(String::as_str)))
                         p { button type="submit" { "Set away dates" } }
                     }
                 }

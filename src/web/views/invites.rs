@@ -447,7 +447,7 @@ pub fn join(
 }
 
 pub fn check_your_email(
-    email: &str,
+    email: Option<&str>,
     circle_name: &str,
     hours: i64,
     viewer: Option<&str>,
@@ -458,8 +458,13 @@ pub fn check_your_email(
         html! {
             h1 { "Check your email" }
             p {
-                "A confirmation link is on its way to " strong { (email) } ". Open it and press the "
-                "button there to join " (circle_name) ". It works once, within " (hours) " hours."
+                "A confirmation link is on its way to "
+                @match email {
+                    Some(email) => strong { (email) },
+                    None => "the address you gave",
+                }
+                ". Open it and press the button there to join " (circle_name) ". It works once, within "
+                (hours) " hours."
             }
             p.muted { "Nothing arrived? Look in the spam folder, or open the invitation again and ask once more." }
         },

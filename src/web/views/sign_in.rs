@@ -52,13 +52,16 @@ pub fn form(email: &str, next: &str, refused: Option<Refused<'_>>) -> Markup {
     )
 }
 
-pub fn check_your_email(email: &str) -> Markup {
+pub fn check_your_email(email: Option<&str>) -> Markup {
     page(
         "Check your email",
         html! {
             h1 { "Check your email" }
             p {
-                "If " strong { (email) } " can receive mail, a sign-in link is on its way. "
+                @match email {
+                    Some(email) => { "If " strong { (email) } " can receive mail, a sign-in link is on its way. " }
+                    None => { "If the address you gave can receive mail, a sign-in link is on its way. " }
+                }
                 "It works once, within 15 minutes."
             }
             p.muted { "Nothing arrived? Look in the spam folder, or " a href="/sign-in" { "ask for another link" } "." }

@@ -309,6 +309,28 @@ impl TestApp {
         request.send().await.expect("the server answers")
     }
 
+    /// Follows a POST's redirect as a browser does, sending the cookie it
+    /// set beside `cookie`: the status and words of the page it leads to.
+    pub async fn follow(&self, cookie: &str, response: reqwest::Response) -> (u16, String) {
+        assert_eq!(response.status().as_u16(), 303, "a redirect");
+        let location = response.headers()["location"]
+            .to_str()
+            .expect("ascii")
+            .to_string();
+        let carried = response
+            .headers()
+            .get("set-cookie")
+            .map(|_| cookie_from(&response));
+        let cookies = [cookie.to_string(), carried.unwrap_or_default()]
+            .into_iter()
+            .filter(|c| !c.is_empty())
+            .collect::<Vec<_>>()
+            .join("; ");
+        let page = self.get_as(&cookies, &location).await;
+        let status = page.status().as_u16();
+        (status, page.text().await.expect("a page"))
+    }
+
     /// Makes a circle's reusable invite link as a facilitator's browser
     /// does (replacing one that works, confirmed), follows the redirect
     /// with the cookie that carries the link, and returns the link's path.
@@ -343,7 +365,7 @@ impl TestApp {
     /// person as `name` on a first sign-in) and returns the session cookie.
     pub async fn sign_in(&self, email: &str, name: &str) -> String {
         let asked = self.post_form("/sign-in", &[("email", email)]).await;
-        assert_eq!(asked.status().as_u16(), 200, "sign-in requested");
+        assert_eq!(asked.status().as_u16(), 303, "sign-in requested");
         self.run_jobs().await;
         // Mail goes to the address in its stored form (ASCII domain).
         let wanted = shoulder::mail::EmailAddress::parse(email)
