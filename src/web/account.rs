@@ -10,7 +10,7 @@ use axum::response::{IntoResponse, Redirect, Response};
 use serde::Deserialize;
 
 use super::form::FormData;
-use super::session::{SignedInPerson, cleared_cookie};
+use super::session::{SignedInPerson, cleared_cookie, redirect_setting};
 use super::shown_once;
 use super::views;
 use super::views::account::{
@@ -396,20 +396,8 @@ pub async fn replace_calendar_key(
         .db
         .run(move |conn| calendar::replace_key(conn, person_id))
         .await?;
-    Ok((
-        StatusCode::SEE_OTHER,
-        [
-            (
-                header::LOCATION,
-                HeaderValue::from_static("/me?saved=calendar#your-calendar"),
-            ),
-            (
-                header::SET_COOKIE,
-                shown_once::carry(&key, "/me", state.config.public_url_is_https()),
-            ),
-        ],
-    )
-        .into_response())
+    let cookie = shown_once::carry(&key, "/me", state.config.public_url_is_https());
+    Ok(redirect_setting("/me?saved=calendar#your-calendar", cookie))
 }
 
 /// A person's calendar feed; 404 for a key that is not, or no longer, one.
@@ -503,17 +491,10 @@ pub async fn delete(
     let done = || {
         // The sessions are gone from the database; the cookie goes too. A
         // redirect, so a reload asks for nothing again.
-        (
-            StatusCode::SEE_OTHER,
-            [
-                (header::LOCATION, HeaderValue::from_static("/me/deleted")),
-                (
-                    header::SET_COOKIE,
-                    cleared_cookie(state.config.public_url_is_https()),
-                ),
-            ],
+        redirect_setting(
+            "/me/deleted",
+            cleared_cookie(state.config.public_url_is_https()),
         )
-            .into_response()
     };
     match outcome {
         Deletion::Deleted => {

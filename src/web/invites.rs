@@ -8,7 +8,7 @@
 //! buttons on their pages POST.
 
 use axum::extract::{Path, Query, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
 use chrono::{Duration, NaiveDateTime};
 use chrono_tz::Tz;
@@ -17,7 +17,7 @@ use serde::Deserialize;
 
 use super::form::FormData;
 use super::limits::{ClientAddress, Door, in_words, refusal_over_limit, too_many, wait_over_limit};
-use super::session::{SignedInPerson, Viewer, session_cookie};
+use super::session::{SignedInPerson, Viewer, redirect_setting, session_cookie};
 use super::shown_once;
 use super::views;
 use super::views::circles::Confirmation as Asking;
@@ -223,6 +223,7 @@ pub async fn invite_page(
 /// What a batch did, from the counts its redirect carries.
 fn sent_notice(query: &Done) -> String {
     let mut said = vec![match query.sent {
+        0 => "No invitation was sent.".to_string(),
         1 => "1 invitation sent; it is listed below until it is answered.".to_string(),
         n => format!("{n} invitations sent; they are listed below until they are answered."),
     }];
@@ -316,18 +317,10 @@ pub async fn reset_link(
         ResetLink::Made(link) => {
             let page = format!("/circles/{circle_id}/invites");
             let cookie = shown_once::carry(&link.token, &page, state.config.public_url_is_https());
-            Ok((
-                StatusCode::SEE_OTHER,
-                [
-                    (
-                        header::LOCATION,
-                        HeaderValue::from_str(&format!("{page}?done=link#invite-link"))
-                            .unwrap_or(HeaderValue::from_static("/")),
-                    ),
-                    (header::SET_COOKIE, cookie),
-                ],
-            )
-                .into_response())
+            Ok(redirect_setting(
+                &format!("{page}?done=link#invite-link"),
+                cookie,
+            ))
         }
         ResetLink::CircleNotActive(_) => {
             let shown = shown(overview, None);
@@ -346,7 +339,6 @@ pub async fn reset_link(
 }
 
 /// What the invite form's fields say is wrong, each kept beside its field.
-#[derive(Default)]
 struct BatchProblems {
     addresses: Option<String>,
     note: Option<String>,
@@ -687,20 +679,8 @@ pub async fn request_join(
             state.wake_jobs();
             // A redirect, so a reload sends no second confirmation email.
             let page = format!("/join/{raw}/sent");
-            (
-                StatusCode::SEE_OTHER,
-                [
-                    (
-                        header::LOCATION,
-                        HeaderValue::from_str(&page).unwrap_or(HeaderValue::from_static("/")),
-                    ),
-                    (
-                        header::SET_COOKIE,
-                        shown_once::carry_text(&email, &page, state.config.public_url_is_https()),
-                    ),
-                ],
-            )
-                .into_response()
+            let cookie = shown_once::carry_text(&email, &page, state.config.public_url_is_https());
+            redirect_setting(&page, cookie)
         }
         JoinRequested::Refused(refusal) => refused(&refusal, name),
     })
@@ -831,21 +811,8 @@ pub async fn confirm(
         } => {
             // Facilitators' "someone joined" emails are waiting.
             state.wake_jobs();
-            let to = format!("/circles/{circle_id}");
-            (
-                StatusCode::SEE_OTHER,
-                [
-                    (
-                        header::LOCATION,
-                        HeaderValue::from_str(&to).unwrap_or(HeaderValue::from_static("/")),
-                    ),
-                    (
-                        header::SET_COOKIE,
-                        session_cookie(&session, state.config.public_url_is_https()),
-                    ),
-                ],
-            )
-                .into_response()
+            let cookie = session_cookie(&session, state.config.public_url_is_https());
+            redirect_setting(&format!("/circles/{circle_id}"), cookie)
         }
         Confirmed::Refused(refusal) => refused(&refusal, name),
     })

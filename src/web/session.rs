@@ -2,7 +2,7 @@
 
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
-use axum::http::{HeaderMap, HeaderValue, header};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
 
 use crate::app::AppState;
@@ -45,6 +45,16 @@ pub fn session_cookie(token: &Token, secure: bool) -> HeaderValue {
         SESSION_LIFETIME.num_seconds()
     );
     HeaderValue::from_str(&value).unwrap_or_else(|_| HeaderValue::from_static(""))
+}
+
+/// A redirect (303) to `to` that sets `cookie` on the way.
+pub fn redirect_setting(to: &str, cookie: HeaderValue) -> Response {
+    let location = HeaderValue::from_str(to).unwrap_or(HeaderValue::from_static("/"));
+    (
+        StatusCode::SEE_OTHER,
+        [(header::LOCATION, location), (header::SET_COOKIE, cookie)],
+    )
+        .into_response()
 }
 
 /// `Set-Cookie` that removes the session cookie.

@@ -1,13 +1,13 @@
 //! Handlers for signing in by emailed link, and signing out.
 
 use axum::extract::{Path, Query, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
 use serde::Deserialize;
 
 use super::form::FormData;
 use super::limits::{ClientAddress, Door, Limited, in_words, too_many, wait_over_limit};
-use super::session::{Viewer, cleared_cookie, session_cookie, session_token};
+use super::session::{Viewer, cleared_cookie, redirect_setting, session_cookie, session_token};
 use super::shown_once;
 use super::views;
 use super::views::sign_in::{Refused, Welcome};
@@ -89,17 +89,8 @@ pub async fn request(
     }
     state.wake_jobs();
     // Answered the same whoever asked: a redirect, the address beside it.
-    Ok((
-        StatusCode::SEE_OTHER,
-        [
-            (header::LOCATION, HeaderValue::from_static(SENT_PAGE)),
-            (
-                header::SET_COOKIE,
-                shown_once::carry_text(&shown, SENT_PAGE, state.config.public_url_is_https()),
-            ),
-        ],
-    )
-        .into_response())
+    let cookie = shown_once::carry_text(&shown, SENT_PAGE, state.config.public_url_is_https());
+    Ok(redirect_setting(SENT_PAGE, cookie))
 }
 
 /// Where asking for a sign-in link leads.
@@ -191,20 +182,10 @@ pub async fn redeem(
                 .as_ref()
                 .map_or("/", ReturnPath::as_str)
                 .to_string();
-            (
-                StatusCode::SEE_OTHER,
-                [
-                    (
-                        header::LOCATION,
-                        to.parse().unwrap_or(header::HeaderValue::from_static("/")),
-                    ),
-                    (
-                        header::SET_COOKIE,
-                        session_cookie(&session, state.config.public_url_is_https()),
-                    ),
-                ],
+            redirect_setting(
+                &to,
+                session_cookie(&session, state.config.public_url_is_https()),
             )
-                .into_response()
         }
         Redeemed::NameNeeded => {
             welcome.name_error = Some("Please tell us your name.");

@@ -8,7 +8,7 @@ use chrono_tz::Tz;
 use maud::{Markup, html};
 
 use super::layout::{page, page_for};
-use super::problems::{self, Problem, described_by, invalid, message, message_id};
+use super::problems::{self, Problem, described_by, described_by_with_hint, invalid, message};
 use super::zones::first_choice;
 use crate::circles::invites::{AddressOutcome, AddressResult, JoinOffer, MAX_NOTE_CHARS, Refusal};
 use crate::circles::store::CircleStatus;
@@ -188,7 +188,7 @@ fn email_section(view: &InvitePage<'_>) -> Markup {
                 }
                 textarea #addresses name="addresses" rows="5" required
                     aria-invalid=[invalid(batch.error.as_ref())]
-                    aria-describedby=[described("addresses", batch.error.is_some(), Some("addresses-hint"))] { (batch.typed) }
+                    aria-describedby=(described_by_with_hint("addresses", batch.error.as_ref(), "addresses-hint")) { (batch.typed) }
                 (message("addresses", batch.error.as_deref()))
                 label for="note" { "A note from you (optional)" }
                 p.muted #note-hint {
@@ -197,7 +197,7 @@ fn email_section(view: &InvitePage<'_>) -> Markup {
                 }
                 textarea #note name="note" rows="3"
                     aria-invalid=[invalid(batch.note_error.as_ref())]
-                    aria-describedby=[described("note", batch.note_error.is_some(), Some("note-hint"))] { (batch.note) }
+                    aria-describedby=(described_by_with_hint("note", batch.note_error.as_ref(), "note-hint")) { (batch.note) }
                 (message("note", batch.note_error.as_deref()))
                 p { button type="submit" { "Send invitations" } }
             }
@@ -344,17 +344,6 @@ fn join_problems<'a>(form: &'a JoinForm<'_>) -> Vec<Problem<'a>> {
     .collect()
 }
 
-/// `aria-describedby` for a field with a hint of its own: the message
-/// first when there is one.
-fn described(field: &str, has_problem: bool, hint: Option<&str>) -> Option<String> {
-    let ids: Vec<String> = has_problem
-        .then(|| message_id(field))
-        .into_iter()
-        .chain(hint.map(str::to_string))
-        .collect();
-    (!ids.is_empty()).then(|| ids.join(" "))
-}
-
 /// When the circle meets: its rhythm, how long a round stays open, and the
 /// next round, in the reader's own zone when they have chosen one, else in
 /// the circle's with the browser's own time beside it where a script can
@@ -415,7 +404,7 @@ pub fn join(
                 p.muted #name-hint { "As the others in the circle will see it." }
                 input #name type="text" name="name" value=(form.name) maxlength="60" autocomplete="name" required
                     aria-invalid=[invalid(form.name_error.as_ref())]
-                    aria-describedby=[described("name", form.name_error.is_some(), Some("name-hint"))];
+                    aria-describedby=(described_by_with_hint("name", form.name_error.as_ref(), "name-hint"));
                 (message("name", form.name_error.as_deref()))
                 label for="email" { "Your email address" }
                 @match &offer.fixed_email {
