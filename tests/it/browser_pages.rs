@@ -98,11 +98,14 @@ async fn every_page_passes_wcag_2_2_aa_at_desktop_and_phone_widths() {
     let mut problems = Vec::new();
     for (path, what) in [
         (first_sign_in, "a first sign-in"),
-        (join, "the join page"),
+        (join.clone(), "the join page"),
         (join_confirm, "confirming a join"),
         ("/".to_string(), "the start page"),
         ("/sign-in".into(), "the sign-in form"),
         ("/no-such-page".into(), "the not-found page"),
+        ("/sign-in/sent".into(), "a sign-in link sent"),
+        (format!("{join}/sent"), "asked to join"),
+        ("/me/deleted".into(), "data deleted"),
         (done.clone(), "a one-click choice"),
         (keyed_round.clone(), "the round page from an email"),
     ] {
