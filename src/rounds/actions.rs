@@ -65,6 +65,32 @@ pub struct Pending {
     pub round_number: i32,
 }
 
+impl Pending {
+    /// `choice`, for the member and round a link reaches.
+    fn reaching(choice: Choice, reach: Reach) -> Pending {
+        let (
+            membership_id,
+            member_name,
+            circle_id,
+            circle_name,
+            time_zone,
+            round_id,
+            round_number,
+            ..,
+        ) = reach;
+        Pending {
+            choice,
+            membership_id,
+            member_name,
+            circle_id,
+            circle_name,
+            time_zone,
+            round_id,
+            round_number,
+        }
+    }
+}
+
 /// What is still waiting for the member in a round after a choice.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct StillOpen {
@@ -365,17 +391,8 @@ fn check(
     let Some(found) = find(conn, link)? else {
         return Ok(Err(Unusable::Unknown));
     };
-    let (
-        membership_id,
-        member_name,
-        circle_id,
-        circle_name,
-        time_zone,
-        round_id,
-        round_number,
-        _closes_at,
-        closed_at,
-    ) = found.reach;
+    let (membership_id, round_id, round_number, closed_at) =
+        (found.reach.0, found.reach.5, found.reach.6, found.reach.8);
     if found.used {
         return Ok(Err(Unusable::Used));
     }
@@ -413,17 +430,7 @@ fn check(
             }
         }
     };
-    let pending = Pending {
-        choice,
-        membership_id,
-        member_name,
-        circle_id,
-        circle_name,
-        time_zone,
-        round_id,
-        round_number,
-    };
-    Ok(Ok((pending, found.record)))
+    Ok(Ok((Pending::reaching(choice, found.reach), found.record)))
 }
 
 /// What a link already used recorded, for the page its use redirects to
@@ -438,15 +445,13 @@ pub fn recorded(
     let Some(found) = find(conn, link)? else {
         return Ok(None);
     };
-    let closed_at = found.reach.8;
+    let (membership_id, closed_at) = (found.reach.0, found.reach.8);
     if !found.used
         || found.expires_at <= now
         || (found.choice != Named::Away && closed_at.is_some())
     {
         return Ok(None);
     }
-    let (membership_id, member_name, circle_id, circle_name, time_zone, round_id, round_number, ..) =
-        found.reach;
     let mut dates = None;
     let choice = match found.choice {
         Named::Skip => Choice::Skip,
@@ -480,19 +485,7 @@ pub fn recorded(
             }
         }
     };
-    Ok(Some((
-        Pending {
-            choice,
-            membership_id,
-            member_name,
-            circle_id,
-            circle_name,
-            time_zone,
-            round_id,
-            round_number,
-        },
-        dates,
-    )))
+    Ok(Some((Pending::reaching(choice, found.reach), dates)))
 }
 
 /// Records a link's first use: `false` when it was used already. On
