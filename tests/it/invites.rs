@@ -959,6 +959,9 @@ on_both_backends! {
         assert_ne!(second, first);
         assert_eq!(app.get_text(&first).await.0, 404, "a replaced link is no link at all");
         assert_eq!(app.get_text(&second).await.0, 200);
+        // The page after asking to join knows no made-up or replaced link.
+        assert_eq!(app.get_text("/join/not-a-token/sent").await.0, 404);
+        assert_eq!(app.get_text(&format!("{first}/sent")).await.0, 404);
         let page = app.get_as(&with_link, &invites_page).await.text().await.expect("page");
         assert!(!page.contains(&first) && !page.contains(&second), "{page}");
     }

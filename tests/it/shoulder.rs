@@ -719,6 +719,10 @@ on_both_backends! {
         let away = skip.replace("/skip", "/away");
         app.clock.set(utc("2027-03-11T09:00:00Z"));
         assert_eq!(app.post_form(&skip, &[]).await.status().as_u16(), 410);
+        // A used choice no longer says what is open once its round has closed.
+        let (status, page) = body_of(app.get(&done).await).await;
+        assert_eq!(status, 409);
+        assert!(page.contains("already been used") && !page.contains("Still open"), "{page}");
         assert_eq!(app.get(&away).await.status().as_u16(), 200);
         app.clock.set(utc("2027-04-10T09:00:00Z"));
         assert_eq!(app.get(&away).await.status().as_u16(), 410);
